@@ -1,0 +1,35 @@
+//! The sans-IO core of gridmux.
+//!
+//! Nothing here touches a socket, a clock or a runtime: every input arrives
+//! as a method call with an explicit `now`, every output leaves by polling.
+//! Adapters (tokio, smol, or a plain blocking loop) move the bytes.
+//!
+//! This release holds [`ws`], a complete RFC 6455 WebSocket endpoint in both
+//! roles. The grid protocol (wire format, multiplexing, flow control) builds
+//! on it.
+//!
+//! ```
+//! use std::time::Instant;
+//! use bytes::BytesMut;
+//! use gridmux_core::ws::{Config, Endpoint, Event, Transmit};
+//!
+//! let now = Instant::now();
+//! let mut server = Endpoint::server(Config::default(), now);
+//! let mut input = BytesMut::from(
+//!     &b"GET /chat HTTP/1.1\r\nHost: example\r\nUpgrade: websocket\r\n\
+//!        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+//!        Sec-WebSocket-Version: 13\r\n\r\n"[..],
+//! );
+//! server.handle_input(now, &mut input);
+//! let mut out = Transmit::new();
+//! while server.poll_transmit(now, &mut out) {}
+//! assert!(out.to_vec().starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+//! assert!(matches!(server.poll_event(), Some(Event::Open(_))));
+//! ```
+#![forbid(unsafe_code)]
+#![cfg_attr(not(fuzzing), deny(missing_docs))]
+#![deny(missing_debug_implementations)]
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+pub mod ws;

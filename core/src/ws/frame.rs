@@ -1,0 +1,492 @@
+//! Frame codec (RFC 6455 §5.2): an incremental [`FrameDecoder`] and a
+//! coalescing [`FrameEncoder`].
+//!
+//! ```text
+//!  0                   1                   2                   3
+//!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//! +-+-+-+-+-------+-+-------------+-------------------------------+
+//! |F|R|R|R| opcode|M| Payload len |    Extended payload length    |
+//! |I|S|S|S|  (4)  |A|     (7)     |             (16/64)           |
+//! |N|V|V|V|       |S|             |   (if payload len==126/127)   |
+//! | |1|2|3|       |K|             |                               |
+//! +-+-+-+-+-------+-+-------------+ - - - - - - - - - - - - - - - +
+//! |     Extended payload length continued, if payload len == 127  |
+//! + - - - - - - - - - - - - - - - +-------------------------------+
+//! |                               |Masking-key, if MASK set to 1  |
+//! +-------------------------------+-------------------------------+
+//! | Masking-key (continued)       |          Payload Data         |
+//! +-------------------------------- - - - - - - - - - - - - - - - +
+//! ```
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::mask::apply_mask;
+use super::{CloseCode, Role, Transmit};
+
+/// Largest payload of a control frame.
+pub const MAX_CONTROL_PAYLOAD: usize = 125;
+/// Longest possible frame header: 2 + 8 (length) + 4 (mask).
+pub const MAX_HEADER_LEN: usize = 14;
+
+/// A frame opcode (RFC 6455 §5.2). Reserved opcodes never decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpCode {
+    /// 0x0: continues a fragmented message.
+    Continuation,
+    /// 0x1: first frame of a text message.
+    Text,
+    /// 0x2: first frame of a binary message.
+    Binary,
+    /// 0x8: close.
+    Close,
+    /// 0x9: ping.
+    Ping,
+    /// 0xA: pong.
+    Pong,
+}
+
+impl OpCode {
+    /// Decodes the 4-bit opcode field.
+    pub fn from_bits(bits: u8) -> Option<Self> {
+        Some(match bits {
+            0x0 => Self::Continuation,
+            0x1 => Self::Text,
+            0x2 => Self::Binary,
+            0x8 => Self::Close,
+            0x9 => Self::Ping,
+            0xA => Self::Pong,
+            _ => return None,
+        })
+    }
+
+    /// The 4-bit opcode field.
+    pub fn bits(self) -> u8 {
+        match self {
+            Self::Continuation => 0x0,
+            Self::Text => 0x1,
+            Self::Binary => 0x2,
+            Self::Close => 0x8,
+            Self::Ping => 0x9,
+            Self::Pong => 0xA,
+        }
+    }
+
+    /// Close, ping and pong are control frames.
+    pub fn is_control(self) -> bool {
+        matches!(self, Self::Close | Self::Ping | Self::Pong)
+    }
+}
+
+/// A decoded frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Final fragment of a message.
+    pub fin: bool,
+    /// The opcode.
+    pub opcode: OpCode,
+    /// The masking key, if the frame is masked.
+    pub mask: Option<[u8; 4]>,
+    /// Payload length in bytes.
+    pub payload_len: u64,
+}
+
+/// One frame with its (unmasked) payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Final fragment of a message.
+    pub fin: bool,
+    /// The opcode.
+    pub opcode: OpCode,
+    /// The payload, already unmasked.
+    pub payload: Bytes,
+}
+
+impl Frame {
+    /// A single-frame message or a control frame.
+    pub fn new(opcode: OpCode, payload: Bytes) -> Self {
+        Self { fin: true, opcode, payload }
+    }
+}
+
+/// A frame the decoder refuses. Each maps to the close code to fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// RSV1–3 set while no extension was negotiated.
+    #[error("reserved bits {0:#05b} set without a negotiated extension")]
+    ReservedBits(u8),
+    /// Opcode 0x3–0x7 or 0xB–0xF.
+    #[error("reserved opcode {0:#x}")]
+    ReservedOpcode(u8),
+    /// A control frame without FIN.
+    #[error("fragmented control frame")]
+    FragmentedControl,
+    /// A control frame with more than 125 payload bytes.
+    #[error("control frame payload of {0} bytes (max 125)")]
+    ControlTooLong(u64),
+    /// A client sent an unmasked frame.
+    #[error("unmasked frame from a client")]
+    UnmaskedFrame,
+    /// A server sent a masked frame.
+    #[error("masked frame from a server")]
+    MaskedFrame,
+    /// A 64-bit length with its most significant bit set.
+    #[error("payload length has its most significant bit set")]
+    LengthOverflow,
+    /// The frame is larger than the configured limit.
+    #[error("frame payload of {len} bytes exceeds the limit of {max}")]
+    TooBig {
+        /// Announced payload length.
+        len: u64,
+        /// Configured maximum.
+        max: u64,
+    },
+}
+
+impl FrameError {
+    /// The close code with which to fail the connection.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            Self::TooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
+            _ => CloseCode::PROTOCOL_ERROR,
+        }
+    }
+}
+
+/// Where the decoder is within the current frame.
+#[derive(Debug, Clone)]
+enum DecodeState {
+    /// Waiting for a complete header.
+    Header,
+    /// Header consumed; `done` payload bytes at the front of the buffer are
+    /// already unmasked and reported.
+    Payload { header: FrameHeader, done: usize, announced: bool },
+    /// An error was returned; the stream cannot be resynchronised.
+    Failed(FrameError),
+}
+
+/// Incremental frame decoder: any split of the input yields the same frames.
+///
+/// Input accumulates in a caller-owned [`BytesMut`]; the decoder consumes
+/// headers as soon as they are complete, unmasks payload bytes in place as
+/// they arrive, and splits the finished payload off as [`Bytes`] without
+/// copying. After an error, it keeps returning that error.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use gridmux_core::ws::{FrameDecoder, OpCode, Role};
+///
+/// let mut dec = FrameDecoder::new(Role::Client, 1 << 20);
+/// let mut buf = BytesMut::from(&[0x81, 0x02, b'h'][..]);
+/// assert!(dec.decode(&mut buf).unwrap().is_none()); // incomplete
+/// buf.extend_from_slice(b"i");
+/// let frame = dec.decode(&mut buf).unwrap().unwrap();
+/// assert_eq!((frame.opcode, &frame.payload[..]), (OpCode::Text, &b"hi"[..]));
+/// ```
+#[derive(Debug, Clone)]
+pub struct FrameDecoder {
+    role: Role,
+    max_frame_size: u64,
+    state: DecodeState,
+}
+
+impl FrameDecoder {
+    /// A decoder for the given local role: a server requires masked frames,
+    /// a client refuses them. Frames over `max_frame_size` bytes are refused.
+    pub fn new(role: Role, max_frame_size: usize) -> Self {
+        Self { role, max_frame_size: max_frame_size as u64, state: DecodeState::Header }
+    }
+
+    /// Decodes the next complete frame from the front of `buf`, if any.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        self.decode_with(buf, |_, _| Ok::<(), FrameError>(()))
+    }
+
+    /// Like [`decode`](Self::decode), and calls `on_payload` with every
+    /// payload byte exactly once, in order, as soon as it has arrived and been
+    /// unmasked — also with an empty slice right after a header completes. An
+    /// error from `on_payload` stops decoding and is returned (fail fast).
+    pub fn decode_with<E: From<FrameError>>(
+        &mut self,
+        buf: &mut BytesMut,
+        mut on_payload: impl FnMut(&FrameHeader, &[u8]) -> Result<(), E>,
+    ) -> Result<Option<Frame>, E> {
+        if let DecodeState::Header = self.state {
+            match self.parse_header(buf) {
+                Ok(None) => return Ok(None),
+                Ok(Some((header, len))) => {
+                    buf.advance(len);
+                    self.state = DecodeState::Payload { header, done: 0, announced: false };
+                }
+                Err(e) => {
+                    self.state = DecodeState::Failed(e.clone());
+                    return Err(e.into());
+                }
+            }
+        }
+        let (header, done, announced) = match &mut self.state {
+            DecodeState::Payload { header, done, announced } => (*header, done, announced),
+            DecodeState::Failed(e) => return Err(e.clone().into()),
+            // Replaced above: a header was just parsed or we returned.
+            DecodeState::Header => return Ok(None),
+        };
+        // The header check bounds payload_len by max_frame_size, a usize.
+        let len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
+        let avail = buf.len().min(len);
+        if avail > *done || !*announced {
+            let fresh = &mut buf[*done..avail];
+            if let Some(key) = header.mask {
+                apply_mask(fresh, key, *done);
+            }
+            *done = avail;
+            *announced = true;
+            on_payload(&header, fresh)?;
+        }
+        if *done < len {
+            return Ok(None);
+        }
+        let payload = buf.split_to(len).freeze();
+        self.state = DecodeState::Header;
+        Ok(Some(Frame { fin: header.fin, opcode: header.opcode, payload }))
+    }
+
+    /// Parses and validates a header at the front of `buf`.
+    fn parse_header(&self, buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, FrameError> {
+        let Some(&b0) = buf.first() else { return Ok(None) };
+        let rsv = (b0 >> 4) & 0x7;
+        if rsv != 0 {
+            return Err(FrameError::ReservedBits(rsv));
+        }
+        let opcode =
+            OpCode::from_bits(b0 & 0x0F).ok_or(FrameError::ReservedOpcode(b0 & 0x0F))?;
+        let fin = b0 & 0x80 != 0;
+        if opcode.is_control() && !fin {
+            return Err(FrameError::FragmentedControl);
+        }
+        let Some(&b1) = buf.get(1) else { return Ok(None) };
+        let masked = b1 & 0x80 != 0;
+        match (self.role, masked) {
+            (Role::Server, false) => return Err(FrameError::UnmaskedFrame),
+            (Role::Client, true) => return Err(FrameError::MaskedFrame),
+            _ => {}
+        }
+        let (payload_len, mut pos) = match b1 & 0x7F {
+            126 => match buf.get(2..4) {
+                Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
+                None => return Ok(None),
+            },
+            127 => match buf.get(2..10) {
+                Some(b) => {
+                    let mut be = [0u8; 8];
+                    be.copy_from_slice(b);
+                    (u64::from_be_bytes(be), 10)
+                }
+                None => return Ok(None),
+            },
+            n => (u64::from(n), 2),
+        };
+        if payload_len >> 63 != 0 {
+            return Err(FrameError::LengthOverflow);
+        }
+        if opcode.is_control() && payload_len > MAX_CONTROL_PAYLOAD as u64 {
+            return Err(FrameError::ControlTooLong(payload_len));
+        }
+        if payload_len > self.max_frame_size {
+            return Err(FrameError::TooBig { len: payload_len, max: self.max_frame_size });
+        }
+        let mask = if masked {
+            let Some(k) = buf.get(pos..pos + 4) else { return Ok(None) };
+            pos += 4;
+            Some([k[0], k[1], k[2], k[3]])
+        } else {
+            None
+        };
+        Ok(Some((FrameHeader { fin, opcode, mask, payload_len }, pos)))
+    }
+}
+
+/// Writes a frame header into `out`.
+pub fn encode_header(out: &mut BytesMut, fin: bool, opcode: OpCode, mask: Option<[u8; 4]>, len: usize) {
+    out.put_u8(u8::from(fin) << 7 | opcode.bits());
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    if len < 126 {
+        out.put_u8(mask_bit | len as u8);
+    } else if let Ok(len) = u16::try_from(len) {
+        out.put_u8(mask_bit | 126);
+        out.put_u16(len);
+    } else {
+        out.put_u8(mask_bit | 127);
+        out.put_u64(len as u64);
+    }
+    if let Some(key) = mask {
+        out.put_slice(&key);
+    }
+}
+
+/// Encodes frames into a [`Transmit`], coalescing headers and small payloads
+/// into one buffer and passing large unmasked payloads by reference.
+#[derive(Debug)]
+pub struct FrameEncoder {
+    scratch: BytesMut,
+    copy_threshold: usize,
+}
+
+impl Default for FrameEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameEncoder {
+    /// Unmasked payloads up to this size are copied next to their header; larger
+    /// ones are handed to the writer by reference.
+    pub const DEFAULT_COPY_THRESHOLD: usize = 1024;
+
+    /// A new encoder.
+    pub fn new() -> Self {
+        Self { scratch: BytesMut::new(), copy_threshold: Self::DEFAULT_COPY_THRESHOLD }
+    }
+
+    /// Appends one frame to `out`, masked with `mask` if given (client role).
+    /// Call [`flush`](Self::flush) before handing `out` to the writer.
+    pub fn encode(&mut self, frame: &Frame, mask: Option<[u8; 4]>, out: &mut Transmit) {
+        let len = frame.payload.len();
+        let inline = mask.is_some() || len <= self.copy_threshold;
+        self.scratch.reserve(MAX_HEADER_LEN + if inline { len } else { 0 });
+        encode_header(&mut self.scratch, frame.fin, frame.opcode, mask, len);
+        if inline {
+            let start = self.scratch.len();
+            self.scratch.extend_from_slice(&frame.payload);
+            if let Some(key) = mask {
+                apply_mask(&mut self.scratch[start..], key, 0);
+            }
+        } else {
+            self.flush(out);
+            out.push(frame.payload.clone());
+        }
+    }
+
+    /// Moves coalesced bytes into `out`.
+    pub fn flush(&mut self, out: &mut Transmit) {
+        if !self.scratch.is_empty() {
+            out.push(self.scratch.split().freeze());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode_all(frames: &[Frame], mask: Option<[u8; 4]>) -> Vec<u8> {
+        let mut enc = FrameEncoder::new();
+        let mut out = Transmit::default();
+        for f in frames {
+            enc.encode(f, mask, &mut out);
+        }
+        enc.flush(&mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn rfc_examples_decode() {
+        // RFC 6455 §5.7: unmasked and masked "Hello".
+        let mut dec = FrameDecoder::new(Role::Client, 1 << 20);
+        let mut buf = BytesMut::from(&[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f][..]);
+        let f = dec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(f, Frame::new(OpCode::Text, Bytes::from_static(b"Hello")));
+
+        let mut dec = FrameDecoder::new(Role::Server, 1 << 20);
+        let mut buf = BytesMut::from(
+            &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58][..],
+        );
+        let f = dec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(&f.payload[..], b"Hello");
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn rfc_masked_example_encodes() {
+        let f = Frame::new(OpCode::Text, Bytes::from_static(b"Hello"));
+        assert_eq!(
+            encode_all(&[f], Some([0x37, 0xfa, 0x21, 0x3d])),
+            [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
+        );
+    }
+
+    #[test]
+    fn length_encodings() {
+        for (len, header_len) in [(0, 2), (125, 2), (126, 4), (65535, 4), (65536, 10)] {
+            let f = Frame::new(OpCode::Binary, Bytes::from(vec![7u8; len]));
+            let wire = encode_all(std::slice::from_ref(&f), None);
+            assert_eq!(wire.len(), header_len + len);
+            let mut dec = FrameDecoder::new(Role::Client, 1 << 20);
+            let mut buf = BytesMut::from(&wire[..]);
+            assert_eq!(dec.decode(&mut buf).unwrap(), Some(f));
+        }
+    }
+
+    #[test]
+    fn large_payloads_are_passed_by_reference() {
+        let payload = Bytes::from(vec![1u8; 4096]);
+        let mut enc = FrameEncoder::new();
+        let mut out = Transmit::default();
+        enc.encode(&Frame::new(OpCode::Binary, payload.clone()), None, &mut out);
+        enc.flush(&mut out);
+        assert_eq!(out.chunks().count(), 2);
+        assert_eq!(out.chunks().nth(1).unwrap().as_ptr(), payload.as_ptr());
+    }
+
+    #[test]
+    fn rejects_protocol_violations() {
+        let cases: &[(Role, &[u8], FrameError)] = &[
+            (Role::Client, &[0xC1, 0x00], FrameError::ReservedBits(4)),
+            (Role::Client, &[0x83, 0x00], FrameError::ReservedOpcode(3)),
+            (Role::Client, &[0x0B, 0x00], FrameError::ReservedOpcode(0xB)),
+            (Role::Client, &[0x09, 0x00], FrameError::FragmentedControl),
+            (Role::Client, &[0x89, 0x7E, 0x00, 0x7E], FrameError::ControlTooLong(126)),
+            (Role::Server, &[0x82, 0x00], FrameError::UnmaskedFrame),
+            (Role::Client, &[0x82, 0x80, 0, 0, 0, 0], FrameError::MaskedFrame),
+            (
+                Role::Client,
+                &[0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0],
+                FrameError::LengthOverflow,
+            ),
+            (
+                Role::Client,
+                &[0x82, 0x7F, 0, 0, 0, 0, 0, 0x10, 0, 1],
+                FrameError::TooBig { len: 0x100001, max: 0x100000 },
+            ),
+        ];
+        for (role, wire, err) in cases {
+            let mut dec = FrameDecoder::new(*role, 1 << 20);
+            let mut buf = BytesMut::from(*wire);
+            assert_eq!(dec.decode(&mut buf).as_ref(), Err(err), "{wire:x?}");
+            // The decoder stays failed.
+            assert_eq!(dec.decode(&mut BytesMut::new()).as_ref(), Err(err));
+        }
+    }
+
+    #[test]
+    fn payload_callback_sees_every_byte_once() {
+        let f = Frame::new(OpCode::Text, Bytes::from_static(b"split across reads"));
+        let wire = encode_all(std::slice::from_ref(&f), Some([9, 8, 7, 6]));
+        let mut dec = FrameDecoder::new(Role::Server, 1 << 20);
+        let mut buf = BytesMut::new();
+        let mut seen = Vec::new();
+        let mut calls = 0;
+        let mut got = None;
+        for b in wire {
+            buf.put_u8(b);
+            got = dec
+                .decode_with(&mut buf, |_, p| {
+                    calls += 1;
+                    seen.extend_from_slice(p);
+                    Ok::<_, FrameError>(())
+                })
+                .unwrap();
+        }
+        assert_eq!(got, Some(f));
+        assert_eq!(seen, b"split across reads");
+        assert_eq!(calls, 1 + b"split across reads".len());
+    }
+}

@@ -1,0 +1,40 @@
+//! RFC 6455 WebSocket, sans-IO.
+//!
+//! - [`handshake`]: the HTTP upgrade, both sides;
+//! - [`FrameDecoder`] / [`FrameEncoder`]: the frame codec;
+//! - [`Endpoint`]: one connection's state machine, client or server.
+//!
+//! Only what RFC 6455 defines is implemented: no extension or subprotocol is
+//! negotiated, so frames with reserved bits fail the connection.
+
+mod close;
+mod endpoint;
+mod error;
+mod frame;
+pub mod handshake;
+mod mask;
+mod message;
+mod transmit;
+mod utf8;
+
+pub use close::{close_payload, parse_close_payload, CloseCode, ClosePayloadError};
+pub use endpoint::{CloseCause, Config, Endpoint, Event, Handshake};
+pub use error::{ProtocolError, SendError};
+pub use frame::{
+    encode_header, Frame, FrameDecoder, FrameEncoder, FrameError, FrameHeader, OpCode,
+    MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
+};
+pub use handshake::{accept_key, ClientRequest, HandshakeError};
+pub use mask::apply_mask;
+pub use message::{Message, MessageKind};
+pub use transmit::Transmit;
+pub use utf8::{InvalidUtf8, Utf8Validator};
+
+/// Which end of the connection this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Opened the connection; masks its frames.
+    Client,
+    /// Accepted the connection; requires masked frames.
+    Server,
+}
