@@ -119,6 +119,17 @@ enum State {
     Closed,
 }
 
+/// An entry of the event queue. Transitions caused by input (failing the
+/// connection, answering the peer's Close) are applied when
+/// [`Endpoint::poll_event`] reaches them, so the application has reacted to
+/// every earlier message (e.g. echoed it) before the connection closes.
+#[derive(Debug)]
+enum Queued {
+    Event(Event),
+    Fail(ProtocolError),
+    PeerClose { code: Option<CloseCode>, reason: String, now: Instant },
+}
+
 /// A data message being reassembled from fragments.
 #[derive(Debug)]
 struct Assembly {
@@ -140,9 +151,15 @@ const TRANSMIT_MAX_CHUNKS: usize = 64;
 /// EOF to [`handle_eof`](Self::handle_eof), and call
 /// [`handle_timeout`](Self::handle_timeout) at [`poll_timeout`](Self::poll_timeout).
 /// After every input or command, drain [`poll_transmit`](Self::poll_transmit)
-/// (and write what it yields), then [`poll_event`](Self::poll_event), then
-/// read `poll_timeout` again. `now` must never go backwards. After
-/// [`Event::Closed`], write out the remaining transmit and close the socket.
+/// (and write what it yields) and [`poll_event`](Self::poll_event) until both
+/// are empty — reacting to an event, or reaching the peer's Close in the event
+/// queue, can queue output — then read `poll_timeout` again. `now` must never
+/// go backwards. After [`Event::Closed`], write out the remaining transmit
+/// and close the socket.
+///
+/// Input that fails or closes the connection takes effect when `poll_event`
+/// reaches it, so the application can still answer every message that
+/// arrived before it.
 ///
 /// ```
 /// use std::time::Instant;
@@ -192,7 +209,9 @@ pub struct Endpoint {
     /// Our Close frame, sent once `data` is empty.
     close_frame: Option<Frame>,
     close_sent: bool,
-    events: VecDeque<Event>,
+    events: VecDeque<Queued>,
+    /// A Close or a protocol error was read: later input is ignored.
+    input_done: bool,
     timer: Option<Instant>,
 }
 
@@ -225,6 +244,7 @@ impl Endpoint {
             close_frame: None,
             close_sent: false,
             events: VecDeque::new(),
+            input_done: false,
             timer,
         }
     }
@@ -258,7 +278,7 @@ impl Endpoint {
     pub fn upgraded(config: Config, role: Role, rng: Option<Box<dyn RngCore + Send>>) -> Self {
         let mut ep = Self::new(role, config, State::Open, None);
         ep.rng = rng;
-        ep.events.push_back(Event::Open(Handshake::Preupgraded));
+        ep.events.push_back(Queued::Event(Event::Open(Handshake::Preupgraded)));
         ep
     }
 
@@ -282,6 +302,14 @@ impl Endpoint {
         self.queued_data_bytes
     }
 
+    /// Whether [`poll_transmit`](Self::poll_transmit) has something to yield.
+    pub fn has_pending_transmit(&self) -> bool {
+        self.raw.is_some()
+            || !self.control.is_empty()
+            || !self.data.is_empty()
+            || self.close_frame.is_some()
+    }
+
     /// Bytes held for a fragmented message being reassembled.
     pub fn reassembly_bytes(&self) -> usize {
         self.assembly.as_ref().map_or(0, |a| a.buf.len())
@@ -295,23 +323,20 @@ impl Endpoint {
         match &self.state {
             State::AwaitRequest => self.read_request(buf),
             State::AwaitResponse(_) => self.read_response(buf),
-            State::Open | State::CloseSent => {}
-            State::AwaitEof(_) | State::Closed => {
+            State::Open | State::CloseSent if !self.input_done => {}
+            State::Open | State::CloseSent | State::AwaitEof(_) | State::Closed => {
                 buf.clear();
                 return;
             }
         }
-        while matches!(self.state, State::Open | State::CloseSent) {
+        while matches!(self.state, State::Open | State::CloseSent) && !self.input_done {
             match self.decode_one(buf) {
                 Ok(Some(frame)) => self.on_frame(now, frame),
                 Ok(None) => break,
-                Err(e) => {
-                    buf.clear();
-                    self.fail(e);
-                }
+                Err(e) => self.defer_fail(e),
             }
         }
-        if matches!(self.state, State::AwaitEof(_) | State::Closed) {
+        if self.input_done || self.is_closed() {
             buf.clear();
         }
     }
@@ -323,7 +348,7 @@ impl Endpoint {
             State::AwaitEof(cause) => cause,
             _ => CloseCause::Abnormal,
         };
-        self.finish(cause);
+        self.close_later(cause);
     }
 
     /// Time passed; call at or after [`poll_timeout`](Self::poll_timeout).
@@ -342,7 +367,7 @@ impl Endpoint {
                 return;
             }
         };
-        self.finish(cause);
+        self.close_later(cause);
     }
 
     // ---- commands -------------------------------------------------------
@@ -397,7 +422,7 @@ impl Endpoint {
             State::AwaitRequest | State::AwaitResponse(_) => {
                 self.raw = None;
                 self.state = State::Closed;
-                self.finish(CloseCause::Clean {
+                self.close_later(CloseCause::Clean {
                     code: None,
                     reason: String::new(),
                     initiated_locally: true,
@@ -440,7 +465,19 @@ impl Endpoint {
     /// The next event, if any.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        loop {
+            match self.events.pop_front()? {
+                Queued::Event(event) => return Some(event),
+                // Already over (EOF or a timeout came first): nothing to apply.
+                Queued::Fail(_) | Queued::PeerClose { .. } if self.is_closed() => {}
+                Queued::Fail(error) => return Some(self.fail_now(error)),
+                Queued::PeerClose { code, reason, now } => {
+                    if let Some(event) = self.apply_peer_close(code, reason, now) {
+                        return Some(event);
+                    }
+                }
+            }
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
@@ -463,7 +500,7 @@ impl Endpoint {
                 buf.clear();
                 self.raw = Some(handshake::reject_response(&e));
                 self.state = State::Closed;
-                self.finish(CloseCause::Failed(e.into()));
+                self.close_later(CloseCause::Failed(e.into()));
             }
         }
     }
@@ -479,7 +516,7 @@ impl Endpoint {
             Err(e) => {
                 buf.clear();
                 self.state = State::Closed;
-                self.finish(CloseCause::Failed(e.into()));
+                self.close_later(CloseCause::Failed(e.into()));
             }
         }
     }
@@ -487,7 +524,7 @@ impl Endpoint {
     fn open(&mut self, handshake: Handshake) {
         self.state = State::Open;
         self.timer = None;
-        self.events.push_back(Event::Open(handshake));
+        self.events.push_back(Queued::Event(Event::Open(handshake)));
     }
 
     /// Decodes one frame, checking message-level rules (fragment order, size,
@@ -549,9 +586,9 @@ impl Endpoint {
                     }
                     self.control.push_back(Frame::new(OpCode::Pong, frame.payload.clone()));
                 }
-                self.events.push_back(Event::Ping(frame.payload));
+                self.events.push_back(Queued::Event(Event::Ping(frame.payload)));
             }
-            OpCode::Pong => self.events.push_back(Event::Pong(frame.payload)),
+            OpCode::Pong => self.events.push_back(Queued::Event(Event::Pong(frame.payload))),
             OpCode::Close => self.on_close(now, &frame.payload),
         }
     }
@@ -559,17 +596,31 @@ impl Endpoint {
     fn deliver(&mut self, kind: MessageKind, payload: Bytes) {
         if kind == MessageKind::Text {
             if let Err(e) = self.utf8.finish() {
-                return self.fail(e.into());
+                return self.defer_fail(e.into());
             }
         }
-        self.events.push_back(Event::Message(Message::validated(kind, payload)));
+        let message = Message::validated(kind, payload);
+        self.events.push_back(Queued::Event(Event::Message(message)));
     }
 
     fn on_close(&mut self, now: Instant, payload: &[u8]) {
-        let (code, reason) = match parse_close_payload(payload) {
-            Ok(parsed) => parsed,
-            Err(e) => return self.fail(e.into()),
-        };
+        match parse_close_payload(payload) {
+            Ok((code, reason)) => {
+                self.input_done = true;
+                self.events.push_back(Queued::PeerClose { code, reason, now });
+            }
+            Err(e) => self.defer_fail(e.into()),
+        }
+    }
+
+    /// Answers the peer's Close once the application has seen every earlier
+    /// event. Returns the final event if the connection is over.
+    fn apply_peer_close(
+        &mut self,
+        code: Option<CloseCode>,
+        reason: String,
+        now: Instant,
+    ) -> Option<Event> {
         let initiated_locally = matches!(self.state, State::CloseSent);
         if !initiated_locally {
             // Echo the peer's code (RFC 6455 §5.5.1), after queued data.
@@ -579,37 +630,45 @@ impl Endpoint {
         let cause = CloseCause::Clean { code, reason, initiated_locally };
         match self.role {
             // The server closes the TCP connection first (RFC 6455 §7.1.1).
-            Role::Server => {
-                self.state = State::Closed;
-                self.finish(cause);
-            }
+            Role::Server => Some(self.close_now(cause)),
             Role::Client => {
                 self.state = State::AwaitEof(cause);
                 // Keep the close timer if we started the handshake.
                 self.timer = Some(self.timer.unwrap_or(now + self.config.close_timeout));
+                None
             }
         }
     }
 
-    /// Fails the connection: drops queued data, queues a Close with the
-    /// error's code, and ends.
-    fn fail(&mut self, error: ProtocolError) {
+    /// Schedules failing the connection after the events already queued.
+    fn defer_fail(&mut self, error: ProtocolError) {
+        self.input_done = true;
+        self.events.push_back(Queued::Fail(error));
+    }
+
+    /// Fails the connection (RFC 6455 §7.1.7): queues a Close with the
+    /// error's code behind what the application already queued in answer to
+    /// earlier messages, and ends. Returns the final event.
+    fn fail_now(&mut self, error: ProtocolError) -> Event {
         tracing::debug!(role = ?self.role, %error, "failing WebSocket connection");
-        self.data.clear();
-        self.queued_data_bytes = 0;
-        self.control.clear();
         self.assembly = None;
         if !self.close_sent {
             let payload = close_payload(error.close_code(), "");
             self.close_frame = Some(Frame::new(OpCode::Close, payload));
         }
-        self.state = State::Closed;
-        self.finish(CloseCause::Failed(error));
+        self.close_now(CloseCause::Failed(error))
     }
 
-    /// Queues the final event; the state is already `Closed`.
-    fn finish(&mut self, cause: CloseCause) {
+    /// Enters `Closed` and returns the final event.
+    fn close_now(&mut self, cause: CloseCause) -> Event {
+        self.state = State::Closed;
         self.timer = None;
-        self.events.push_back(Event::Closed(cause));
+        Event::Closed(cause)
+    }
+
+    /// Enters `Closed` and queues the final event behind the others.
+    fn close_later(&mut self, cause: CloseCause) {
+        let event = self.close_now(cause);
+        self.events.push_back(Queued::Event(event));
     }
 }
