@@ -68,9 +68,17 @@ pub fn run(
         match read {
             Ok(0) => endpoint.handle_eof(Instant::now()),
             Ok(_) => endpoint.handle_input(Instant::now(), &mut input),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 if endpoint.poll_timeout().is_none() {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "peer idle too long"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "peer idle too long",
+                    ));
                 }
                 endpoint.handle_timeout(Instant::now());
             }
@@ -108,12 +116,18 @@ pub fn ws_authority(url: &str) -> Option<&str> {
 
 /// Value following `--name` in `args`.
 pub fn arg_value(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 /// Installs a `tracing` subscriber reading `RUST_LOG` (default `warn`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .try_init();
 }

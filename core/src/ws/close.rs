@@ -69,7 +69,9 @@ impl ClosePayloadError {
 }
 
 /// Parses a received Close payload into its code (if any) and reason.
-pub fn parse_close_payload(payload: &[u8]) -> Result<(Option<CloseCode>, String), ClosePayloadError> {
+pub fn parse_close_payload(
+    payload: &[u8],
+) -> Result<(Option<CloseCode>, String), ClosePayloadError> {
     match payload {
         [] => Ok((None, String::new())),
         [_] => Err(ClosePayloadError::Truncated),
@@ -104,10 +106,14 @@ mod tests {
 
     #[test]
     fn code_ranges_follow_rfc_and_iana() {
-        for ok in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999] {
+        for ok in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
+        ] {
             assert!(CloseCode(ok).is_sendable(), "{ok}");
         }
-        for bad in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+        for bad in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
             assert!(!CloseCode(bad).is_sendable(), "{bad}");
         }
     }
@@ -115,7 +121,10 @@ mod tests {
     #[test]
     fn parses_payloads() {
         assert_eq!(parse_close_payload(b""), Ok((None, String::new())));
-        assert_eq!(parse_close_payload(b"\x03"), Err(ClosePayloadError::Truncated));
+        assert_eq!(
+            parse_close_payload(b"\x03"),
+            Err(ClosePayloadError::Truncated)
+        );
         assert_eq!(
             parse_close_payload(b"\x03\xe8bye"),
             Ok((Some(CloseCode::NORMAL), "bye".to_owned()))

@@ -127,7 +127,11 @@ enum State {
 enum Queued {
     Event(Event),
     Fail(ProtocolError),
-    PeerClose { code: Option<CloseCode>, reason: String, now: Instant },
+    PeerClose {
+        code: Option<CloseCode>,
+        reason: String,
+        now: Instant,
+    },
 }
 
 /// A data message being reassembled from fragments.
@@ -167,7 +171,8 @@ const TRANSMIT_MAX_CHUNKS: usize = 64;
 /// use gridmux_core::ws::{ClientRequest, Config, Endpoint, Event, Message, Transmit};
 ///
 /// let now = Instant::now();
-/// let rng = Box::new(rand::rngs::mock::StepRng::new(1, 1));
+/// # use rand::SeedableRng;
+/// let rng = Box::new(rand::rngs::SmallRng::seed_from_u64(1));
 /// let mut client = Endpoint::client(Config::default(), &ClientRequest::new("h", "/"), rng, now);
 /// let mut server = Endpoint::server(Config::default(), now);
 /// // Shuttle bytes between the two until both are quiet.
@@ -267,7 +272,12 @@ impl Endpoint {
         rng.fill_bytes(&mut nonce);
         let (wire, hs) = request.encode(nonce);
         let deadline = now + config.handshake_timeout;
-        let mut ep = Self::new(Role::Client, config, State::AwaitResponse(hs), Some(deadline));
+        let mut ep = Self::new(
+            Role::Client,
+            config,
+            State::AwaitResponse(hs),
+            Some(deadline),
+        );
         ep.raw = Some(wire);
         ep.rng = Some(rng);
         ep
@@ -278,7 +288,8 @@ impl Endpoint {
     pub fn upgraded(config: Config, role: Role, rng: Option<Box<dyn RngCore + Send>>) -> Self {
         let mut ep = Self::new(role, config, State::Open, None);
         ep.rng = rng;
-        ep.events.push_back(Queued::Event(Event::Open(Handshake::Preupgraded)));
+        ep.events
+            .push_back(Queued::Event(Event::Open(Handshake::Preupgraded)));
         ep
     }
 
@@ -378,8 +389,7 @@ impl Endpoint {
             return Err(SendError::NotOpen);
         }
         let len = message.payload().len();
-        if self.queued_data_bytes > 0 && self.queued_data_bytes + len > self.config.max_send_queue
-        {
+        if self.queued_data_bytes > 0 && self.queued_data_bytes + len > self.config.max_send_queue {
             return Err(SendError::QueueFull {
                 queued: self.queued_data_bytes,
                 max: self.config.max_send_queue,
@@ -390,7 +400,8 @@ impl Endpoint {
             MessageKind::Binary => OpCode::Binary,
         };
         self.queued_data_bytes += len;
-        self.data.push_back(Frame::new(opcode, message.into_payload()));
+        self.data
+            .push_back(Frame::new(opcode, message.into_payload()));
         Ok(())
     }
 
@@ -506,7 +517,9 @@ impl Endpoint {
     }
 
     fn read_response(&mut self, buf: &mut BytesMut) {
-        let State::AwaitResponse(hs) = &self.state else { return };
+        let State::AwaitResponse(hs) = &self.state else {
+            return;
+        };
         match hs.parse_response(buf, self.config.max_handshake_size) {
             Ok(None) => {}
             Ok(Some((response, len))) => {
@@ -530,7 +543,13 @@ impl Endpoint {
     /// Decodes one frame, checking message-level rules (fragment order, size,
     /// UTF-8) on every payload byte as it arrives.
     fn decode_one(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
-        let Self { decoder, assembly, utf8, config, .. } = self;
+        let Self {
+            decoder,
+            assembly,
+            utf8,
+            config,
+            ..
+        } = self;
         decoder.decode_with(buf, |header: &FrameHeader, payload: &[u8]| {
             let text = match (header.opcode, &*assembly) {
                 (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
@@ -545,7 +564,10 @@ impl Endpoint {
                 let so_far = assembly.as_ref().map_or(0, |a| a.buf.len()) as u64;
                 let len = so_far + header.payload_len;
                 if len > config.max_message_size as u64 {
-                    return Err(ProtocolError::MessageTooBig { len, max: config.max_message_size });
+                    return Err(ProtocolError::MessageTooBig {
+                        len,
+                        max: config.max_message_size,
+                    });
                 }
             }
             if text {
@@ -566,12 +588,17 @@ impl Endpoint {
                 if frame.fin {
                     self.deliver(kind, frame.payload);
                 } else {
-                    self.assembly = Some(Assembly { kind, buf: BytesMut::from(&frame.payload[..]) });
+                    self.assembly = Some(Assembly {
+                        kind,
+                        buf: BytesMut::from(&frame.payload[..]),
+                    });
                 }
             }
             OpCode::Continuation => {
                 // decode_one guarantees a message is in progress.
-                let Some(assembly) = self.assembly.as_mut() else { return };
+                let Some(assembly) = self.assembly.as_mut() else {
+                    return;
+                };
                 assembly.buf.extend_from_slice(&frame.payload);
                 if frame.fin {
                     if let Some(a) = self.assembly.take() {
@@ -584,11 +611,15 @@ impl Endpoint {
                     if self.control.len() >= MAX_QUEUED_PONGS {
                         self.control.pop_front();
                     }
-                    self.control.push_back(Frame::new(OpCode::Pong, frame.payload.clone()));
+                    self.control
+                        .push_back(Frame::new(OpCode::Pong, frame.payload.clone()));
                 }
-                self.events.push_back(Queued::Event(Event::Ping(frame.payload)));
+                self.events
+                    .push_back(Queued::Event(Event::Ping(frame.payload)));
             }
-            OpCode::Pong => self.events.push_back(Queued::Event(Event::Pong(frame.payload))),
+            OpCode::Pong => self
+                .events
+                .push_back(Queued::Event(Event::Pong(frame.payload))),
             OpCode::Close => self.on_close(now, &frame.payload),
         }
     }
@@ -600,14 +631,16 @@ impl Endpoint {
             }
         }
         let message = Message::validated(kind, payload);
-        self.events.push_back(Queued::Event(Event::Message(message)));
+        self.events
+            .push_back(Queued::Event(Event::Message(message)));
     }
 
     fn on_close(&mut self, now: Instant, payload: &[u8]) {
         match parse_close_payload(payload) {
             Ok((code, reason)) => {
                 self.input_done = true;
-                self.events.push_back(Queued::PeerClose { code, reason, now });
+                self.events
+                    .push_back(Queued::PeerClose { code, reason, now });
             }
             Err(e) => self.defer_fail(e.into()),
         }
@@ -627,7 +660,11 @@ impl Endpoint {
             let echo = code.map_or_else(Bytes::new, |c| close_payload(c, ""));
             self.close_frame = Some(Frame::new(OpCode::Close, echo));
         }
-        let cause = CloseCause::Clean { code, reason, initiated_locally };
+        let cause = CloseCause::Clean {
+            code,
+            reason,
+            initiated_locally,
+        };
         match self.role {
             // The server closes the TCP connection first (RFC 6455 §7.1.1).
             Role::Server => Some(self.close_now(cause)),

@@ -41,9 +41,7 @@ impl ProtocolError {
             Self::Frame(e) => e.close_code(),
             Self::Utf8(_) => CloseCode::INVALID_PAYLOAD,
             Self::Close(e) => e.close_code(),
-            Self::UnexpectedContinuation | Self::ExpectedContinuation => {
-                CloseCode::PROTOCOL_ERROR
-            }
+            Self::UnexpectedContinuation | Self::ExpectedContinuation => CloseCode::PROTOCOL_ERROR,
             Self::MessageTooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
         }
     }

@@ -104,7 +104,11 @@ pub struct Frame {
 impl Frame {
     /// A single-frame message or a control frame.
     pub fn new(opcode: OpCode, payload: Bytes) -> Self {
-        Self { fin: true, opcode, payload }
+        Self {
+            fin: true,
+            opcode,
+            payload,
+        }
     }
 }
 
@@ -159,7 +163,11 @@ enum DecodeState {
     Header,
     /// Header consumed; `done` payload bytes at the front of the buffer are
     /// already unmasked and reported.
-    Payload { header: FrameHeader, done: usize, announced: bool },
+    Payload {
+        header: FrameHeader,
+        done: usize,
+        announced: bool,
+    },
     /// An error was returned; the stream cannot be resynchronised.
     Failed(FrameError),
 }
@@ -193,7 +201,11 @@ impl FrameDecoder {
     /// A decoder for the given local role: a server requires masked frames,
     /// a client refuses them. Frames over `max_frame_size` bytes are refused.
     pub fn new(role: Role, max_frame_size: usize) -> Self {
-        Self { role, max_frame_size: max_frame_size as u64, state: DecodeState::Header }
+        Self {
+            role,
+            max_frame_size: max_frame_size as u64,
+            state: DecodeState::Header,
+        }
     }
 
     /// Decodes the next complete frame from the front of `buf`, if any.
@@ -215,7 +227,11 @@ impl FrameDecoder {
                 Ok(None) => return Ok(None),
                 Ok(Some((header, len))) => {
                     buf.advance(len);
-                    self.state = DecodeState::Payload { header, done: 0, announced: false };
+                    self.state = DecodeState::Payload {
+                        header,
+                        done: 0,
+                        announced: false,
+                    };
                 }
                 Err(e) => {
                     self.state = DecodeState::Failed(e.clone());
@@ -224,7 +240,11 @@ impl FrameDecoder {
             }
         }
         let (header, done, announced) = match &mut self.state {
-            DecodeState::Payload { header, done, announced } => (*header, done, announced),
+            DecodeState::Payload {
+                header,
+                done,
+                announced,
+            } => (*header, done, announced),
             DecodeState::Failed(e) => return Err(e.clone().into()),
             // Replaced above: a header was just parsed or we returned.
             DecodeState::Header => return Ok(None),
@@ -246,23 +266,30 @@ impl FrameDecoder {
         }
         let payload = buf.split_to(len).freeze();
         self.state = DecodeState::Header;
-        Ok(Some(Frame { fin: header.fin, opcode: header.opcode, payload }))
+        Ok(Some(Frame {
+            fin: header.fin,
+            opcode: header.opcode,
+            payload,
+        }))
     }
 
     /// Parses and validates a header at the front of `buf`.
     fn parse_header(&self, buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, FrameError> {
-        let Some(&b0) = buf.first() else { return Ok(None) };
+        let Some(&b0) = buf.first() else {
+            return Ok(None);
+        };
         let rsv = (b0 >> 4) & 0x7;
         if rsv != 0 {
             return Err(FrameError::ReservedBits(rsv));
         }
-        let opcode =
-            OpCode::from_bits(b0 & 0x0F).ok_or(FrameError::ReservedOpcode(b0 & 0x0F))?;
+        let opcode = OpCode::from_bits(b0 & 0x0F).ok_or(FrameError::ReservedOpcode(b0 & 0x0F))?;
         let fin = b0 & 0x80 != 0;
         if opcode.is_control() && !fin {
             return Err(FrameError::FragmentedControl);
         }
-        let Some(&b1) = buf.get(1) else { return Ok(None) };
+        let Some(&b1) = buf.get(1) else {
+            return Ok(None);
+        };
         let masked = b1 & 0x80 != 0;
         match (self.role, masked) {
             (Role::Server, false) => return Err(FrameError::UnmaskedFrame),
@@ -291,21 +318,40 @@ impl FrameDecoder {
             return Err(FrameError::ControlTooLong(payload_len));
         }
         if payload_len > self.max_frame_size {
-            return Err(FrameError::TooBig { len: payload_len, max: self.max_frame_size });
+            return Err(FrameError::TooBig {
+                len: payload_len,
+                max: self.max_frame_size,
+            });
         }
         let mask = if masked {
-            let Some(k) = buf.get(pos..pos + 4) else { return Ok(None) };
+            let Some(k) = buf.get(pos..pos + 4) else {
+                return Ok(None);
+            };
             pos += 4;
             Some([k[0], k[1], k[2], k[3]])
         } else {
             None
         };
-        Ok(Some((FrameHeader { fin, opcode, mask, payload_len }, pos)))
+        Ok(Some((
+            FrameHeader {
+                fin,
+                opcode,
+                mask,
+                payload_len,
+            },
+            pos,
+        )))
     }
 }
 
 /// Writes a frame header into `out`.
-pub fn encode_header(out: &mut BytesMut, fin: bool, opcode: OpCode, mask: Option<[u8; 4]>, len: usize) {
+pub fn encode_header(
+    out: &mut BytesMut,
+    fin: bool,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    len: usize,
+) {
     out.put_u8(u8::from(fin) << 7 | opcode.bits());
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     if len < 126 {
@@ -343,7 +389,10 @@ impl FrameEncoder {
 
     /// A new encoder.
     pub fn new() -> Self {
-        Self { scratch: BytesMut::new(), copy_threshold: Self::DEFAULT_COPY_THRESHOLD }
+        Self {
+            scratch: BytesMut::new(),
+            copy_threshold: Self::DEFAULT_COPY_THRESHOLD,
+        }
     }
 
     /// Appends one frame to `out`, masked with `mask` if given (client role).
@@ -351,7 +400,8 @@ impl FrameEncoder {
     pub fn encode(&mut self, frame: &Frame, mask: Option<[u8; 4]>, out: &mut Transmit) {
         let len = frame.payload.len();
         let inline = mask.is_some() || len <= self.copy_threshold;
-        self.scratch.reserve(MAX_HEADER_LEN + if inline { len } else { 0 });
+        self.scratch
+            .reserve(MAX_HEADER_LEN + if inline { len } else { 0 });
         encode_header(&mut self.scratch, frame.fin, frame.opcode, mask, len);
         if inline {
             let start = self.scratch.len();
@@ -397,7 +447,9 @@ mod tests {
 
         let mut dec = FrameDecoder::new(Role::Server, 1 << 20);
         let mut buf = BytesMut::from(
-            &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58][..],
+            &[
+                0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+            ][..],
         );
         let f = dec.decode(&mut buf).unwrap().unwrap();
         assert_eq!(&f.payload[..], b"Hello");
@@ -443,9 +495,17 @@ mod tests {
             (Role::Client, &[0x83, 0x00], FrameError::ReservedOpcode(3)),
             (Role::Client, &[0x0B, 0x00], FrameError::ReservedOpcode(0xB)),
             (Role::Client, &[0x09, 0x00], FrameError::FragmentedControl),
-            (Role::Client, &[0x89, 0x7E, 0x00, 0x7E], FrameError::ControlTooLong(126)),
+            (
+                Role::Client,
+                &[0x89, 0x7E, 0x00, 0x7E],
+                FrameError::ControlTooLong(126),
+            ),
             (Role::Server, &[0x82, 0x00], FrameError::UnmaskedFrame),
-            (Role::Client, &[0x82, 0x80, 0, 0, 0, 0], FrameError::MaskedFrame),
+            (
+                Role::Client,
+                &[0x82, 0x80, 0, 0, 0, 0],
+                FrameError::MaskedFrame,
+            ),
             (
                 Role::Client,
                 &[0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0],
@@ -454,7 +514,10 @@ mod tests {
             (
                 Role::Client,
                 &[0x82, 0x7F, 0, 0, 0, 0, 0, 0x10, 0, 1],
-                FrameError::TooBig { len: 0x100001, max: 0x100000 },
+                FrameError::TooBig {
+                    len: 0x100001,
+                    max: 0x100000,
+                },
             ),
         ];
         for (role, wire, err) in cases {

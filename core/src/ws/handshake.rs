@@ -90,11 +90,17 @@ pub fn accept_key(key: &[u8]) -> String {
 pub type Header = (String, Bytes);
 
 fn collect_headers(headers: &[httparse::Header<'_>]) -> Vec<Header> {
-    headers.iter().map(|h| (h.name.to_owned(), Bytes::copy_from_slice(h.value))).collect()
+    headers
+        .iter()
+        .map(|h| (h.name.to_owned(), Bytes::copy_from_slice(h.value)))
+        .collect()
 }
 
 fn find<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| &v[..])
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| &v[..])
 }
 
 /// Whether a comma-separated header value contains `token` (case-insensitive).
@@ -178,7 +184,14 @@ pub fn parse_request(
         return Err(HandshakeError::BadKey);
     }
     let accept = accept_key(key);
-    Ok(Some((UpgradeRequest { path, headers, accept }, len)))
+    Ok(Some((
+        UpgradeRequest {
+            path,
+            headers,
+            accept,
+        },
+        len,
+    )))
 }
 
 /// The `101 Switching Protocols` answer to a valid request.
@@ -230,7 +243,11 @@ pub struct ClientRequest {
 impl ClientRequest {
     /// A request for `path` on `host` with no extra headers.
     pub fn new(host: impl Into<String>, path: impl Into<String>) -> Self {
-        Self { host: host.into(), path: path.into(), headers: Vec::new() }
+        Self {
+            host: host.into(),
+            path: path.into(),
+            headers: Vec::new(),
+        }
     }
 
     /// Encodes the request with the given 16-byte nonce; the returned
@@ -246,7 +263,12 @@ impl ClientRequest {
             out.push_str(&format!("{name}: {value}\r\n"));
         }
         out.push_str("\r\n");
-        (Bytes::from(out), ClientHandshake { expected_accept: accept_key(key.as_bytes()) })
+        (
+            Bytes::from(out),
+            ClientHandshake {
+                expected_accept: accept_key(key.as_bytes()),
+            },
+        )
     }
 }
 
@@ -340,12 +362,19 @@ mod tests {
     #[test]
     fn incomplete_request_waits_for_more() {
         for cut in 0..RFC_REQUEST.len() {
-            assert_eq!(parse_request(&RFC_REQUEST[..cut], 8192), Ok(None), "cut {cut}");
+            assert_eq!(
+                parse_request(&RFC_REQUEST[..cut], 8192),
+                Ok(None),
+                "cut {cut}"
+            );
         }
     }
 
     fn replace(from: &str, to: &str) -> Vec<u8> {
-        String::from_utf8(RFC_REQUEST.to_vec()).unwrap().replace(from, to).into_bytes()
+        String::from_utf8(RFC_REQUEST.to_vec())
+            .unwrap()
+            .replace(from, to)
+            .into_bytes()
     }
 
     #[test]
@@ -395,10 +424,16 @@ mod tests {
         let refused = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(
             hs.parse_response(refused, 8192),
-            Err(HandshakeError::Refused { code: 403, reason: "Forbidden".into() })
+            Err(HandshakeError::Refused {
+                code: 403,
+                reason: "Forbidden".into()
+            })
         );
         let wrong = b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\
             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
-        assert_eq!(hs.parse_response(wrong, 8192), Err(HandshakeError::BadAccept));
+        assert_eq!(
+            hs.parse_response(wrong, 8192),
+            Err(HandshakeError::BadAccept)
+        );
     }
 }

@@ -23,12 +23,18 @@ pub struct Message {
 impl Message {
     /// A binary message.
     pub fn binary(payload: impl Into<Bytes>) -> Self {
-        Self { kind: MessageKind::Binary, payload: payload.into() }
+        Self {
+            kind: MessageKind::Binary,
+            payload: payload.into(),
+        }
     }
 
     /// A text message.
     pub fn text(text: impl Into<String>) -> Self {
-        Self { kind: MessageKind::Text, payload: Bytes::from(text.into()) }
+        Self {
+            kind: MessageKind::Text,
+            payload: Bytes::from(text.into()),
+        }
     }
 
     /// A text message from bytes, which must be valid UTF-8.
@@ -36,7 +42,10 @@ impl Message {
         let mut v = Utf8Validator::new();
         v.feed(&payload)?;
         v.finish()?;
-        Ok(Self { kind: MessageKind::Text, payload })
+        Ok(Self {
+            kind: MessageKind::Text,
+            payload,
+        })
     }
 
     /// Built from a payload the caller has already validated.

@@ -38,3 +38,6 @@ pub enum Role {
     /// Accepted the connection; requires masked frames.
     Server,
 }
+
+#[cfg(test)]
+mod endpoint_tests;

@@ -40,7 +40,11 @@ fn main() -> std::io::Result<()> {
         })?;
         tracing::debug!(case, ?cause, "case done");
     }
-    connect(&authority, &format!("/updateReports?agent={agent}"), |_, _| {})?;
+    connect(
+        &authority,
+        &format!("/updateReports?agent={agent}"),
+        |_, _| {},
+    )?;
     Ok(())
 }
 

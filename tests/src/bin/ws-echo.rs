@@ -13,7 +13,9 @@ fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let listen = arg_value(&args, "--listen").unwrap_or_else(|| "127.0.0.1:9002".into());
     let idle = Duration::from_secs(
-        arg_value(&args, "--idle-secs").and_then(|s| s.parse().ok()).unwrap_or(120),
+        arg_value(&args, "--idle-secs")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(120),
     );
     let listener = TcpListener::bind(&listen)?;
     listener.set_nonblocking(true)?;
