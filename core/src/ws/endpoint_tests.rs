@@ -8,6 +8,15 @@ use rand::SeedableRng;
 
 use super::*;
 
+/// Origin of the fake clock: tests only move it by explicit offsets.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the one arbitrary origin of the fake clock"
+)]
+fn t0() -> Instant {
+    Instant::now()
+}
+
 fn config() -> Config {
     Config {
         max_frame_size: 1024,
@@ -90,7 +99,7 @@ fn sent_close_code(wire: &[u8]) -> Option<u16> {
 
 #[test]
 fn messages_flow_both_ways_and_client_frames_are_masked() {
-    let now = Instant::now();
+    let now = t0();
     let (mut client, mut server) = open_pair(now);
     client.send(Message::text("hello")).unwrap();
     let wire = drain(&mut client, now);
@@ -112,7 +121,7 @@ fn messages_flow_both_ways_and_client_frames_are_masked() {
 
 #[test]
 fn ping_is_answered_with_pong_ahead_of_data() {
-    let now = Instant::now();
+    let now = t0();
     let (_, mut server) = open_pair(now);
     server.send(Message::binary(vec![9; 10])).unwrap();
     feed(&mut server, now, &client_frame(true, 0x9, b"abc"));
@@ -127,7 +136,7 @@ fn ping_is_answered_with_pong_ahead_of_data() {
 
 #[test]
 fn fragments_with_interleaved_control_frames_reassemble() {
-    let now = Instant::now();
+    let now = t0();
     let (_, mut server) = open_pair(now);
     let mut wire = client_frame(false, 0x1, "κό".as_bytes());
     wire.extend(client_frame(true, 0x9, b"p"));
@@ -150,7 +159,7 @@ fn fragments_with_interleaved_control_frames_reassemble() {
 
 #[test]
 fn utf8_split_across_fragments_is_valid_but_invalid_fails_fast_with_1007() {
-    let now = Instant::now();
+    let now = t0();
     let (_, mut server) = open_pair(now);
     let euro = "€".as_bytes();
     let mut wire = client_frame(false, 0x1, &euro[..1]);
@@ -195,7 +204,7 @@ fn protocol_violations_close_with_the_right_code() {
         (vec![0x82, 0xFE, 0x04, 0x01, 0, 0, 0, 0], 1009), // frame over 1024 bytes
     ];
     for (wire, code) in cases {
-        let now = Instant::now();
+        let now = t0();
         let (_, mut server) = open_pair(now);
         feed(&mut server, now, &wire);
         let ev = events(&mut server);
@@ -218,7 +227,7 @@ fn protocol_violations_close_with_the_right_code() {
 
 #[test]
 fn message_over_the_limit_across_fragments_is_1009() {
-    let now = Instant::now();
+    let now = t0();
     let (_, mut server) = open_pair(now);
     let chunk = [b'a'; 100];
     let mut closed = None;
@@ -236,7 +245,7 @@ fn message_over_the_limit_across_fragments_is_1009() {
 
 #[test]
 fn messages_before_an_error_can_still_be_answered() {
-    let now = Instant::now();
+    let now = t0();
     let (_, mut server) = open_pair(now);
     let mut wire = client_frame(true, 0x1, b"first");
     wire.extend(client_frame(true, 0x3, b""));
@@ -257,7 +266,7 @@ fn messages_before_an_error_can_still_be_answered() {
 
 #[test]
 fn server_initiated_close_handshake() {
-    let now = Instant::now();
+    let now = t0();
     let (mut client, mut server) = open_pair(now);
     server.close(now, CloseCode::GOING_AWAY, "bye").unwrap();
     assert_eq!(server.send(Message::text("x")), Err(SendError::NotOpen));
@@ -286,7 +295,7 @@ fn server_initiated_close_handshake() {
 
 #[test]
 fn client_closes_tcp_itself_if_the_server_lingers() {
-    let now = Instant::now();
+    let now = t0();
     let (mut client, mut server) = open_pair(now);
     client.close(now, CloseCode::NORMAL, "").unwrap();
     let deadline = client.poll_timeout().unwrap();
@@ -315,7 +324,7 @@ fn client_closes_tcp_itself_if_the_server_lingers() {
 
 #[test]
 fn unanswered_close_times_out() {
-    let now = Instant::now();
+    let now = t0();
     let (_, mut server) = open_pair(now);
     server.close(now, CloseCode::NORMAL, "").unwrap();
     let _ = drain(&mut server, now);
@@ -330,7 +339,7 @@ fn unanswered_close_times_out() {
 
 #[test]
 fn handshake_times_out_and_bad_handshakes_get_http_errors() {
-    let now = Instant::now();
+    let now = t0();
     let mut server = Endpoint::server(config(), now);
     feed(&mut server, now, b"GET / HTTP/1.1\r\n");
     let at = server.poll_timeout().unwrap();
@@ -358,7 +367,7 @@ fn handshake_times_out_and_bad_handshakes_get_http_errors() {
 
 #[test]
 fn eof_without_close_is_abnormal() {
-    let now = Instant::now();
+    let now = t0();
     let (mut client, _) = open_pair(now);
     client.handle_eof(now);
     assert_eq!(events(&mut client), [Event::Closed(CloseCause::Abnormal)]);
@@ -368,7 +377,7 @@ fn eof_without_close_is_abnormal() {
 
 #[test]
 fn send_queue_is_bounded() {
-    let now = Instant::now();
+    let now = t0();
     let mut cfg = config();
     cfg.max_send_queue = 100;
     let mut server = Endpoint::upgraded(cfg, Role::Server, None);
@@ -387,7 +396,7 @@ fn send_queue_is_bounded() {
 
 #[test]
 fn pongs_are_bounded_under_a_ping_flood() {
-    let now = Instant::now();
+    let now = t0();
     let (_, mut server) = open_pair(now);
     let wire: Vec<u8> = (0..1000)
         .flat_map(|_| client_frame(true, 0x9, &[7; 125]))
