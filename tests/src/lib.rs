@@ -1,3 +1,4 @@
 //! Test support for gridmux: the blocking socket loop of the WebSocket
-//! conformance harnesses, and helpers shared by the integration tests.
+//! conformance harnesses, and seeded corpora for the fuzz bodies.
+pub mod corpus;
 pub mod ws_loop;

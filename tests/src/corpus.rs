@@ -1,0 +1,141 @@
+//! Seeded generators of fuzz inputs, so the cargo-fuzz bodies also run on
+//! stable over a bounded, reproducible corpus.
+
+use bytes::{BufMut, BytesMut};
+use gridmux_core::ws::{apply_mask, ClientRequest};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// Which fuzz body an input is shaped for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `ws_frame_decode`: selector, chunk sizes, then a frame stream.
+    FrameDecode,
+    /// `ws_handshake`: HTTP-like heads.
+    Handshake,
+    /// `ws_endpoint`: selector, then a program of op bytes and input chunks.
+    Endpoint,
+}
+
+/// The `index`-th input of the corpus for `seed`: a mix of raw random bytes,
+/// streams of plausible frames, and handshake-like text, with corruption.
+pub fn input(target: Target, seed: u64, index: u64) -> Vec<u8> {
+    let mut rng = SmallRng::seed_from_u64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let selector: u8 = rng.random();
+    let mut out = vec![selector];
+    match (target, index % 4) {
+        (_, 0) => random_bytes(&mut rng, &mut out),
+        (Target::Handshake, _) => handshake_like(&mut rng, &mut out),
+        (Target::FrameDecode, _) => {
+            out.extend((0..selector >> 4).map(|_| rng.random_range(1..40u8)));
+            out.extend_from_slice(&frames(&mut rng));
+        }
+        (Target::Endpoint, 3) => handshake_like(&mut rng, &mut out),
+        (Target::Endpoint, _) => {
+            let stream = frames(&mut rng);
+            program(&mut rng, &stream, &mut out);
+        }
+    }
+    corrupt(&mut rng, &mut out);
+    out
+}
+
+fn random_bytes(rng: &mut SmallRng, out: &mut Vec<u8>) {
+    let len = rng.random_range(0..512);
+    out.extend((0..len).map(|_| rng.random::<u8>()));
+}
+
+/// A plausible frame stream: mostly valid opcodes and lengths, sometimes masked.
+fn frames(rng: &mut SmallRng) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    for _ in 0..rng.random_range(1..12) {
+        let opcode = *[0u8, 1, 2, 8, 9, 10, 1, 2, 3, 0xB]
+            .get(rng.random_range(0..10))
+            .unwrap_or(&2);
+        let fin = rng.random_bool(0.7);
+        let len = match rng.random_range(0..10) {
+            0 => rng.random_range(126..400),
+            1 => 0,
+            _ => rng.random_range(0..126),
+        };
+        let masked = rng.random_bool(0.8);
+        buf.put_u8(u8::from(fin) << 7 | opcode);
+        let mask_bit = if masked { 0x80 } else { 0 };
+        if len < 126 {
+            buf.put_u8(mask_bit | len as u8);
+        } else {
+            buf.put_u8(mask_bit | 126);
+            buf.put_u16(len as u16);
+        }
+        let key: [u8; 4] = rng.random();
+        if masked {
+            buf.put_slice(&key);
+        }
+        let start = buf.len();
+        if opcode == 8 && len >= 2 {
+            buf.put_u16(
+                *[1000u16, 1001, 1005, 3000, 999, 1007]
+                    .get(rng.random_range(0..6))
+                    .unwrap_or(&1000),
+            );
+            buf.extend((2..len).map(|_| rng.random_range(b'a'..=b'z')));
+        } else if opcode == 1 || rng.random_bool(0.5) {
+            let text = "aé€𝄞".repeat(len / 10 + 1);
+            buf.put_slice(&text.as_bytes()[..len]);
+        } else {
+            buf.extend((0..len).map(|_| rng.random::<u8>()));
+        }
+        if masked {
+            apply_mask(&mut buf[start..], key, 0);
+        }
+    }
+    buf.to_vec()
+}
+
+/// Op bytes for the endpoint body: reads of `stream` interleaved with the
+/// other actions (sends, pings, closes, timeouts, EOF).
+fn program(rng: &mut SmallRng, stream: &[u8], out: &mut Vec<u8>) {
+    let mut pos = 0;
+    while pos < stream.len() {
+        let op: u8 = rng.random();
+        // Mostly reads; EOF (7) rarely, so the stream gets through.
+        let op = if op & 7 == 7 && rng.random_bool(0.9) {
+            op & !7
+        } else {
+            op
+        };
+        out.push(op);
+        if op & 7 <= 2 {
+            let take = (usize::from(op >> 3) + 1).min(stream.len() - pos);
+            out.extend_from_slice(&stream[pos..pos + take]);
+            pos += take;
+        }
+    }
+}
+
+fn handshake_like(rng: &mut SmallRng, out: &mut Vec<u8>) {
+    let (req, _) = ClientRequest::new("host:1", "/path?q=1").encode(rng.random());
+    let mut text = req.to_vec();
+    if rng.random_bool(0.5) {
+        let cut = rng.random_range(0..text.len());
+        text.truncate(cut);
+    }
+    out.extend_from_slice(&text);
+}
+
+/// Flips, inserts or drops a few bytes.
+fn corrupt(rng: &mut SmallRng, out: &mut Vec<u8>) {
+    for _ in 0..rng.random_range(0..3) {
+        if out.len() < 2 {
+            break;
+        }
+        let at = rng.random_range(1..out.len());
+        match rng.random_range(0..3) {
+            0 => out[at] ^= 1 << rng.random_range(0..8),
+            1 => out.insert(at, rng.random()),
+            _ => {
+                out.remove(at);
+            }
+        }
+    }
+}

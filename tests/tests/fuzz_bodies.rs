@@ -1,0 +1,52 @@
+//! Runs every cargo-fuzz body of `gridmux_core::fuzzing` over a seeded random
+//! corpus on stable (at least 10,000 inputs each). Set `GRIDMUX_FUZZ_INPUTS`
+//! for more and `GRIDMUX_FUZZ_SEED` to explore another corpus.
+
+use gridmux_core::fuzzing;
+use gridmux_tests::corpus::{self, Target};
+
+fn inputs() -> u64 {
+    std::env::var("GRIDMUX_FUZZ_INPUTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
+fn seed() -> u64 {
+    std::env::var("GRIDMUX_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x6772_6964)
+}
+
+fn run(name: &str, target: Target, body: fn(&[u8])) {
+    let (seed, n) = (seed(), inputs());
+    for index in 0..n {
+        let input = corpus::input(target, seed, index);
+        let outcome = std::panic::catch_unwind(|| body(&input));
+        assert!(
+            outcome.is_ok(),
+            "{name} panicked on input {index} of seed {seed}: {input:02x?}\n\
+             replay: GRIDMUX_FUZZ_SEED={seed} cargo test -p gridmux-tests --test fuzz_bodies {name}"
+        );
+    }
+}
+
+#[test]
+fn ws_frame_decode() {
+    run(
+        "ws_frame_decode",
+        Target::FrameDecode,
+        fuzzing::ws_frame_decode,
+    );
+}
+
+#[test]
+fn ws_handshake() {
+    run("ws_handshake", Target::Handshake, fuzzing::ws_handshake);
+}
+
+#[test]
+fn ws_endpoint() {
+    run("ws_endpoint", Target::Endpoint, fuzzing::ws_endpoint);
+}
