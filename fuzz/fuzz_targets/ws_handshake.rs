@@ -1,0 +1,3 @@
+#![no_main]
+//! Body: `gridmux_core::fuzzing::ws_handshake`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gridmux_core::fuzzing::ws_handshake(data));
