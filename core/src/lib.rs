@@ -33,3 +33,8 @@
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod ws;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
