@@ -32,7 +32,8 @@ pub struct Config {
     /// Largest handshake head accepted (larger: HTTP 431 / failure).
     pub max_handshake_size: usize,
     /// Most bytes of data messages queued for sending; past it
-    /// [`Endpoint::send`] returns [`SendError::QueueFull`].
+    /// [`Endpoint::send`] returns [`SendError::QueueFull`]. An empty queue
+    /// always takes one message, so a message larger than this can be sent.
     pub max_send_queue: usize,
     /// Time allowed for the opening handshake.
     pub handshake_timeout: Duration,

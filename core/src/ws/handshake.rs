@@ -111,11 +111,32 @@ fn has_token(value: Option<&[u8]>, token: &str) -> bool {
     })
 }
 
-fn map_parse_error(e: httparse::Error, max: usize) -> HandshakeError {
-    match e {
-        httparse::Error::TooManyHeaders => HandshakeError::TooLarge { max },
-        e => HandshakeError::Malformed(e.to_string()),
+/// The length of a complete head within `max_len`, `None` while it is
+/// incomplete, or the error to fail with.
+fn head_len(
+    parsed: httparse::Result<usize>,
+    buf_len: usize,
+    max_len: usize,
+) -> Result<Option<usize>, HandshakeError> {
+    match parsed {
+        Ok(httparse::Status::Complete(len)) if len <= max_len => Ok(Some(len)),
+        Ok(httparse::Status::Partial) if buf_len <= max_len => Ok(None),
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => {
+            Err(HandshakeError::TooLarge { max: max_len })
+        }
+        Err(e) => Err(HandshakeError::Malformed(e.to_string())),
     }
+}
+
+/// `Upgrade: websocket` and `Connection: upgrade`, required both ways.
+fn check_upgrade_tokens(headers: &[Header]) -> Result<(), HandshakeError> {
+    if !has_token(find(headers, "upgrade"), "websocket") {
+        return Err(HandshakeError::NotUpgrade("no `Upgrade: websocket`"));
+    }
+    if !has_token(find(headers, "connection"), "upgrade") {
+        return Err(HandshakeError::NotUpgrade("no `Connection: upgrade`"));
+    }
+    Ok(())
 }
 
 /// A validated upgrade request, as the server received it.
@@ -146,11 +167,8 @@ pub fn parse_request(
 ) -> Result<Option<(UpgradeRequest, usize)>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(len)) if len <= max_len => len,
-        Ok(httparse::Status::Partial) if buf.len() <= max_len => return Ok(None),
-        Ok(_) => return Err(HandshakeError::TooLarge { max: max_len }),
-        Err(e) => return Err(map_parse_error(e, max_len)),
+    let Some(len) = head_len(req.parse(buf), buf.len(), max_len)? else {
+        return Ok(None);
     };
     let method = req.method.unwrap_or_default();
     if method != "GET" {
@@ -164,12 +182,7 @@ pub fn parse_request(
     if find(&headers, "host").is_none_or(<[u8]>::is_empty) {
         return Err(HandshakeError::MissingHeader("Host"));
     }
-    if !has_token(find(&headers, "upgrade"), "websocket") {
-        return Err(HandshakeError::NotUpgrade("no `Upgrade: websocket`"));
-    }
-    if !has_token(find(&headers, "connection"), "upgrade") {
-        return Err(HandshakeError::NotUpgrade("no `Connection: upgrade`"));
-    }
+    check_upgrade_tokens(&headers)?;
     let version = find(&headers, "sec-websocket-version")
         .ok_or(HandshakeError::MissingHeader("Sec-WebSocket-Version"))?;
     if version.trim_ascii() != b"13" {
@@ -302,11 +315,8 @@ impl ClientHandshake {
     ) -> Result<Option<(UpgradeResponse, usize)>, HandshakeError> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut res = httparse::Response::new(&mut headers);
-        let len = match res.parse(buf) {
-            Ok(httparse::Status::Complete(len)) if len <= max_len => len,
-            Ok(httparse::Status::Partial) if buf.len() <= max_len => return Ok(None),
-            Ok(_) => return Err(HandshakeError::TooLarge { max: max_len }),
-            Err(e) => return Err(map_parse_error(e, max_len)),
+        let Some(len) = head_len(res.parse(buf), buf.len(), max_len)? else {
+            return Ok(None);
         };
         if res.version != Some(1) {
             return Err(HandshakeError::HttpVersion);
@@ -317,12 +327,7 @@ impl ClientHandshake {
             return Err(HandshakeError::Refused { code, reason });
         }
         let headers = collect_headers(res.headers);
-        if !has_token(find(&headers, "upgrade"), "websocket") {
-            return Err(HandshakeError::NotUpgrade("no `Upgrade: websocket`"));
-        }
-        if !has_token(find(&headers, "connection"), "upgrade") {
-            return Err(HandshakeError::NotUpgrade("no `Connection: upgrade`"));
-        }
+        check_upgrade_tokens(&headers)?;
         let accept = find(&headers, "sec-websocket-accept")
             .ok_or(HandshakeError::MissingHeader("Sec-WebSocket-Accept"))?;
         if accept.trim_ascii() != self.expected_accept.as_bytes() {
