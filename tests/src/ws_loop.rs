@@ -1,4 +1,4 @@
-//! A minimal blocking driver for [`ws::Endpoint`] over a [`TcpStream`].
+//! A minimal blocking driver for an [`Endpoint`] over a [`TcpStream`].
 //!
 //! It exists for the conformance harnesses (`ws-echo`, `ws-autobahn-client`)
 //! until the async adapters land; it reads, feeds the endpoint, writes what
