@@ -142,9 +142,9 @@ struct Assembly {
     buf: BytesMut,
 }
 
-/// Pongs kept queued at most; older ones are dropped (RFC 6455 §5.5.3 allows
-/// answering only the most recent ping).
-const MAX_QUEUED_PONGS: usize = 16;
+/// Pongs (and our own pings) kept queued at most. Older pongs are dropped:
+/// RFC 6455 §5.5.3 allows answering only the most recent ping.
+const MAX_QUEUED_CONTROL: usize = 16;
 /// `poll_transmit` stops adding frames past this many bytes or chunks.
 const TRANSMIT_TARGET_BYTES: usize = 256 << 10;
 const TRANSMIT_MAX_CHUNKS: usize = 64;
@@ -207,8 +207,11 @@ pub struct Endpoint {
     utf8: Utf8Validator,
     /// Handshake bytes, sent before any frame.
     raw: Option<Bytes>,
-    /// Pongs, sent ahead of data.
-    control: VecDeque<Frame>,
+    /// Pongs answering the peer's pings, sent first; bounded by dropping
+    /// the oldest.
+    pongs: VecDeque<Frame>,
+    /// Our pings, sent ahead of data; bounded by refusing new ones.
+    pings: VecDeque<Frame>,
     /// Data frames in order.
     data: VecDeque<Frame>,
     queued_data_bytes: usize,
@@ -244,7 +247,8 @@ impl Endpoint {
             assembly: None,
             utf8: Utf8Validator::new(),
             raw: None,
-            control: VecDeque::new(),
+            pongs: VecDeque::new(),
+            pings: VecDeque::new(),
             data: VecDeque::new(),
             queued_data_bytes: 0,
             close_frame: None,
@@ -317,7 +321,8 @@ impl Endpoint {
     /// Whether [`poll_transmit`](Self::poll_transmit) has something to yield.
     pub fn has_pending_transmit(&self) -> bool {
         self.raw.is_some()
-            || !self.control.is_empty()
+            || !self.pongs.is_empty()
+            || !self.pings.is_empty()
             || !self.data.is_empty()
             || self.close_frame.is_some()
     }
@@ -414,7 +419,13 @@ impl Endpoint {
         if payload.len() > MAX_CONTROL_PAYLOAD {
             return Err(SendError::ControlTooLong(payload.len()));
         }
-        self.control.push_back(Frame::new(OpCode::Ping, payload));
+        if self.pings.len() >= MAX_QUEUED_CONTROL {
+            return Err(SendError::QueueFull {
+                queued: self.pings.len(),
+                max: MAX_QUEUED_CONTROL,
+            });
+        }
+        self.pings.push_back(Frame::new(OpCode::Ping, payload));
         Ok(())
     }
 
@@ -456,7 +467,7 @@ impl Endpoint {
             out.push(raw);
         }
         while out.len() < TRANSMIT_TARGET_BYTES && out.chunk_count() < TRANSMIT_MAX_CHUNKS {
-            let frame = if let Some(f) = self.control.pop_front() {
+            let frame = if let Some(f) = self.pongs.pop_front().or_else(|| self.pings.pop_front()) {
                 f
             } else if let Some(f) = self.data.pop_front() {
                 self.queued_data_bytes -= f.payload.len();
@@ -609,10 +620,10 @@ impl Endpoint {
             }
             OpCode::Ping => {
                 if self.is_open() {
-                    if self.control.len() >= MAX_QUEUED_PONGS {
-                        self.control.pop_front();
+                    if self.pongs.len() >= MAX_QUEUED_CONTROL {
+                        self.pongs.pop_front();
                     }
-                    self.control
+                    self.pongs
                         .push_back(Frame::new(OpCode::Pong, frame.payload.clone()));
                 }
                 self.events

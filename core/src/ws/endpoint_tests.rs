@@ -406,3 +406,24 @@ fn pongs_are_bounded_under_a_ping_flood() {
     let out = drain(&mut server, now);
     assert_eq!(out.len(), 16 * 127);
 }
+
+#[test]
+fn our_pings_are_bounded_and_not_displaced_by_pongs() {
+    let now = t0();
+    let (_, mut server) = open_pair(now);
+    for _ in 0..16 {
+        server.ping(Bytes::from_static(b"me")).unwrap();
+    }
+    assert!(matches!(
+        server.ping(Bytes::new()),
+        Err(SendError::QueueFull { .. })
+    ));
+    let flood: Vec<u8> = (0..40)
+        .flat_map(|_| client_frame(true, 0x9, b"peer"))
+        .collect();
+    feed(&mut server, now, &flood);
+    let out = drain(&mut server, now);
+    // 16 pongs of 6 bytes, then all 16 of our pings of 4 bytes.
+    assert_eq!(out.len(), 16 * 6 + 16 * 4);
+    assert_eq!(&out[16 * 6..16 * 6 + 4], [0x89, 0x02, b'm', b'e']);
+}

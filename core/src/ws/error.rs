@@ -54,9 +54,9 @@ pub enum SendError {
     #[error("the connection is not open")]
     NotOpen,
     /// The send queue is full; drain `poll_transmit` first.
-    #[error("send queue full: {queued} bytes queued, limit {max}")]
+    #[error("send queue full: {queued} queued, limit {max}")]
     QueueFull {
-        /// Bytes already queued.
+        /// Bytes (for messages) or pings already queued.
         queued: usize,
         /// Configured maximum.
         max: usize,
