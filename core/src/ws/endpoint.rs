@@ -10,99 +10,17 @@
 //! with the matching code ("fail the WebSocket connection").
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use rand_core::RngCore;
 
-use super::handshake::{self, ClientHandshake, UpgradeRequest, UpgradeResponse};
+use super::handshake::{self, ClientHandshake};
 use super::{
-    close_payload, parse_close_payload, ClientRequest, CloseCode, Frame, FrameDecoder,
-    FrameEncoder, FrameHeader, Message, MessageKind, OpCode, ProtocolError, Role, SendError,
-    Transmit, Utf8Validator, MAX_CONTROL_PAYLOAD,
+    close_payload, parse_close_payload, ClientRequest, CloseCause, CloseCode, Config, Event, Frame,
+    FrameDecoder, FrameEncoder, FrameHeader, Handshake, Message, MessageKind, OpCode,
+    ProtocolError, Role, SendError, Transmit, Utf8Validator, MAX_CONTROL_PAYLOAD,
 };
-
-/// Limits and timeouts of an [`Endpoint`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// Largest frame payload accepted (larger: close 1009).
-    pub max_frame_size: usize,
-    /// Largest message accepted, over all its fragments (larger: close 1009).
-    pub max_message_size: usize,
-    /// Largest handshake head accepted (larger: HTTP 431 / failure).
-    pub max_handshake_size: usize,
-    /// Most bytes of data messages queued for sending; past it
-    /// [`Endpoint::send`] returns [`SendError::QueueFull`]. An empty queue
-    /// always takes one message, so a message larger than this can be sent.
-    pub max_send_queue: usize,
-    /// Time allowed for the opening handshake.
-    pub handshake_timeout: Duration,
-    /// Time allowed for the peer to answer our Close (and, for a client, for
-    /// the server to close the TCP connection afterwards).
-    pub close_timeout: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            max_frame_size: 16 << 20,
-            max_message_size: 16 << 20,
-            max_handshake_size: 16 << 10,
-            max_send_queue: 64 << 20,
-            handshake_timeout: Duration::from_secs(5),
-            close_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// The completed opening handshake.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Handshake {
-    /// Server side: the client's request.
-    Server(UpgradeRequest),
-    /// Client side: the server's answer.
-    Client(UpgradeResponse),
-    /// The endpoint was created on an already upgraded connection.
-    Preupgraded,
-}
-
-/// How the connection ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CloseCause {
-    /// The close handshake completed.
-    Clean {
-        /// The code in the peer's Close frame, if it had one.
-        code: Option<CloseCode>,
-        /// The reason in the peer's Close frame.
-        reason: String,
-        /// We sent the first Close frame.
-        initiated_locally: bool,
-    },
-    /// We failed the connection because the peer broke the protocol.
-    Failed(ProtocolError),
-    /// The opening handshake did not finish in time.
-    HandshakeTimeout,
-    /// The peer did not answer our Close in time.
-    CloseTimeout,
-    /// The transport ended without a close handshake (close code 1006).
-    Abnormal,
-}
-
-/// Something the application should know about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// The opening handshake completed; messages may flow.
-    Open(Handshake),
-    /// A complete data message.
-    Message(Message),
-    /// A ping arrived (the pong is already queued).
-    Ping(Bytes),
-    /// A pong arrived.
-    Pong(Bytes),
-    /// The connection is over: write out what `poll_transmit` still yields,
-    /// then close the socket. This is the last event.
-    Closed(CloseCause),
-}
 
 #[derive(Debug)]
 enum State {

@@ -8,8 +8,10 @@
 //! negotiated, so frames with reserved bits fail the connection.
 
 mod close;
+mod config;
 mod endpoint;
 mod error;
+mod event;
 mod frame;
 pub mod handshake;
 mod mask;
@@ -18,8 +20,10 @@ mod transmit;
 mod utf8;
 
 pub use close::{close_payload, parse_close_payload, CloseCode, ClosePayloadError};
-pub use endpoint::{CloseCause, Config, Endpoint, Event, Handshake};
+pub use config::Config;
+pub use endpoint::Endpoint;
 pub use error::{ProtocolError, SendError};
+pub use event::{CloseCause, Event, Handshake};
 pub use frame::{
     encode_header, Frame, FrameDecoder, FrameEncoder, FrameError, FrameHeader, OpCode,
     MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
