@@ -206,15 +206,16 @@ impl Watch {
 /// interleaved with sends, pings, closes, timeouts and EOF. Invariants: no
 /// panic, bounded memory, valid UTF-8 in text messages, `Closed` exactly last.
 ///
-/// Byte 0 picks the role and whether a valid handshake precedes the input;
+/// `origin` is the fake clock's start (the caller reads the real clock once;
+/// core never does). Byte 0 picks the role and whether a valid handshake precedes the input;
 /// then each step reads an op byte: its low 3 bits choose the action and the
 /// high bits the chunk length or time step.
-pub fn ws_endpoint(data: &[u8]) {
+pub fn ws_endpoint(data: &[u8], origin: Instant) {
     let Some((&selector, mut program)) = data.split_first() else {
         return;
     };
     let cfg = small_config();
-    let mut now = fuzz_origin();
+    let mut now = origin;
     let role = if selector & 1 == 0 {
         Role::Server
     } else {
@@ -295,13 +296,4 @@ pub fn ws_endpoint(data: &[u8]) {
     ep.handle_eof(now);
     watch.drain(&mut ep, now, &cfg);
     assert!(watch.closed, "endpoint never reported Closed");
-}
-
-/// An arbitrary origin for the fuzz clock; only offsets from it matter.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the one arbitrary origin of the fuzz clock"
-)]
-fn fuzz_origin() -> Instant {
-    Instant::now()
 }

@@ -48,5 +48,7 @@ fn ws_handshake() {
 
 #[test]
 fn ws_endpoint() {
-    run("ws_endpoint", Target::Endpoint, fuzzing::ws_endpoint);
+    run("ws_endpoint", Target::Endpoint, |data| {
+        fuzzing::ws_endpoint(data, std::time::Instant::now());
+    });
 }
