@@ -9,7 +9,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use gridmux_core::ws::{CloseCause, Endpoint, Event, Transmit};
+use gridmux_core::ws::{CloseCause, Config, Endpoint, Event, Transmit};
 
 /// Read granularity.
 const READ_CHUNK: usize = 64 << 10;
@@ -130,4 +130,15 @@ pub fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(io::stderr)
         .try_init();
+}
+
+/// Endpoint limits of the Autobahn harnesses: large enough for group 9,
+/// which sends 16 MiB messages.
+pub fn harness_config() -> Config {
+    Config {
+        max_frame_size: 64 << 20,
+        max_message_size: 64 << 20,
+        max_send_queue: 256 << 20,
+        ..Config::default()
+    }
 }

@@ -6,8 +6,8 @@
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use gridmux_core::ws::{ClientRequest, CloseCause, Config, Endpoint, Event};
-use gridmux_tests::ws_loop::{arg_value, init_tracing, run, ws_authority};
+use gridmux_core::ws::{ClientRequest, CloseCause, Endpoint, Event};
+use gridmux_tests::ws_loop::{arg_value, harness_config, init_tracing, run, ws_authority};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -54,14 +54,8 @@ fn connect(
     on_event: impl FnMut(&mut Endpoint, Event),
 ) -> std::io::Result<CloseCause> {
     let stream = TcpStream::connect(authority)?;
-    let config = Config {
-        max_frame_size: 64 << 20,
-        max_message_size: 64 << 20,
-        max_send_queue: 256 << 20,
-        ..Config::default()
-    };
     let rng = Box::new(StdRng::from_os_rng());
     let request = ClientRequest::new(authority, path);
-    let endpoint = Endpoint::client(config, &request, rng, Instant::now());
+    let endpoint = Endpoint::client(harness_config(), &request, rng, Instant::now());
     run(stream, endpoint, Duration::from_secs(60), on_event)
 }

@@ -5,8 +5,8 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use gridmux_core::ws::{Config, Endpoint, Event};
-use gridmux_tests::ws_loop::{arg_value, init_tracing, run};
+use gridmux_core::ws::{Endpoint, Event};
+use gridmux_tests::ws_loop::{arg_value, harness_config, init_tracing, run};
 
 fn main() -> std::io::Result<()> {
     init_tracing();
@@ -33,7 +33,7 @@ fn main() -> std::io::Result<()> {
         last_activity = Instant::now();
         stream.set_nonblocking(false)?;
         std::thread::spawn(move || {
-            let endpoint = Endpoint::server(echo_config(), Instant::now());
+            let endpoint = Endpoint::server(harness_config(), Instant::now());
             let result = run(stream, endpoint, Duration::from_secs(60), |ep, event| {
                 if let Event::Message(msg) = event {
                     // Fails only once the connection is closing.
@@ -45,14 +45,4 @@ fn main() -> std::io::Result<()> {
     }
     eprintln!("ws-echo: idle for {idle:?}, exiting");
     Ok(())
-}
-
-/// Limits large enough for Autobahn group 9 (16 MiB messages).
-fn echo_config() -> Config {
-    Config {
-        max_frame_size: 64 << 20,
-        max_message_size: 64 << 20,
-        max_send_queue: 256 << 20,
-        ..Config::default()
-    }
 }
