@@ -32,6 +32,7 @@
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod wire;
 pub mod ws;
 
 /// The README's examples, compiled as doctests.
