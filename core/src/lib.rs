@@ -32,6 +32,8 @@
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod auth;
+pub mod cluster;
 pub mod wire;
 pub mod ws;
 
