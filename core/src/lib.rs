@@ -34,6 +34,8 @@
 pub mod fuzzing;
 pub mod auth;
 pub mod cluster;
+pub mod link;
+pub mod mux;
 pub mod wire;
 pub mod ws;
 

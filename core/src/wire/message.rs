@@ -226,7 +226,7 @@ impl Frame {
         let head = Message::decode_header_only(&data)?;
         match head {
             (msg, _) if msg.op != Op::MERGED => Message::decode(&data).map(Frame::Single),
-            (msg, offset) => Ok(Frame::Merged(MergedFrames {
+            (msg, offset) => Ok(Self::Merged(MergedFrames {
                 source: data,
                 offset,
                 remaining: msg.seq,

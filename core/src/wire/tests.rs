@@ -290,7 +290,7 @@ fn subroute_precedes_crc_and_both_are_checked() {
     }
     // Missing sub-route bytes.
     let no_sub = encoded(&Message::new(Op::REQUEST, 3), false);
-    let mut lying = no_sub.clone();
+    let mut lying = no_sub;
     lying[6] |= Flags::SUBROUTE.bits();
     assert!(matches!(
         Message::decode(&Bytes::from(lying)),

@@ -1,0 +1,348 @@
+//! Application commands: open exchanges, send, answer, finish, cancel.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{CommandError, Lane, Link, LinkError, Phase, StreamOpts};
+use crate::mux::{CreditWindow, InRequest, MuxId, OutRequest, Origin, SendCredits, Sending, StreamState};
+use crate::wire::{encode_count, encode_stream_open, ErrorCode, ErrorPayload, Flags, Message, Op, SubrouteId};
+
+/// Milliseconds from `now` to `deadline` for the wire, capped at `u32::MAX`;
+/// `None` if less than one millisecond remains.
+fn deadline_ms(now: Instant, deadline: Instant) -> Option<u32> {
+    let ms = deadline.saturating_duration_since(now).as_millis();
+    (ms >= 1).then(|| ms.min(u32::MAX.into()) as u32)
+}
+
+impl Link {
+    /// Checks shared by every command that opens an exchange.
+    fn check_open(&self, handler: u8, payload: &Bytes) -> Result<(), CommandError> {
+        if self.phase != Phase::Connected {
+            return Err(CommandError::NotConnected);
+        }
+        if handler == 0 {
+            return Err(CommandError::InvalidHandler);
+        }
+        self.check_payload(payload)?;
+        if self.muxes.open_local() >= self.config.max_open_muxes {
+            return Err(CommandError::TooManyMuxes(self.config.max_open_muxes));
+        }
+        Ok(())
+    }
+
+    fn check_payload(&self, payload: &Bytes) -> Result<(), CommandError> {
+        if payload.len() > self.config.max_message_size {
+            return Err(CommandError::TooLarge {
+                size: payload.len(),
+                max: self.config.max_message_size,
+            });
+        }
+        let queued = self.queued_bytes();
+        if queued >= self.config.max_queued_bytes {
+            return Err(CommandError::QueueFull(queued));
+        }
+        Ok(())
+    }
+
+    /// Sends a single request to `handler`. Without a deadline the default
+    /// request timeout applies. The exchange ends with exactly one
+    /// [`Event::Response`](super::Event::Response), unless cancelled.
+    pub fn request(
+        &mut self,
+        now: Instant,
+        handler: u8,
+        subroute: Option<SubrouteId>,
+        payload: Bytes,
+        deadline: Option<Instant>,
+    ) -> Result<MuxId, CommandError> {
+        self.check_open(handler, &payload)?;
+        let deadline = deadline.unwrap_or(now + self.config.default_request_timeout);
+        let ms = deadline_ms(now, deadline).ok_or(CommandError::DeadlinePassed)?;
+        let id = self.muxes.allocate_id();
+        let mux = MuxId::local(id);
+        self.muxes.out_requests.insert(
+            id,
+            OutRequest {
+                deadline,
+                timer: None,
+            },
+        );
+        self.reschedule(mux);
+        let msg = Message {
+            deadline_ms: ms,
+            handler,
+            subroute,
+            ..Message::new(Op::REQUEST, id).flags(Flags::EOF).payload(payload)
+        };
+        self.send_msg(now, Lane::Data, &msg);
+        Ok(mux)
+    }
+
+    /// Answers a request we serve. An answer after the deadline or a
+    /// cancellation is refused with `UnknownMux` (nobody waits for it).
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        mux: MuxId,
+        result: Result<Bytes, ErrorPayload>,
+    ) -> Result<(), CommandError> {
+        if mux.origin != Origin::Remote {
+            return Err(CommandError::UnknownMux);
+        }
+        let request = self
+            .muxes
+            .in_requests
+            .remove(&mux.id)
+            .ok_or(CommandError::UnknownMux)?;
+        self.drop_timer(mux, request.timer);
+        let (result, too_large) = match result {
+            Ok(p) if p.len() > self.config.max_message_size => {
+                let max = self.config.max_message_size;
+                let e = ErrorPayload::new(
+                    ErrorCode::Application,
+                    format!("response of {} bytes exceeds the limit of {max}", p.len()),
+                );
+                (Err(e), Some(CommandError::TooLarge { size: p.len(), max }))
+            }
+            other => (other, None),
+        };
+        let msg = Message::new(Op::RESPONSE, mux.id).seq(request.seq).flags(Flags::EOF);
+        let msg = match result {
+            Ok(p) => msg.payload(p),
+            Err(e) => msg.flags(Flags::PAYLOAD_IS_ERR).payload(e.encode()),
+        };
+        self.send_msg(now, Lane::Data, &msg);
+        too_large.map_or(Ok(()), Err)
+    }
+
+    /// Opens a stream to `handler`. The server's messages arrive as
+    /// [`Event::Message`](super::Event::Message); the stream ends with one
+    /// [`Event::Ended`](super::Event::Ended) unless cancelled.
+    pub fn open_stream(
+        &mut self,
+        now: Instant,
+        handler: u8,
+        subroute: Option<SubrouteId>,
+        payload: Bytes,
+        opts: StreamOpts,
+    ) -> Result<MuxId, CommandError> {
+        self.check_open(handler, &payload)?;
+        let ms = match opts.deadline {
+            Some(d) => deadline_ms(now, d).ok_or(CommandError::DeadlinePassed)?,
+            None => 0,
+        };
+        let id = self.muxes.allocate_id();
+        let mux = MuxId::local(id);
+        let window = opts.window.max(1);
+        let pinged = opts
+            .deadline
+            .is_none_or(|d| d.saturating_duration_since(now) > self.config.stream_ping_interval);
+        let mut state = StreamState {
+            send_seq: 0,
+            recv_seq: 0,
+            send: SendCredits::none(),
+            send_window: 0,
+            recv: CreditWindow::receiver(window),
+            sending: if opts.input { Sending::Open } else { Sending::Done },
+            receiving: true,
+            acked: false,
+            deadline: opts.deadline,
+            last_seen: now,
+            next_tick: pinged.then(|| now + self.config.stream_ping_interval),
+            timer: None,
+        };
+        let seq = state.next_seq();
+        self.muxes.insert_stream(mux, state);
+        self.reschedule(mux);
+        let mut msg = Message {
+            deadline_ms: ms,
+            handler,
+            subroute,
+            ..Message::new(Op::CONNECT_MUX, id)
+                .seq(seq)
+                .payload(encode_stream_open(window, &payload))
+        };
+        if !opts.input {
+            msg.flags = Flags::EOF;
+        }
+        self.send_msg(now, Lane::Data, &msg);
+        Ok(mux)
+    }
+
+    /// Sends one stream message. Costs a credit: `NoCredit` means wait for
+    /// [`Event::Writable`](super::Event::Writable).
+    pub fn send(&mut self, now: Instant, mux: MuxId, payload: Bytes) -> Result<(), CommandError> {
+        if self.phase != Phase::Connected {
+            return Err(CommandError::NotConnected);
+        }
+        self.check_payload(&payload)?;
+        let stream = self.muxes.streams.get_mut(&mux).ok_or(CommandError::UnknownMux)?;
+        if stream.sending != Sending::Open {
+            return Err(CommandError::Finished);
+        }
+        if !stream.send.take() {
+            return Err(CommandError::NoCredit);
+        }
+        let seq = stream.next_seq();
+        let msg = Message::new(data_op(mux), mux.id).seq(seq).payload(payload);
+        self.send_msg(now, Lane::Data, &msg);
+        Ok(())
+    }
+
+    /// Credits left on a stream (0 when it does not exist).
+    pub fn credits(&self, mux: MuxId) -> u32 {
+        self.muxes
+            .streams
+            .get(&mux)
+            .filter(|s| s.sending == Sending::Open)
+            .map_or(0, |s| s.send.available())
+    }
+
+    /// The consumer took `n` messages of a stream: credits go back to the
+    /// sender (batched). Unknown streams are ignored.
+    pub fn consumed(&mut self, now: Instant, mux: MuxId, n: u32) {
+        let Some(stream) = self.muxes.streams.get_mut(&mux) else {
+            return;
+        };
+        let Some(grant) = stream.recv.on_consumed(n) else {
+            return;
+        };
+        let seq = stream.next_seq();
+        let op = match mux.origin {
+            Origin::Local => Op::UNBLOCK_SRV_MUX,
+            Origin::Remote => Op::UNBLOCK_CL_MUX,
+        };
+        let mut msg = Message::new(op, mux.id).seq(seq);
+        if grant != 1 {
+            msg.payload = Some(encode_count(grant));
+        }
+        self.send_msg(now, Lane::Control, &msg);
+    }
+
+    /// Ends our direction of a stream (EOF; it waits for a credit if
+    /// needed). For a stream we serve this ends the stream.
+    pub fn finish(&mut self, now: Instant, mux: MuxId) -> Result<(), CommandError> {
+        let stream = self.muxes.streams.get_mut(&mux).ok_or(CommandError::UnknownMux)?;
+        if stream.sending != Sending::Open {
+            return Err(CommandError::Finished);
+        }
+        stream.sending = Sending::EofPending;
+        self.try_send_eof(now, mux);
+        Ok(())
+    }
+
+    /// Sends a pending EOF if a credit allows.
+    pub(super) fn try_send_eof(&mut self, now: Instant, mux: MuxId) {
+        let Some(stream) = self.muxes.streams.get_mut(&mux) else {
+            return;
+        };
+        if stream.sending != Sending::EofPending || !stream.send.take() {
+            return;
+        }
+        stream.sending = Sending::Done;
+        let seq = stream.next_seq();
+        let msg = Message::new(data_op(mux), mux.id).seq(seq).flags(Flags::EOF);
+        self.send_msg(now, Lane::Data, &msg);
+        if mux.origin == Origin::Remote {
+            self.remove_stream(mux);
+        }
+    }
+
+    /// Ends a stream we serve with an error (no credit needed).
+    pub fn fail_stream(
+        &mut self,
+        now: Instant,
+        mux: MuxId,
+        error: ErrorPayload,
+    ) -> Result<(), CommandError> {
+        if mux.origin != Origin::Remote {
+            return Err(CommandError::UnknownMux);
+        }
+        let mut stream = self.remove_stream(mux).ok_or(CommandError::UnknownMux)?;
+        let seq = stream.next_seq();
+        let msg = Message::new(Op::MUX_SERVER_MSG, mux.id)
+            .seq(seq)
+            .flags(Flags::EOF | Flags::PAYLOAD_IS_ERR)
+            .payload(error.encode());
+        self.send_msg(now, Lane::Data, &msg);
+        Ok(())
+    }
+
+    /// Abandons an exchange at once; the peer is told (requests we sent:
+    /// `CancelRequest`; our streams: `DisconnectServerMux`; a request we
+    /// serve: a `Canceled` error; a stream we serve: `DisconnectClientMux`).
+    /// No event follows. Unknown exchanges are ignored.
+    pub fn cancel(&mut self, now: Instant, mux: MuxId) {
+        match mux.origin {
+            Origin::Local => {
+                if let Some(r) = self.muxes.out_requests.remove(&mux.id) {
+                    self.drop_timer(mux, r.timer);
+                    self.send_msg(now, Lane::Control, &Message::new(Op::CANCEL_REQUEST, mux.id));
+                } else if let Some(mut s) = self.remove_stream(mux) {
+                    let seq = s.next_seq();
+                    let msg = Message::new(Op::DISCONNECT_SERVER_MUX, mux.id).seq(seq);
+                    self.send_msg(now, Lane::Control, &msg);
+                }
+            }
+            Origin::Remote => {
+                if self.muxes.in_requests.contains_key(&mux.id) {
+                    let e = ErrorPayload::new(ErrorCode::Canceled, "canceled by the handler");
+                    let _ = self.respond(now, mux, Err(e));
+                } else if self.remove_stream(mux).is_some() {
+                    let msg = Message::new(Op::DISCONNECT_CLIENT_MUX, mux.id);
+                    self.send_msg(now, Lane::Control, &msg);
+                }
+            }
+        }
+    }
+
+    /// Closes the link: every exchange ends with `Disconnected`, then
+    /// [`Event::Closed`](super::Event::Closed).
+    pub fn close(&mut self, now: Instant) {
+        self.fail(now, LinkError::Local);
+    }
+
+    /// Removes a stream and its timer.
+    pub(super) fn remove_stream(&mut self, mux: MuxId) -> Option<StreamState> {
+        let stream = self.muxes.remove_stream(mux)?;
+        self.drop_timer(mux, stream.timer);
+        Some(stream)
+    }
+
+    /// Registers a served request (used by dispatch).
+    pub(super) fn insert_served_request(&mut self, mux: MuxId, seq: u32, deadline: Instant) {
+        self.muxes.in_requests.insert(
+            mux.id,
+            InRequest {
+                deadline,
+                seq,
+                timer: None,
+            },
+        );
+        self.reschedule(mux);
+    }
+
+    /// Sends the link ping.
+    pub(super) fn send_link_ping(&mut self, now: Instant) {
+        let ping = crate::wire::PingMsg { t: self.wall(now) };
+        let msg = Message {
+            deadline_ms: self.config.ping_interval.as_millis().min(u32::MAX.into()) as u32,
+            ..Message::new(Op::PING, 0).payload(ping.encode())
+        };
+        self.send_msg(now, Lane::Control, &msg);
+    }
+
+    /// Milliseconds of a wire deadline as a local instant (0: none).
+    pub(super) fn local_deadline(now: Instant, ms: u32) -> Option<Instant> {
+        (ms > 0).then(|| now + Duration::from_millis(ms.into()))
+    }
+}
+
+/// The data op of our direction of `mux`.
+pub(super) fn data_op(mux: MuxId) -> Op {
+    match mux.origin {
+        Origin::Local => Op::MUX_CLIENT_MSG,
+        Origin::Remote => Op::MUX_SERVER_MSG,
+    }
+}

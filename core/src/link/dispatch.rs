@@ -1,0 +1,487 @@
+//! Incoming grid messages on a connected link, and per-exchange timers.
+
+use std::time::{Duration, Instant};
+
+use tracing::{debug, trace};
+
+use super::{CallError, Event, Lane, Link};
+use crate::mux::{CreditWindow, MuxId, Origin, SendCredits, Sending, StreamState};
+use crate::wire::{
+    decode_count, decode_stream_open, ErrorCode, ErrorPayload, Flags, Message, Op, PingMsg,
+    PongMsg,
+};
+
+/// The error carried by a message with `PAYLOAD_IS_ERR`.
+fn remote_error(msg: &Message) -> CallError {
+    match ErrorPayload::decode(&msg.payload.clone().unwrap_or_default()) {
+        Ok(e) => e.into(),
+        Err(e) => CallError::Protocol(format!("malformed error payload: {e}")),
+    }
+}
+
+impl Link {
+    pub(super) fn on_message(&mut self, now: Instant, msg: Message) {
+        trace!(?msg, "received");
+        match msg.op {
+            Op::PING if msg.mux_id == 0 => self.on_link_ping(now, &msg),
+            Op::PONG if msg.mux_id == 0 => self.on_link_pong(now, &msg),
+            Op::PING => self.on_stream_ping(now, &msg),
+            Op::PONG => self.on_stream_pong(now, &msg),
+            Op::REQUEST => self.on_request(now, msg),
+            Op::RESPONSE => self.on_response(now, msg),
+            Op::CANCEL_REQUEST => self.on_cancel_request(msg.mux_id),
+            Op::CONNECT_MUX => self.on_connect_mux(now, msg),
+            Op::ACK_MUX => self.on_ack(now, &msg),
+            Op::MUX_CONNECT_ERROR => self.on_connect_error(now, &msg),
+            Op::MUX_SERVER_MSG => self.on_stream_data(now, MuxId::local(msg.mux_id), msg),
+            Op::MUX_CLIENT_MSG => self.on_stream_data(now, MuxId::remote(msg.mux_id), msg),
+            Op::UNBLOCK_SRV_MUX => self.on_unblock(now, MuxId::remote(msg.mux_id), &msg),
+            Op::UNBLOCK_CL_MUX => self.on_unblock(now, MuxId::local(msg.mux_id), &msg),
+            Op::DISCONNECT_SERVER_MUX => {
+                let mux = MuxId::remote(msg.mux_id);
+                if self.remove_stream(mux).is_some() {
+                    self.ended(mux, Err(CallError::Canceled));
+                }
+            }
+            Op::DISCONNECT_CLIENT_MUX => {
+                let mux = MuxId::local(msg.mux_id);
+                if self.remove_stream(mux).is_some() {
+                    let error = if msg.flags.contains(Flags::PAYLOAD_IS_ERR) {
+                        remote_error(&msg)
+                    } else {
+                        CallError::Disconnected
+                    };
+                    self.ended(mux, Err(error));
+                }
+            }
+            op => debug!(?op, "unknown message type ignored"),
+        }
+    }
+
+    fn ended(&mut self, mux: MuxId, result: Result<(), CallError>) {
+        self.events.push_back(Event::Ended { mux, result });
+    }
+
+    // ---- link keepalive -------------------------------------------------
+
+    fn on_link_ping(&mut self, now: Instant, msg: &Message) {
+        let t = PingMsg::decode(&msg.payload.clone().unwrap_or_default())
+            .ok()
+            .map(|p| p.t);
+        let pong = PongMsg {
+            not_found: false,
+            err: None,
+            t,
+        };
+        let reply = Message {
+            deadline_ms: msg.deadline_ms,
+            ..Message::new(Op::PONG, 0).seq(msg.seq).payload(pong.encode())
+        };
+        self.send_msg(now, Lane::Control, &reply);
+    }
+
+    fn on_link_pong(&mut self, now: Instant, msg: &Message) {
+        self.last_pong = now;
+        let pong = PongMsg::decode(&msg.payload.clone().unwrap_or_default());
+        if let Ok(PongMsg { t: Some(t), .. }) = pong {
+            let rtt = self.wall(now).duration_since(t).unwrap_or(Duration::ZERO);
+            self.events.push_back(Event::Pong { rtt });
+        }
+    }
+
+    // ---- requests -------------------------------------------------------
+
+    fn on_request(&mut self, now: Instant, msg: Message) {
+        let mux = MuxId::remote(msg.mux_id);
+        if self.muxes.in_requests.contains_key(&mux.id) || self.muxes.streams.contains_key(&mux) {
+            debug!(id = mux.id, "duplicate request id ignored");
+            return;
+        }
+        let config = &self.config;
+        if msg.handler == 0 || !config.handlers.has_request(msg.handler, msg.subroute) {
+            let text = format!("Invalid Handler for type: {}", msg.handler);
+            self.connect_error(now, &msg, ErrorCode::UnknownHandler, text);
+            return;
+        }
+        if self.muxes.in_requests.len() >= config.max_served_requests {
+            let e = ErrorPayload::new(ErrorCode::Overloaded, "too many concurrent requests");
+            let reply = Message::new(Op::RESPONSE, mux.id)
+                .seq(msg.seq)
+                .flags(Flags::EOF | Flags::PAYLOAD_IS_ERR)
+                .payload(e.encode());
+            self.send_msg(now, Lane::Control, &reply);
+            return;
+        }
+        let deadline = Self::local_deadline(now, msg.deadline_ms)
+            .unwrap_or(now + config.default_request_timeout);
+        self.insert_served_request(mux, msg.seq, deadline);
+        self.events.push_back(Event::Request {
+            mux,
+            handler: msg.handler,
+            subroute: msg.subroute,
+            payload: msg.payload.unwrap_or_default(),
+            deadline,
+        });
+    }
+
+    fn connect_error(&mut self, now: Instant, msg: &Message, code: ErrorCode, text: String) {
+        let reply = Message::new(Op::MUX_CONNECT_ERROR, msg.mux_id)
+            .seq(msg.seq)
+            .payload(ErrorPayload::new(code, text).encode());
+        self.send_msg(now, Lane::Control, &reply);
+    }
+
+    fn on_response(&mut self, _now: Instant, msg: Message) {
+        let mux = MuxId::local(msg.mux_id);
+        let Some(request) = self.muxes.out_requests.remove(&mux.id) else {
+            trace!(id = mux.id, "late response dropped");
+            return;
+        };
+        self.drop_timer(mux, request.timer);
+        let result = if msg.seq != 0 {
+            Err(CallError::Protocol(format!("response with seq {}", msg.seq)))
+        } else if msg.flags.contains(Flags::PAYLOAD_IS_ERR) {
+            Err(remote_error(&msg))
+        } else {
+            Ok(msg.payload.unwrap_or_default())
+        };
+        self.events.push_back(Event::Response { mux, result });
+    }
+
+    fn on_cancel_request(&mut self, id: u64) {
+        let mux = MuxId::remote(id);
+        if let Some(request) = self.muxes.in_requests.remove(&id) {
+            self.drop_timer(mux, request.timer);
+            self.ended(mux, Err(CallError::Canceled));
+        }
+    }
+
+    fn on_connect_error(&mut self, _now: Instant, msg: &Message) {
+        let mux = MuxId::local(msg.mux_id);
+        let error = remote_error(msg);
+        if let Some(request) = self.muxes.out_requests.remove(&mux.id) {
+            self.drop_timer(mux, request.timer);
+            self.events.push_back(Event::Response {
+                mux,
+                result: Err(error),
+            });
+        } else if self.remove_stream(mux).is_some() {
+            self.ended(mux, Err(error));
+        }
+    }
+
+    // ---- streams: opening -----------------------------------------------
+
+    fn on_connect_mux(&mut self, now: Instant, msg: Message) {
+        let mux = MuxId::remote(msg.mux_id);
+        if self.muxes.streams.contains_key(&mux) || self.muxes.in_requests.contains_key(&mux.id) {
+            debug!(id = mux.id, "duplicate stream id ignored");
+            return;
+        }
+        let config = &self.config;
+        if msg.flags.contains(Flags::STATELESS) {
+            let text = "Stateless streams not supported".to_owned();
+            return self.connect_error(now, &msg, ErrorCode::Protocol, text);
+        }
+        let registered = config.handlers.stream_window(msg.handler, msg.subroute);
+        let Some(in_capacity) = registered.filter(|_| msg.handler != 0) else {
+            let text = format!("Invalid Handler for type: {}", msg.handler);
+            return self.connect_error(now, &msg, ErrorCode::UnknownHandler, text);
+        };
+        if self.muxes.open_remote_streams() >= config.max_served_streams {
+            let text = "too many open streams".to_owned();
+            return self.connect_error(now, &msg, ErrorCode::Overloaded, text);
+        }
+        let (client_window, payload) = match decode_stream_open(msg.payload.as_ref()) {
+            Ok(open) => open,
+            Err(e) => return self.connect_error(now, &msg, ErrorCode::Protocol, e.to_string()),
+        };
+        let has_input = !msg.flags.contains(Flags::EOF) && in_capacity > 0;
+        let window = if has_input { in_capacity } else { 0 };
+        let deadline = Self::local_deadline(now, msg.deadline_ms);
+        let checked = deadline
+            .is_none_or(|d| d.saturating_duration_since(now) > config.stream_idle_timeout);
+        let mut state = StreamState {
+            send_seq: msg.seq,
+            recv_seq: msg.seq.wrapping_add(1),
+            send: SendCredits::new(client_window),
+            send_window: client_window,
+            recv: CreditWindow::receiver(window),
+            sending: Sending::Open,
+            receiving: has_input,
+            acked: true,
+            deadline,
+            last_seen: now,
+            next_tick: checked.then(|| now + config.stream_ping_interval),
+            timer: None,
+        };
+        let seq = state.next_seq();
+        self.muxes.insert_stream(mux, state);
+        self.reschedule(mux);
+        let mut ack = Message::new(Op::ACK_MUX, mux.id).seq(seq);
+        ack.payload = Some(crate::wire::encode_count(window));
+        self.send_msg(now, Lane::Control, &ack);
+        self.events.push_back(Event::StreamOpened {
+            mux,
+            handler: msg.handler,
+            subroute: msg.subroute,
+            payload,
+            deadline,
+            has_input,
+        });
+    }
+
+    fn on_ack(&mut self, now: Instant, msg: &Message) {
+        let mux = MuxId::local(msg.mux_id);
+        let Some(stream) = self.muxes.streams.get_mut(&mux) else {
+            if !msg.flags.contains(Flags::EOF) {
+                self.tell_unknown(now, mux);
+            }
+            return;
+        };
+        if let Err((want, got)) = stream.check_seq(msg.seq) {
+            return self.kill_stream(now, mux, sequence_error(want, got));
+        }
+        let window = match decode_count(msg.payload.as_ref(), 0) {
+            Ok(w) if !stream.acked => w,
+            Ok(_) => return self.kill_stream(now, mux, "second AckMux".into()),
+            Err(e) => return self.kill_stream(now, mux, format!("malformed AckMux: {e}")),
+        };
+        stream.acked = true;
+        stream.last_seen = now;
+        stream.send_window = window;
+        stream.send.grant(window, window);
+        if window == 0 {
+            stream.sending = Sending::Done;
+        }
+        match stream.sending {
+            Sending::Open if stream.send.available() > 0 => {
+                self.events.push_back(Event::Writable { mux });
+            }
+            Sending::EofPending => self.try_send_eof(now, mux),
+            _ => {}
+        }
+    }
+
+    // ---- streams: data and credits --------------------------------------
+
+    fn on_stream_data(&mut self, now: Instant, mux: MuxId, msg: Message) {
+        let Some(stream) = self.muxes.streams.get_mut(&mux) else {
+            if mux.origin == Origin::Remote || !msg.flags.contains(Flags::EOF) {
+                self.tell_unknown(now, mux);
+            }
+            return;
+        };
+        if let Err((want, got)) = stream.check_seq(msg.seq) {
+            return self.kill_stream(now, mux, sequence_error(want, got));
+        }
+        stream.last_seen = now;
+        if msg.flags.contains(Flags::PAYLOAD_IS_ERR) && mux.origin == Origin::Local {
+            self.remove_stream(mux);
+            return self.ended(mux, Err(remote_error(&msg)));
+        }
+        if !stream.receiving {
+            return self.kill_stream(now, mux, "did not expect inbound message".into());
+        }
+        if !stream.recv.on_receive() {
+            return self.kill_stream(now, mux, "message without credit".into());
+        }
+        let eof = msg.flags.contains(Flags::EOF);
+        if let Some(payload) = msg.payload.filter(|p| !eof || !p.is_empty()) {
+            self.events.push_back(Event::Message { mux, payload });
+        }
+        if !eof {
+            return;
+        }
+        match mux.origin {
+            Origin::Local => {
+                self.remove_stream(mux);
+                self.ended(mux, Ok(()));
+            }
+            Origin::Remote => {
+                stream.receiving = false;
+                self.events.push_back(Event::InputEnded { mux });
+            }
+        }
+    }
+
+    fn on_unblock(&mut self, now: Instant, mux: MuxId, msg: &Message) {
+        let Some(stream) = self.muxes.streams.get_mut(&mux) else {
+            return; // credits for a closed stream are expected
+        };
+        if let Err((want, got)) = stream.check_seq(msg.seq) {
+            return self.kill_stream(now, mux, sequence_error(want, got));
+        }
+        let n = match decode_count(msg.payload.as_ref(), 1) {
+            Ok(n) => n,
+            Err(e) => return self.kill_stream(now, mux, format!("malformed credit count: {e}")),
+        };
+        if mux.origin == Origin::Local {
+            stream.last_seen = now;
+        }
+        let unblocked = stream.send.grant(n, stream.send_window);
+        match stream.sending {
+            Sending::EofPending => self.try_send_eof(now, mux),
+            Sending::Open if unblocked => self.events.push_back(Event::Writable { mux }),
+            _ => {}
+        }
+    }
+
+    // ---- streams: keepalive ---------------------------------------------
+
+    fn on_stream_ping(&mut self, now: Instant, msg: &Message) {
+        let mux = MuxId::remote(msg.mux_id);
+        let mut pong = PongMsg {
+            not_found: false,
+            err: None,
+            t: None,
+        };
+        let mut killed = None;
+        match self.muxes.streams.get_mut(&mux) {
+            None => pong.not_found = true,
+            Some(stream) => match stream.check_seq(msg.seq) {
+                Ok(()) => stream.last_seen = now,
+                Err((want, got)) => {
+                    let text = sequence_error(want, got);
+                    pong.err = Some(text.clone());
+                    killed = Some(text);
+                }
+            },
+        }
+        let reply = Message::new(Op::PONG, mux.id).seq(msg.seq).payload(pong.encode());
+        self.send_msg(now, Lane::Control, &reply);
+        if let Some(text) = killed {
+            self.kill_stream(now, mux, text);
+        }
+    }
+
+    fn on_stream_pong(&mut self, now: Instant, msg: &Message) {
+        let mux = MuxId::local(msg.mux_id);
+        if !self.muxes.streams.contains_key(&mux) {
+            return self.tell_unknown(now, mux);
+        }
+        match PongMsg::decode(&msg.payload.clone().unwrap_or_default()) {
+            Ok(p) if p.not_found => {
+                self.remove_stream(mux);
+                self.ended(mux, Err(CallError::Disconnected));
+            }
+            Ok(PongMsg { err: Some(e), .. }) => {
+                self.remove_stream(mux);
+                self.ended(mux, Err(CallError::Protocol(format!("remote pong failed: {e}"))));
+            }
+            Ok(_) => {
+                if let Some(stream) = self.muxes.streams.get_mut(&mux) {
+                    stream.last_seen = now;
+                }
+            }
+            Err(e) => self.kill_stream(now, mux, format!("malformed pong: {e}")),
+        }
+    }
+
+    /// Tells the peer that a mux it addressed does not exist here.
+    fn tell_unknown(&mut self, now: Instant, mux: MuxId) {
+        let op = match mux.origin {
+            Origin::Local => Op::DISCONNECT_SERVER_MUX,
+            Origin::Remote => Op::DISCONNECT_CLIENT_MUX,
+        };
+        self.send_msg(now, Lane::Control, &Message::new(op, mux.id));
+    }
+
+    /// Ends one stream after a protocol violation; the link stays up.
+    fn kill_stream(&mut self, now: Instant, mux: MuxId, reason: String) {
+        let Some(mut stream) = self.remove_stream(mux) else {
+            return;
+        };
+        debug!(?mux, %reason, "stream ended by a protocol violation");
+        let seq = stream.next_seq();
+        let msg = match mux.origin {
+            Origin::Local => Message::new(Op::DISCONNECT_SERVER_MUX, mux.id).seq(seq),
+            Origin::Remote => Message::new(Op::MUX_SERVER_MSG, mux.id)
+                .seq(seq)
+                .flags(Flags::EOF | Flags::PAYLOAD_IS_ERR)
+                .payload(ErrorPayload::new(ErrorCode::Protocol, reason.clone()).encode()),
+        };
+        self.send_msg(now, Lane::Control, &msg);
+        self.ended(mux, Err(CallError::Protocol(reason)));
+    }
+
+    // ---- timers ---------------------------------------------------------
+
+    pub(super) fn on_mux_timer(&mut self, now: Instant, mux: MuxId) {
+        match mux.origin {
+            Origin::Local => {
+                if let Some(r) = self.muxes.out_requests.get_mut(&mux.id) {
+                    r.timer = None;
+                    if r.deadline <= now {
+                        self.muxes.out_requests.remove(&mux.id);
+                        let cancel = Message::new(Op::CANCEL_REQUEST, mux.id);
+                        self.send_msg(now, Lane::Control, &cancel);
+                        self.events.push_back(Event::Response {
+                            mux,
+                            result: Err(CallError::Timeout),
+                        });
+                    } else {
+                        self.reschedule(mux);
+                    }
+                    return;
+                }
+            }
+            Origin::Remote => {
+                if let Some(r) = self.muxes.in_requests.get_mut(&mux.id) {
+                    r.timer = None;
+                    if r.deadline <= now {
+                        self.muxes.in_requests.remove(&mux.id);
+                        self.ended(mux, Err(CallError::Timeout));
+                    } else {
+                        self.reschedule(mux);
+                    }
+                    return;
+                }
+            }
+        }
+        self.on_stream_timer(now, mux);
+    }
+
+    fn on_stream_timer(&mut self, now: Instant, mux: MuxId) {
+        let config = self.config.clone();
+        let Some(stream) = self.muxes.streams.get_mut(&mux) else {
+            return;
+        };
+        stream.timer = None;
+        let (end_op, idle_limit) = match mux.origin {
+            Origin::Local => (Op::DISCONNECT_SERVER_MUX, config.stream_ping_timeout),
+            Origin::Remote => (Op::DISCONNECT_CLIENT_MUX, config.stream_idle_timeout),
+        };
+        let outcome = if stream.deadline.is_some_and(|d| d <= now) {
+            Some(CallError::Timeout)
+        } else if stream.next_tick.is_some_and(|t| t <= now) {
+            if now.saturating_duration_since(stream.last_seen) > idle_limit {
+                Some(CallError::Disconnected)
+            } else {
+                stream.next_tick = Some(now + config.stream_ping_interval);
+                if mux.origin == Origin::Local {
+                    let seq = stream.next_seq();
+                    let ping = Message::new(Op::PING, mux.id).seq(seq);
+                    self.send_msg(now, Lane::Control, &ping);
+                }
+                None
+            }
+        } else {
+            None
+        };
+        match outcome {
+            Some(error) => {
+                let mut stream = self.remove_stream(mux).unwrap_or_else(|| unreachable!());
+                let seq = stream.next_seq();
+                let seq = if mux.origin == Origin::Local { seq } else { 0 };
+                self.send_msg(now, Lane::Control, &Message::new(end_op, mux.id).seq(seq));
+                self.ended(mux, Err(error));
+            }
+            None => self.reschedule(mux),
+        }
+    }
+}
+
+fn sequence_error(want: u32, got: u32) -> String {
+    format!("receive sequence number mismatch. want {want}, got {got}")
+}

@@ -1,0 +1,474 @@
+//! One peer link as a pure state machine: WebSocket upgrade, the
+//! `Connect` handshake, then requests and streams multiplexed over one
+//! connection, with flow control, deadlines, cancellation and keepalive.
+//!
+//! The contract is quinn-proto's: every input is a method call with an
+//! explicit `now`; outputs are polled. After every input or command, drain
+//! [`Link::poll_transmit`] and [`Link::poll_event`], then read
+//! [`Link::poll_timeout`] and call [`Link::handle_timeout`] when it passes.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::{Instant, SystemTime};
+//! use bytes::{Bytes, BytesMut};
+//! use gridmux_core::auth::SharedSecret;
+//! use gridmux_core::link::{Event, HandlerKind, Link, LinkConfig};
+//! use gridmux_core::ws::Transmit;
+//! use rand_core::{RngCore, impls};
+//!
+//! # struct Counter(u64);
+//! # impl RngCore for Counter {
+//! #     fn next_u32(&mut self) -> u32 { self.next_u64() as u32 }
+//! #     fn next_u64(&mut self) -> u64 { self.0 += 1; self.0 }
+//! #     fn fill_bytes(&mut self, d: &mut [u8]) { impls::fill_bytes_via_next(self, d) }
+//! # }
+//! let (now, wall) = (Instant::now(), SystemTime::now());
+//! let peers = vec!["a:1".to_string(), "b:1".to_string()];
+//! let auth = Arc::new(SharedSecret::new(*b"secret"));
+//! let config = |me: &str| {
+//!     let mut c = LinkConfig::new(me, peers.clone(), [0; 16], auth.clone());
+//!     c.handlers.register(7, None, HandlerKind::Request).unwrap();
+//!     Arc::new(c)
+//! };
+//! // "a:1" dials "b:1" (the xxh3 rule decides; see `cluster::should_dial`).
+//! let (dialer, acceptor) = if gridmux_core::cluster::should_dial("a:1", "b:1") {
+//!     ("a:1", "b:1")
+//! } else {
+//!     ("b:1", "a:1")
+//! };
+//! let mut d = Link::dial(config(dialer), acceptor, now, wall, Box::new(Counter(0)));
+//! let mut a = Link::accept(config(acceptor), now, wall);
+//! // Move bytes both ways until both are connected.
+//! let pump = |from: &mut Link, to: &mut Link| {
+//!     let mut out = Transmit::new();
+//!     while from.poll_transmit(now, &mut out) {}
+//!     to.handle_input(now, &mut BytesMut::from(&out.to_vec()[..]));
+//! };
+//! for _ in 0..4 {
+//!     pump(&mut d, &mut a);
+//!     pump(&mut a, &mut d);
+//! }
+//! assert!(matches!(d.poll_event(), Some(Event::Connected { .. })));
+//! assert!(matches!(a.poll_event(), Some(Event::Connected { .. })));
+//! let mux = d.request(now, 7, None, Bytes::from_static(b"ping"), None).unwrap();
+//! pump(&mut d, &mut a);
+//! let Some(Event::Request { mux: served, payload, .. }) = a.poll_event() else { panic!() };
+//! assert_eq!(payload, "ping");
+//! a.respond(now, served, Ok(Bytes::from_static(b"pong"))).unwrap();
+//! pump(&mut a, &mut d);
+//! assert_eq!(d.poll_event(), Some(Event::Response { mux, result: Ok(Bytes::from_static(b"pong")) }));
+//! ```
+
+mod commands;
+mod config;
+mod dispatch;
+mod event;
+mod outbox;
+mod setup;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use tracing::debug;
+
+pub use config::{HandlerKind, HandlerTable, LinkConfig, RegisterError, StreamOpts, DEFAULT_PATH};
+pub use event::{CallError, CommandError, Event, LinkError};
+pub use setup::{authorize_upgrade, UpgradeRejection};
+
+use crate::mux::{MuxId, MuxTable, Origin, TimerQueue};
+use crate::wire::Message;
+use crate::ws::{self, CloseCode, Transmit};
+use outbox::{Lane, Outbox};
+
+/// Where the link is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    /// Acceptor: reading the HTTP upgrade request.
+    AwaitUpgrade,
+    /// Dialer: the WebSocket upgrade is in flight.
+    Upgrading,
+    /// Acceptor: upgraded, waiting for `Connect`.
+    AwaitConnect {
+        /// The sender named in the upgrade request.
+        claimed: String,
+    },
+    /// Dialer: `Connect` sent, waiting for `ConnectResponse`.
+    AwaitConnectResponse,
+    /// Exchanges may run.
+    Connected,
+    /// Every exchange has ended; the WebSocket close is in progress.
+    Closing(LinkError),
+    /// `Event::Closed` was queued.
+    Closed,
+}
+
+/// One peer link. See the [module docs](self).
+pub struct Link {
+    config: Arc<LinkConfig>,
+    phase: Phase,
+    /// `None` until the acceptor has read the upgrade request.
+    ws: Option<ws::Endpoint>,
+    /// The peer's name, once known.
+    remote: Option<String>,
+    /// Maps `Instant`s to wall-clock time for the handshake and pings.
+    clock_origin: (Instant, SystemTime),
+    muxes: MuxTable,
+    timers: TimerQueue,
+    outbox: Outbox,
+    events: VecDeque<Event>,
+    /// HTTP bytes written before the WebSocket exists (acceptor).
+    raw_out: Option<Bytes>,
+    handshake_deadline: Option<Instant>,
+    next_ping: Option<Instant>,
+    last_pong: Instant,
+    /// Output has waited since then for the writer to take it.
+    stall_since: Option<Instant>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("local", &self.config.local)
+            .field("remote", &self.remote)
+            .field("phase", &self.phase)
+            .field("open_exchanges", &self.muxes.len())
+            .field("queued_bytes", &self.queued_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Link {
+    fn new(config: Arc<LinkConfig>, phase: Phase, now: Instant, wall: SystemTime) -> Self {
+        let crc = config.crc;
+        Self {
+            handshake_deadline: Some(now + config.handshake_timeout),
+            config,
+            phase,
+            ws: None,
+            remote: None,
+            clock_origin: (now, wall),
+            muxes: MuxTable::new(),
+            timers: TimerQueue::new(),
+            outbox: Outbox::new(crc),
+            events: VecDeque::new(),
+            raw_out: None,
+            next_ping: None,
+            last_pong: now,
+            stall_since: None,
+        }
+    }
+
+    /// The wall-clock time at `now`.
+    fn wall(&self, now: Instant) -> SystemTime {
+        let (origin, wall) = self.clock_origin;
+        wall + now.saturating_duration_since(origin)
+    }
+
+    // ---- state ----------------------------------------------------------
+
+    /// The peer's name, once known (the dialer knows it from the start).
+    pub fn remote(&self) -> Option<&str> {
+        self.remote.as_deref()
+    }
+
+    /// Whether exchanges may run.
+    pub fn is_connected(&self) -> bool {
+        self.phase == Phase::Connected
+    }
+
+    /// Whether the link is over (`Event::Closed` was queued).
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Open exchanges (requests and streams, both roles).
+    pub fn open_exchanges(&self) -> usize {
+        self.muxes.len()
+    }
+
+    /// Bytes queued for sending and not yet taken by `poll_transmit`.
+    pub fn queued_bytes(&self) -> usize {
+        self.outbox.bytes() + self.ws.as_ref().map_or(0, ws::Endpoint::queued_bytes)
+    }
+
+    /// Entries in the timer queue (one per exchange at most).
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    // ---- inputs ---------------------------------------------------------
+
+    /// Consumes what it can of the bytes read from the socket; an
+    /// incomplete tail stays in `buf`.
+    pub fn handle_input(&mut self, now: Instant, buf: &mut BytesMut) {
+        if matches!(self.phase, Phase::Closed) {
+            buf.clear();
+            return;
+        }
+        if self.phase == Phase::AwaitUpgrade {
+            self.read_upgrade(now, buf);
+        }
+        if let Some(ws) = &mut self.ws {
+            ws.handle_input(now, buf);
+            self.pump_ws(now);
+        } else if self.phase != Phase::AwaitUpgrade {
+            buf.clear();
+        }
+    }
+
+    /// The peer closed its sending side.
+    pub fn handle_eof(&mut self, now: Instant) {
+        match &mut self.ws {
+            Some(ws) => {
+                ws.handle_eof(now);
+                self.pump_ws(now);
+            }
+            None => self.fail(now, LinkError::WebSocket(ws::CloseCause::Abnormal)),
+        }
+    }
+
+    /// Runs the timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(ws) = &mut self.ws {
+            ws.handle_timeout(now);
+            self.pump_ws(now);
+        }
+        if self.handshake_deadline.is_some_and(|t| t <= now) {
+            self.handshake_deadline = None;
+            self.fail(now, LinkError::HandshakeTimeout);
+        }
+        if let Some(since) = self.stall_since {
+            if now.saturating_duration_since(since) >= self.config.write_stall_timeout {
+                self.fail(now, LinkError::WriteStall(now - since));
+            }
+        }
+        if self.phase != Phase::Connected {
+            return;
+        }
+        let silent = now.saturating_duration_since(self.last_pong);
+        if silent >= self.config.pong_timeout {
+            self.fail(now, LinkError::PongTimeout(silent));
+            return;
+        }
+        if self.next_ping.is_some_and(|t| t <= now) {
+            self.send_link_ping(now);
+            self.next_ping = Some(now + self.config.ping_interval);
+        }
+        while let Some(mux) = self.timers.pop_due(now) {
+            self.on_mux_timer(now, mux);
+        }
+    }
+
+    // ---- outputs --------------------------------------------------------
+
+    /// Appends bytes to write to `out`; returns whether it added any. Call
+    /// it when the socket can take more, until it returns `false`.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut Transmit) -> bool {
+        let before = out.len();
+        if let Some(raw) = self.raw_out.take() {
+            out.push(raw);
+        }
+        if let Some(ws) = &mut self.ws {
+            while ws.queued_bytes() < WS_QUEUE_TARGET && ws.is_open() {
+                let Some(message) = self
+                    .outbox
+                    .next_ws_message(self.config.merge_max_messages, self.config.merge_max_bytes)
+                else {
+                    break;
+                };
+                if let Err(e) = ws.send(ws::Message::binary(message)) {
+                    debug!(error = %e, "websocket refused a grid message");
+                    break;
+                }
+            }
+            while ws.poll_transmit(now, out) {}
+            if !ws.is_open() {
+                self.outbox.clear();
+            }
+        }
+        let progressed = out.len() > before;
+        if progressed || !self.has_pending_output() {
+            self.stall_since = self.has_pending_output().then_some(now);
+        }
+        progressed
+    }
+
+    /// Whether output waits to be polled.
+    fn has_pending_output(&self) -> bool {
+        self.raw_out.is_some()
+            || !self.outbox.is_empty()
+            || self.ws.as_ref().is_some_and(ws::Endpoint::has_pending_transmit)
+    }
+
+    /// The next event, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next run.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = self.ws.as_ref().and_then(ws::Endpoint::poll_timeout);
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        consider(self.handshake_deadline);
+        consider(self.stall_since.map(|t| t + self.config.write_stall_timeout));
+        if self.phase == Phase::Connected {
+            consider(self.next_ping);
+            consider(Some(self.last_pong + self.config.pong_timeout));
+            consider(self.timers.next());
+        }
+        next
+    }
+
+    // ---- internals ------------------------------------------------------
+
+    /// Queues a grid message.
+    fn send_msg(&mut self, now: Instant, lane: Lane, msg: &Message) {
+        self.outbox.push(lane, msg, true);
+        if self.stall_since.is_none() {
+            self.stall_since = Some(now);
+        }
+        // A peer that floods us with work whose answers it never reads
+        // would grow the control queue without bound.
+        if self.outbox.bytes() > self.config.max_queued_bytes.saturating_mul(2) {
+            self.fail(now, LinkError::WriteStall(Duration::ZERO));
+        }
+    }
+
+    /// Handles what the WebSocket endpoint reported.
+    fn pump_ws(&mut self, now: Instant) {
+        while let Some(event) = self.ws.as_mut().and_then(ws::Endpoint::poll_event) {
+            match event {
+                ws::Event::Open(_) => self.on_ws_open(now),
+                ws::Event::Message(m) => self.on_ws_message(now, m.into_payload()),
+                ws::Event::Ping(_) | ws::Event::Pong(_) => {}
+                ws::Event::Closed(cause) => self.on_ws_closed(cause),
+            }
+        }
+    }
+
+    fn on_ws_closed(&mut self, cause: ws::CloseCause) {
+        let reason = match std::mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::Closing(reason) => reason,
+            _ => {
+                self.end_all();
+                LinkError::WebSocket(cause)
+            }
+        };
+        debug!(remote = ?self.remote, %reason, "link closed");
+        self.finish_close(reason);
+    }
+
+    fn finish_close(&mut self, reason: LinkError) {
+        self.phase = Phase::Closed;
+        self.handshake_deadline = None;
+        self.next_ping = None;
+        self.outbox.clear();
+        self.events.push_back(Event::Closed(reason));
+    }
+
+    /// Tears the link down: every exchange ends with `Disconnected`, the
+    /// WebSocket closes, and `Event::Closed(reason)` follows.
+    fn fail(&mut self, now: Instant, reason: LinkError) {
+        if matches!(self.phase, Phase::Closing(_) | Phase::Closed) {
+            return;
+        }
+        debug!(remote = ?self.remote, %reason, "closing link");
+        self.end_all();
+        self.handshake_deadline = None;
+        self.next_ping = None;
+        let code = match &reason {
+            LinkError::Local => CloseCode::NORMAL,
+            LinkError::Malformed(_) => CloseCode::PROTOCOL_ERROR,
+            LinkError::Refused(_) | LinkError::Rejected(_) => CloseCode::POLICY_VIOLATION,
+            _ => CloseCode::GOING_AWAY,
+        };
+        match &mut self.ws {
+            Some(ws) if !ws.is_closed() => {
+                let text = reason.to_string();
+                let text = truncate_utf8(&text, 120);
+                let _ = ws.close(now, code, text);
+                self.phase = Phase::Closing(reason);
+                self.pump_ws(now);
+            }
+            _ => self.finish_close(reason),
+        }
+    }
+
+    /// Ends every exchange with `Disconnected`, in mux order.
+    fn end_all(&mut self) {
+        let mut ended: Vec<(MuxId, bool)> = self
+            .muxes
+            .out_requests
+            .keys()
+            .map(|id| (MuxId::local(*id), true))
+            .chain(self.muxes.in_requests.keys().map(|id| (MuxId::remote(*id), false)))
+            .chain(self.muxes.streams.keys().map(|m| (*m, false)))
+            .collect();
+        ended.sort_unstable();
+        for (mux, is_out_request) in ended {
+            self.events.push_back(if is_out_request {
+                Event::Response {
+                    mux,
+                    result: Err(CallError::Disconnected),
+                }
+            } else {
+                Event::Ended {
+                    mux,
+                    result: Err(CallError::Disconnected),
+                }
+            });
+        }
+        self.muxes = MuxTable::new();
+        self.timers.clear();
+    }
+
+    /// Re-registers `mux`'s timer after its state changed.
+    fn reschedule(&mut self, mux: MuxId) {
+        let wake_and_slot = match mux.origin {
+            Origin::Local => match self.muxes.out_requests.get_mut(&mux.id) {
+                Some(r) => Some((Some(r.deadline), &mut r.timer)),
+                None => self.muxes.streams.get_mut(&mux).map(|s| (s.wake(), &mut s.timer)),
+            },
+            Origin::Remote => match self.muxes.in_requests.get_mut(&mux.id) {
+                Some(r) => Some((Some(r.deadline), &mut r.timer)),
+                None => self.muxes.streams.get_mut(&mux).map(|s| (s.wake(), &mut s.timer)),
+            },
+        };
+        if let Some((wake, slot)) = wake_and_slot {
+            self.timers.reschedule(mux, slot, wake);
+        }
+    }
+
+    /// Forgets `slot`'s timer entry (the exchange is being removed).
+    fn drop_timer(&mut self, mux: MuxId, slot: Option<Instant>) {
+        let mut slot = slot;
+        self.timers.reschedule(mux, &mut slot, None);
+    }
+}
+
+/// Grid messages are moved into the WebSocket endpoint while it holds less
+/// than this; the rest waits in the outbox, where control messages can
+/// still overtake data and backlog can be merged.
+const WS_QUEUE_TARGET: usize = 64 * 1024;
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a char
+/// boundary.
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

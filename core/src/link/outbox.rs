@@ -1,0 +1,156 @@
+//! Grid messages waiting for the WebSocket layer: control ahead of data,
+//! merged into batches when there is a backlog.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::wire::{Message, MergedWriter};
+
+/// Which queue a message goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// Pongs, credits, cancels, acks, errors: never behind data.
+    Control,
+    /// Requests, responses and stream messages.
+    Data,
+}
+
+/// Encoded messages not yet handed to the WebSocket endpoint.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    control: VecDeque<Bytes>,
+    data: VecDeque<Bytes>,
+    bytes: usize,
+    /// Encoding buffer; each message is split off it, so consecutive
+    /// messages share one allocation.
+    scratch: BytesMut,
+    merged: MergedWriter,
+    crc: bool,
+}
+
+impl Outbox {
+    pub(crate) fn new(crc: bool) -> Self {
+        Self {
+            control: VecDeque::new(),
+            data: VecDeque::new(),
+            bytes: 0,
+            scratch: BytesMut::new(),
+            merged: MergedWriter::new(),
+            crc,
+        }
+    }
+
+    /// Encodes and queues `msg`. Handshake messages go without CRC.
+    pub(crate) fn push(&mut self, lane: Lane, msg: &Message, crc: bool) {
+        if self.scratch.capacity() - self.scratch.len() < msg.max_encoded_len() {
+            self.scratch.reserve(msg.max_encoded_len().max(16 * 1024));
+        }
+        msg.encode(crc && self.crc, &mut self.scratch);
+        let frame = self.scratch.split().freeze();
+        self.bytes += frame.len();
+        match lane {
+            Lane::Control => self.control.push_back(frame),
+            Lane::Data => self.data.push_back(frame),
+        }
+    }
+
+    /// Bytes queued.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.control.is_empty() && self.data.is_empty()
+    }
+
+    /// Drops everything queued.
+    pub(crate) fn clear(&mut self) {
+        self.control.clear();
+        self.data.clear();
+        self.bytes = 0;
+    }
+
+    fn pop(&mut self) -> Option<Bytes> {
+        let frame = self.control.pop_front().or_else(|| self.data.pop_front())?;
+        self.bytes -= frame.len();
+        Some(frame)
+    }
+
+    fn peek_len(&self) -> Option<usize> {
+        self.control.front().or_else(|| self.data.front()).map(Bytes::len)
+    }
+
+    /// The next WebSocket message: a single frame when only one is queued,
+    /// otherwise a merged batch of up to `max_messages` frames that stops
+    /// before `max_bytes` (a frame larger than that goes alone).
+    pub(crate) fn next_ws_message(&mut self, max_messages: usize, max_bytes: usize) -> Option<Bytes> {
+        let first = self.pop()?;
+        let next_fits = |len: usize, body: usize| body + len + 5 <= max_bytes;
+        match self.peek_len() {
+            Some(len) if max_messages > 1 && next_fits(len, first.len() + 5) => {}
+            _ => return Some(first),
+        }
+        self.merged.push(&first);
+        while (self.merged.len() as usize) < max_messages {
+            match self.peek_len() {
+                Some(len) if next_fits(len, self.merged.body_len()) => {}
+                _ => break,
+            }
+            if let Some(frame) = self.pop() {
+                self.merged.push(&frame);
+            }
+        }
+        let mut out = BytesMut::with_capacity(self.merged.body_len() + 16);
+        self.merged.finish(&mut out);
+        Some(out.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Frame, Op};
+
+    #[test]
+    fn single_frames_go_alone_and_backlog_is_merged_control_first() {
+        let mut out = Outbox::new(true);
+        out.push(Lane::Data, &Message::new(Op::REQUEST, 1), true);
+        let alone = out.next_ws_message(50, 31 * 1024).unwrap();
+        assert!(matches!(Frame::decode(alone).unwrap(), Frame::Single(_)));
+        for id in 1..=60 {
+            out.push(Lane::Data, &Message::new(Op::REQUEST, id), true);
+        }
+        out.push(Lane::Control, &Message::new(Op::PONG, 0), true);
+        let Frame::Merged(batch) = Frame::decode(out.next_ws_message(50, 31 * 1024).unwrap()).unwrap()
+        else {
+            panic!("not merged")
+        };
+        let ops: Vec<Op> = batch.map(|m| m.unwrap().op).collect();
+        assert_eq!(ops.len(), 50);
+        assert_eq!(ops[0], Op::PONG);
+        let Frame::Merged(rest) = Frame::decode(out.next_ws_message(50, 31 * 1024).unwrap()).unwrap()
+        else {
+            panic!("not merged")
+        };
+        assert_eq!(rest.count(), 11);
+        assert!(out.is_empty());
+        assert_eq!(out.bytes(), 0);
+    }
+
+    #[test]
+    fn merging_stops_at_the_byte_limit() {
+        let mut out = Outbox::new(false);
+        for id in 0..10 {
+            let msg = Message::new(Op::REQUEST, id).payload(Bytes::from(vec![0u8; 1000]));
+            out.push(Lane::Data, &msg, true);
+        }
+        let batch = out.next_ws_message(50, 3100).unwrap();
+        assert!(batch.len() <= 3100 + 16);
+        let Frame::Merged(frames) = Frame::decode(batch).unwrap() else {
+            panic!()
+        };
+        assert_eq!(frames.count(), 3);
+    }
+}
