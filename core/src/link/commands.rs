@@ -208,7 +208,7 @@ impl Link {
         let Some(grant) = stream.recv.on_consumed(n) else {
             return;
         };
-        let seq = stream.next_seq();
+        let seq = stream.send_seq;
         let op = match mux.origin {
             Origin::Local => Op::UNBLOCK_SRV_MUX,
             Origin::Remote => Op::UNBLOCK_CL_MUX,
@@ -279,8 +279,8 @@ impl Link {
                 if let Some(r) = self.muxes.out_requests.remove(&mux.id) {
                     self.drop_timer(mux, r.timer);
                     self.send_msg(now, Lane::Control, &Message::new(Op::CANCEL_REQUEST, mux.id));
-                } else if let Some(mut s) = self.remove_stream(mux) {
-                    let seq = s.next_seq();
+                } else if let Some(s) = self.remove_stream(mux) {
+                    let seq = s.send_seq;
                     let msg = Message::new(Op::DISCONNECT_SERVER_MUX, mux.id).seq(seq);
                     self.send_msg(now, Lane::Control, &msg);
                 }

@@ -39,8 +39,10 @@ impl Link {
             Op::UNBLOCK_CL_MUX => self.on_unblock(now, MuxId::local(msg.mux_id), &msg),
             Op::DISCONNECT_SERVER_MUX => {
                 let mux = MuxId::remote(msg.mux_id);
-                if self.remove_stream(mux).is_some() {
-                    self.ended(mux, Err(CallError::Canceled));
+                if let Some(stream) = self.remove_stream(mux) {
+                    if stream.end_is_reported(mux) {
+                        self.ended(mux, Err(CallError::Canceled));
+                    }
                 }
             }
             Op::DISCONNECT_CLIENT_MUX => {
@@ -103,8 +105,15 @@ impl Link {
             self.connect_error(now, &msg, ErrorCode::UnknownHandler, text);
             return;
         }
-        if self.muxes.in_requests.len() >= config.max_served_requests {
-            let e = ErrorPayload::new(ErrorCode::Overloaded, "too many concurrent requests");
+        let busy = if self.muxes.in_requests.len() >= config.max_served_requests {
+            Some("too many concurrent requests")
+        } else if self.queued_bytes() >= config.max_queued_bytes {
+            Some("send queue full")
+        } else {
+            None
+        };
+        if let Some(why) = busy {
+            let e = ErrorPayload::new(ErrorCode::Overloaded, why);
             let reply = Message::new(Op::RESPONSE, mux.id)
                 .seq(msg.seq)
                 .flags(Flags::EOF | Flags::PAYLOAD_IS_ERR)
@@ -192,6 +201,10 @@ impl Link {
             let text = "too many open streams".to_owned();
             return self.connect_error(now, &msg, ErrorCode::Overloaded, text);
         }
+        if self.queued_bytes() >= config.max_queued_bytes {
+            let text = "send queue full".to_owned();
+            return self.connect_error(now, &msg, ErrorCode::Overloaded, text);
+        }
         let (client_window, payload) = match decode_stream_open(msg.payload.as_ref()) {
             Ok(open) => open,
             Err(e) => return self.connect_error(now, &msg, ErrorCode::Protocol, e.to_string()),
@@ -251,13 +264,16 @@ impl Link {
         stream.last_seen = now;
         stream.send_window = window;
         stream.send.grant(window, window);
+        let was_open = stream.sending == Sending::Open;
         if window == 0 {
+            // The handler takes no input: sends now fail with `Finished`.
             stream.sending = Sending::Done;
         }
         match stream.sending {
             Sending::Open if stream.send.available() > 0 => {
                 self.events.push_back(Event::Writable { mux });
             }
+            Sending::Done if was_open => self.events.push_back(Event::Writable { mux }),
             Sending::EofPending => self.try_send_eof(now, mux),
             _ => {}
         }
@@ -309,9 +325,6 @@ impl Link {
         let Some(stream) = self.muxes.streams.get_mut(&mux) else {
             return; // credits for a closed stream are expected
         };
-        if let Err((want, got)) = stream.check_seq(msg.seq) {
-            return self.kill_stream(now, mux, sequence_error(want, got));
-        }
         let n = match decode_count(msg.payload.as_ref(), 1) {
             Ok(n) => n,
             Err(e) => return self.kill_stream(now, mux, format!("malformed credit count: {e}")),
@@ -336,23 +349,12 @@ impl Link {
             err: None,
             t: None,
         };
-        let mut killed = None;
         match self.muxes.streams.get_mut(&mux) {
             None => pong.not_found = true,
-            Some(stream) => match stream.check_seq(msg.seq) {
-                Ok(()) => stream.last_seen = now,
-                Err((want, got)) => {
-                    let text = sequence_error(want, got);
-                    pong.err = Some(text.clone());
-                    killed = Some(text);
-                }
-            },
+            Some(stream) => stream.last_seen = now,
         }
         let reply = Message::new(Op::PONG, mux.id).seq(msg.seq).payload(pong.encode());
         self.send_msg(now, Lane::Control, &reply);
-        if let Some(text) = killed {
-            self.kill_stream(now, mux, text);
-        }
     }
 
     fn on_stream_pong(&mut self, now: Instant, msg: &Message) {
@@ -393,16 +395,25 @@ impl Link {
             return;
         };
         debug!(?mux, %reason, "stream ended by a protocol violation");
-        let seq = stream.next_seq();
-        let msg = match mux.origin {
-            Origin::Local => Message::new(Op::DISCONNECT_SERVER_MUX, mux.id).seq(seq),
-            Origin::Remote => Message::new(Op::MUX_SERVER_MSG, mux.id)
-                .seq(seq)
-                .flags(Flags::EOF | Flags::PAYLOAD_IS_ERR)
-                .payload(ErrorPayload::new(ErrorCode::Protocol, reason.clone()).encode()),
+        // The caller is told with a control message; a served stream's
+        // caller gets an ordered error EOF behind the data already queued.
+        let (lane, msg) = match mux.origin {
+            Origin::Local => (
+                Lane::Control,
+                Message::new(Op::DISCONNECT_SERVER_MUX, mux.id).seq(stream.send_seq),
+            ),
+            Origin::Remote => (
+                Lane::Data,
+                Message::new(Op::MUX_SERVER_MSG, mux.id)
+                    .seq(stream.next_seq())
+                    .flags(Flags::EOF | Flags::PAYLOAD_IS_ERR)
+                    .payload(ErrorPayload::new(ErrorCode::Protocol, reason.clone()).encode()),
+            ),
         };
-        self.send_msg(now, Lane::Control, &msg);
-        self.ended(mux, Err(CallError::Protocol(reason)));
+        self.send_msg(now, lane, &msg);
+        if stream.end_is_reported(mux) {
+            self.ended(mux, Err(CallError::Protocol(reason)));
+        }
     }
 
     // ---- timers ---------------------------------------------------------
@@ -460,8 +471,7 @@ impl Link {
             } else {
                 stream.next_tick = Some(now + config.stream_ping_interval);
                 if mux.origin == Origin::Local {
-                    let seq = stream.next_seq();
-                    let ping = Message::new(Op::PING, mux.id).seq(seq);
+                    let ping = Message::new(Op::PING, mux.id).seq(stream.send_seq);
                     self.send_msg(now, Lane::Control, &ping);
                 }
                 None
@@ -471,11 +481,14 @@ impl Link {
         };
         match outcome {
             Some(error) => {
-                let mut stream = self.remove_stream(mux).unwrap_or_else(|| unreachable!());
-                let seq = stream.next_seq();
-                let seq = if mux.origin == Origin::Local { seq } else { 0 };
-                self.send_msg(now, Lane::Control, &Message::new(end_op, mux.id).seq(seq));
-                self.ended(mux, Err(error));
+                let Some(stream) = self.remove_stream(mux) else {
+                    return;
+                };
+                let end = Message::new(end_op, mux.id).seq(stream.send_seq);
+                self.send_msg(now, Lane::Control, &end);
+                if stream.end_is_reported(mux) {
+                    self.ended(mux, Err(error));
+                }
             }
             None => self.reschedule(mux),
         }

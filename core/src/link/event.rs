@@ -104,6 +104,10 @@ pub enum LinkError {
     /// No pong within the pong timeout.
     #[error("no pong for {0:?}")]
     PongTimeout(Duration),
+    /// The peer kept sending while not reading our answers: the control
+    /// queue outgrew `max_queued_bytes`.
+    #[error("control queue overflow ({0} bytes): the peer does not read")]
+    Overflow(usize),
     /// Output waited longer than the write-stall timeout.
     #[error("write stalled for {0:?}")]
     WriteStall(Duration),
@@ -167,7 +171,9 @@ pub enum Event {
         /// The stream.
         mux: MuxId,
     },
-    /// A stream that had no credit can send again.
+    /// A stream that had no credit can send again; or it learned that the
+    /// handler takes no input, and sends now fail with
+    /// [`CommandError::Finished`].
     Writable {
         /// The stream.
         mux: MuxId,

@@ -68,7 +68,7 @@ mod setup;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use tracing::debug;
@@ -296,8 +296,9 @@ impl Link {
         progressed
     }
 
-    /// Whether output waits to be polled.
-    fn has_pending_output(&self) -> bool {
+    /// Whether output waits for [`poll_transmit`](Self::poll_transmit)
+    /// (an adapter waits for the socket to be writable while this holds).
+    pub fn has_pending_output(&self) -> bool {
         self.raw_out.is_some()
             || !self.outbox.is_empty()
             || self.ws.as_ref().is_some_and(ws::Endpoint::has_pending_transmit)
@@ -336,10 +337,12 @@ impl Link {
         if self.stall_since.is_none() {
             self.stall_since = Some(now);
         }
-        // A peer that floods us with work whose answers it never reads
-        // would grow the control queue without bound.
-        if self.outbox.bytes() > self.config.max_queued_bytes.saturating_mul(2) {
-            self.fail(now, LinkError::WriteStall(Duration::ZERO));
+        // Data is bounded where it is queued (commands check the queue,
+        // served work is refused while it is full). Control messages answer
+        // the peer's input; a peer that keeps sending without reading them
+        // is cut off.
+        if self.outbox.control_bytes() > self.config.max_queued_bytes {
+            self.fail(now, LinkError::Overflow(self.outbox.control_bytes()));
         }
     }
 
@@ -411,7 +414,13 @@ impl Link {
             .keys()
             .map(|id| (MuxId::local(*id), true))
             .chain(self.muxes.in_requests.keys().map(|id| (MuxId::remote(*id), false)))
-            .chain(self.muxes.streams.keys().map(|m| (*m, false)))
+            .chain(
+                self.muxes
+                    .streams
+                    .iter()
+                    .filter(|(m, s)| s.end_is_reported(**m))
+                    .map(|(m, _)| (*m, false)),
+            )
             .collect();
         ended.sort_unstable();
         for (mux, is_out_request) in ended {

@@ -22,6 +22,7 @@ pub(crate) struct Outbox {
     control: VecDeque<Bytes>,
     data: VecDeque<Bytes>,
     bytes: usize,
+    control_bytes: usize,
     /// Encoding buffer; each message is split off it, so consecutive
     /// messages share one allocation.
     scratch: BytesMut,
@@ -35,6 +36,7 @@ impl Outbox {
             control: VecDeque::new(),
             data: VecDeque::new(),
             bytes: 0,
+            control_bytes: 0,
             scratch: BytesMut::new(),
             merged: MergedWriter::new(),
             crc,
@@ -50,7 +52,10 @@ impl Outbox {
         let frame = self.scratch.split().freeze();
         self.bytes += frame.len();
         match lane {
-            Lane::Control => self.control.push_back(frame),
+            Lane::Control => {
+                self.control_bytes += frame.len();
+                self.control.push_back(frame);
+            }
             Lane::Data => self.data.push_back(frame),
         }
     }
@@ -58,6 +63,11 @@ impl Outbox {
     /// Bytes queued.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Bytes queued in the control lane.
+    pub(crate) fn control_bytes(&self) -> usize {
+        self.control_bytes
     }
 
     /// Whether nothing is queued.
@@ -70,10 +80,17 @@ impl Outbox {
         self.control.clear();
         self.data.clear();
         self.bytes = 0;
+        self.control_bytes = 0;
     }
 
     fn pop(&mut self) -> Option<Bytes> {
-        let frame = self.control.pop_front().or_else(|| self.data.pop_front())?;
+        let frame = match self.control.pop_front() {
+            Some(frame) => {
+                self.control_bytes -= frame.len();
+                frame
+            }
+            None => self.data.pop_front()?,
+        };
         self.bytes -= frame.len();
         Some(frame)
     }

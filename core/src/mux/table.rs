@@ -71,9 +71,9 @@ pub enum Sending {
 /// A stream, in either role.
 #[derive(Debug, Clone)]
 pub struct StreamState {
-    /// Sequence number of our next message on this mux.
+    /// Sequence number of our next ordered message on this mux.
     pub send_seq: u32,
-    /// Sequence number expected of the peer's next checked message.
+    /// Sequence number expected of the peer's next ordered message.
     pub recv_seq: u32,
     /// Our credits to send.
     pub send: SendCredits,
@@ -107,7 +107,17 @@ impl StreamState {
         }
     }
 
-    /// Takes the next sequence number for a message we send.
+    /// Whether the application still expects to hear how this stream
+    /// ends: always for our streams; for a stream we serve, only until the
+    /// application finished or failed it.
+    pub fn end_is_reported(&self, mux: MuxId) -> bool {
+        mux.origin == Origin::Local || self.sending == Sending::Open
+    }
+
+    /// Takes the next sequence number for an ordered message we send
+    /// (open, ack, data, EOF). Control messages (credits, pings,
+    /// disconnects) may overtake data, so they carry [`Self::send_seq`]
+    /// without taking a number and are not checked.
     pub fn next_seq(&mut self) -> u32 {
         let seq = self.send_seq;
         self.send_seq = self.send_seq.wrapping_add(1);

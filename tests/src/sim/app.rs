@@ -1,0 +1,651 @@
+//! The application model: what handlers do, what callers expect, and the
+//! per-event checks of invariants 1, 2 and 5.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gridmux_core::link::{CallError, CommandError, Event, Link};
+use gridmux_core::mux::{MuxId, Origin};
+use gridmux_core::wire::{ErrorCode, ErrorPayload};
+use rand::Rng;
+
+use super::net::Conn;
+use super::swarm::Faults;
+use super::world::{Stage, World};
+
+/// Handler ids of the model.
+pub mod handler {
+    /// Request: answers with its payload.
+    pub const ECHO: u8 = 1;
+    /// Request: answers with an application error.
+    pub const FAIL: u8 = 2;
+    /// Request: never answers.
+    pub const HANG: u8 = 3;
+    /// Request: "panics" (answers `HandlerPanicked`).
+    pub const PANIC: u8 = 4;
+    /// Stream: echoes each message, ends after the caller's EOF.
+    pub const STREAM_ECHO: u8 = 10;
+    /// Stream without input: sends N numbered messages.
+    pub const PRODUCER: u8 = 11;
+    /// Stream: counts the caller's messages, answers the count.
+    pub const SINK: u8 = 12;
+    /// Registered nowhere.
+    pub const UNKNOWN: u8 = 20;
+}
+
+/// An exchange in the model: connection, side, mux.
+pub type Key = (u64, usize, MuxId);
+
+/// How a consumer takes the messages of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumer {
+    /// At once.
+    Fast,
+    /// After a delay.
+    Slow,
+    /// Not until the workload ends.
+    Stopped,
+}
+
+/// A request the model sent.
+#[derive(Debug, Clone)]
+pub struct CallerRequest {
+    /// Target handler.
+    pub handler: u8,
+    /// What was sent.
+    pub payload: Bytes,
+    /// When the caller gives up.
+    pub deadline: Instant,
+}
+
+/// What a caller's stream does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// Sends messages, expects them back.
+    Echo,
+    /// Sends nothing, expects `n` numbered messages.
+    Producer(u32),
+    /// Sends messages, expects their count.
+    Sink,
+}
+
+/// A stream the model opened.
+#[derive(Debug, Clone)]
+pub struct CallerStream {
+    /// What it does.
+    pub kind: StreamKind,
+    /// Messages still to send.
+    pub plan: VecDeque<Bytes>,
+    /// Messages sent.
+    pub sent: Vec<Bytes>,
+    /// Messages received.
+    pub received: Vec<Bytes>,
+    /// How they are consumed.
+    pub consumer: Consumer,
+    /// Received and not consumed yet.
+    pub unconsumed: u32,
+    /// The window announced when opening.
+    pub window: u32,
+    /// When the stream times out.
+    pub deadline: Option<Instant>,
+    /// Our EOF was requested.
+    pub finished: bool,
+}
+
+/// A stream the model serves.
+#[derive(Debug, Clone)]
+pub struct ServedStream {
+    /// Which handler.
+    pub handler: u8,
+    /// Echo: messages waiting for a credit to be echoed.
+    pub pending: VecDeque<Bytes>,
+    /// Producer: messages still to send; sink: messages counted.
+    pub count: u32,
+    /// The caller finished its input.
+    pub input_ended: bool,
+    /// When the stream times out.
+    pub deadline: Option<Instant>,
+}
+
+/// Something the model does later.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// A handler answers.
+    Respond(Key, Result<Bytes, ErrorPayload>),
+    /// A slow consumer takes one message.
+    Consume(Key),
+    /// Retry sending after a full queue.
+    Pump(Key),
+}
+
+impl Action {
+    /// Whether the action belongs to node `n` (dropped when it stops).
+    pub fn concerns_node(&self, conns: &BTreeMap<u64, Box<Conn>>, n: usize) -> bool {
+        let (Self::Respond((c, s, _), _) | Self::Consume((c, s, _)) | Self::Pump((c, s, _))) = self;
+        conns.get(c).is_none_or(|conn| conn.nodes[*s] == n)
+    }
+}
+
+/// Every exchange the model has open, and counters.
+#[derive(Debug, Default)]
+pub struct App {
+    /// Requests we sent.
+    pub requests: BTreeMap<Key, CallerRequest>,
+    /// Streams we opened.
+    pub streams: BTreeMap<Key, CallerStream>,
+    /// Requests we serve (deadline).
+    pub served_requests: BTreeMap<Key, Instant>,
+    /// Streams we serve.
+    pub served_streams: BTreeMap<Key, ServedStream>,
+    /// Outcome counters.
+    pub stats: Stats,
+}
+
+/// Outcome counters of a run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Requests answered with the expected result.
+    pub responses_ok: u64,
+    /// Requests that ended with an error.
+    pub responses_err: u64,
+    /// Streams that ended cleanly with the expected content.
+    pub streams_ok: u64,
+    /// Streams that ended with an error.
+    pub streams_err: u64,
+    /// Links that closed.
+    pub links_closed: u64,
+}
+
+impl App {
+    /// Whether nothing is open.
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+            && self.streams.is_empty()
+            && self.served_requests.is_empty()
+            && self.served_streams.is_empty()
+    }
+
+    /// Counts for error messages.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} requests, {} streams, {} served requests, {} served streams open",
+            self.requests.len(),
+            self.streams.len(),
+            self.served_requests.len(),
+            self.served_streams.len()
+        )
+    }
+
+    /// Drops everything of one side of a connection (its process died).
+    pub fn forget(&mut self, conn: u64, side: usize) {
+        let keep = |k: &Key| k.0 != conn || k.1 != side;
+        self.requests.retain(|k, _| keep(k));
+        self.streams.retain(|k, _| keep(k));
+        self.served_requests.retain(|k, _| keep(k));
+        self.served_streams.retain(|k, _| keep(k));
+    }
+
+    fn has_side(&self, conn: u64, side: usize) -> bool {
+        let on = |k: &Key| k.0 == conn && k.1 == side;
+        self.requests.keys().any(on)
+            || self.streams.keys().any(on)
+            || self.served_requests.keys().any(on)
+            || self.served_streams.keys().any(on)
+    }
+}
+
+/// Whether an error is one the model allows for an exchange that did not
+/// succeed: it must never be a protocol violation.
+fn acceptable(error: &CallError, also: &[ErrorCode]) -> bool {
+    match error {
+        CallError::Disconnected | CallError::Timeout => true,
+        // Overloaded: limits; Canceled: the serving side cancelled.
+        CallError::Remote { code, .. } => {
+            matches!(code, ErrorCode::Overloaded | ErrorCode::Canceled) || also.contains(code)
+        }
+        CallError::Canceled | CallError::Protocol(_) => false,
+    }
+}
+
+impl World {
+    fn link(&mut self, key: Key) -> Option<&mut Link> {
+        self.conns.get_mut(&key.0)?.links[key.1].as_mut()
+    }
+
+    /// Handles one event of link `(conn, side)`.
+    pub(super) fn on_event(&mut self, conn: u64, side: usize, event: Event) {
+        self.trace.record(self.ms(), format!("c{conn}/{side} {}", short(&event)));
+        match event {
+            Event::Connected { .. } => self.on_connected(conn, side),
+            Event::Request {
+                mux,
+                handler,
+                payload,
+                deadline,
+                ..
+            } => self.serve_request((conn, side, mux), handler, payload, deadline),
+            Event::Response { mux, result } => self.on_response((conn, side, mux), result),
+            Event::StreamOpened {
+                mux,
+                handler,
+                payload,
+                deadline,
+                has_input,
+                ..
+            } => {
+                let count = match handler {
+                    handler::PRODUCER => payload
+                        .get(..4)
+                        .map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap_or_default())),
+                    _ => 0,
+                };
+                let served = ServedStream {
+                    handler,
+                    pending: VecDeque::new(),
+                    count,
+                    input_ended: !has_input,
+                    deadline,
+                };
+                self.app.served_streams.insert((conn, side, mux), served);
+                self.pump_served((conn, side, mux));
+            }
+            Event::Message { mux, payload } => self.on_message((conn, side, mux), payload),
+            Event::InputEnded { mux } => {
+                let key = (conn, side, mux);
+                match self.app.served_streams.get_mut(&key) {
+                    Some(s) => s.input_ended = true,
+                    None => return self.violate(format!("input end for unknown stream {key:?}")),
+                }
+                self.pump_served(key);
+            }
+            Event::Writable { mux } => match mux.origin {
+                Origin::Local => self.pump_caller((conn, side, mux)),
+                Origin::Remote => self.pump_served((conn, side, mux)),
+            },
+            Event::Ended { mux, result } => self.on_ended((conn, side, mux), result),
+            Event::Pong { .. } => {}
+            Event::Closed(reason) => self.on_closed(conn, side, &reason.to_string()),
+        }
+    }
+
+    fn on_connected(&mut self, conn: u64, side: usize) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.connected[side] = true;
+        let nodes = c.nodes;
+        if side == 0 {
+            if let Some(d) = self.nodes[nodes[0]].dials.get_mut(&nodes[1]) {
+                d.failures = 0;
+            }
+            return;
+        }
+        // A new session replaces any older link of the same pair.
+        let now = self.now;
+        let older: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(id, c)| **id != conn && c.nodes == nodes)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in older {
+            if let Some(link) = self.conns.get_mut(&id).and_then(|c| c.links[1].as_mut()) {
+                link.close(now);
+            }
+            self.drain(id, 1);
+        }
+    }
+
+    fn on_closed(&mut self, conn: u64, side: usize, reason: &str) {
+        self.app.stats.links_closed += 1;
+        if self.app.has_side(conn, side) {
+            return self.violate(format!("exchanges outlived link c{conn}/{side} ({reason})"));
+        }
+        if self.swarm.faults == Faults::None {
+            return self.violate(format!("link c{conn}/{side} closed without a fault: {reason}"));
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.closed[side] = true;
+        let (dialer, acceptor, connected) = (c.nodes[0], c.nodes[1], c.connected[0]);
+        if side != 0 || !self.nodes[dialer].alive {
+            return;
+        }
+        let dial = self.nodes[dialer].dials.entry(acceptor).or_default();
+        if dial.conn != Some(conn) {
+            return;
+        }
+        if connected {
+            // A lost link is re-dialled at once.
+            dial.conn = None;
+            dial.next_attempt = Some(self.now);
+        } else {
+            self.dial_failed(dialer, acceptor);
+        }
+    }
+
+    // ---- requests -------------------------------------------------------
+
+    fn serve_request(&mut self, key: Key, handler: u8, payload: Bytes, deadline: Instant) {
+        self.app.served_requests.insert(key, deadline);
+        let result = match handler {
+            handler::ECHO => Ok(payload),
+            handler::FAIL => Err(ErrorPayload::new(ErrorCode::Application, fail_text(&payload))),
+            handler::PANIC => Err(ErrorPayload::new(ErrorCode::HandlerPanicked, "panic")),
+            handler::HANG => return,
+            other => return self.violate(format!("request for unregistered handler {other}")),
+        };
+        let delay = match self.rng.random_range(0..10) {
+            0..=4 => Duration::ZERO,
+            5..=8 => Duration::from_millis(self.rng.random_range(0..100)),
+            _ => deadline.saturating_duration_since(self.now).mul_f64(self.rng.random_range(0.0..2.0)),
+        };
+        if delay.is_zero() {
+            self.perform(Action::Respond(key, result));
+        } else {
+            self.schedule(self.now + delay, Action::Respond(key, result));
+        }
+    }
+
+    fn on_response(&mut self, key: Key, result: Result<Bytes, CallError>) {
+        let Some(req) = self.app.requests.remove(&key) else {
+            return self.violate(format!("response for no open request {key:?}"));
+        };
+        if self.now > req.deadline {
+            return self.violate(format!("request {key:?} answered after its deadline"));
+        }
+        let ok = match (&result, req.handler) {
+            (Ok(p), handler::ECHO) => *p == req.payload,
+            (Ok(_), _) => false,
+            (Err(e), handler::ECHO | handler::HANG) => acceptable(e, &[]),
+            (Err(e), handler::FAIL) => match e {
+                CallError::Remote { code: ErrorCode::Application, message } => {
+                    *message == fail_text(&req.payload)
+                }
+                e => acceptable(e, &[]),
+            },
+            (Err(e), handler::PANIC) => acceptable(e, &[ErrorCode::HandlerPanicked]),
+            (Err(e), _) => acceptable(e, &[ErrorCode::UnknownHandler]),
+        };
+        if !ok {
+            return self.violate(format!(
+                "wrong answer for {key:?} (handler {}): {result:?}",
+                req.handler
+            ));
+        }
+        match result {
+            Ok(_) => self.app.stats.responses_ok += 1,
+            Err(_) => self.app.stats.responses_err += 1,
+        }
+    }
+
+    // ---- streams --------------------------------------------------------
+
+    fn on_message(&mut self, key: Key, payload: Bytes) {
+        if key.2.origin == Origin::Remote {
+            let Some(served) = self.app.served_streams.get_mut(&key) else {
+                return self.violate(format!("message for unknown served stream {key:?}"));
+            };
+            match served.handler {
+                handler::STREAM_ECHO => {
+                    served.pending.push_back(payload);
+                    self.pump_served(key);
+                }
+                handler::SINK => {
+                    served.count += 1;
+                    let now = self.now;
+                    if let Some(link) = self.link(key) {
+                        link.consumed(now, key.2, 1);
+                    }
+                }
+                other => self.violate(format!("message to handler {other} without input")),
+            }
+            return;
+        }
+        let Some(stream) = self.app.streams.get_mut(&key) else {
+            return self.violate(format!("message for unknown stream {key:?}"));
+        };
+        let index = stream.received.len();
+        let expected = match stream.kind {
+            StreamKind::Echo => stream.sent.get(index).cloned(),
+            StreamKind::Producer(n) => (index < n as usize).then(|| Bytes::copy_from_slice(&(index as u32).to_le_bytes())),
+            StreamKind::Sink => (index == 0).then(|| Bytes::copy_from_slice(&(stream.sent.len() as u32).to_le_bytes())),
+        };
+        if expected.as_ref() != Some(&payload) {
+            return self.violate(format!("stream {key:?} message {index} is {payload:?}, want {expected:?}"));
+        }
+        stream.received.push(payload);
+        stream.unconsumed += 1;
+        if stream.unconsumed > stream.window {
+            let (held, window) = (stream.unconsumed, stream.window);
+            return self.violate(format!("stream {key:?} holds {held} unconsumed messages, window {window}"));
+        }
+        match stream.consumer {
+            Consumer::Fast => self.perform(Action::Consume(key)),
+            Consumer::Slow => {
+                let at = self.now + Duration::from_millis(self.rng.random_range(1..500));
+                self.schedule(at, Action::Consume(key));
+            }
+            Consumer::Stopped if self.stage == Stage::Settle => self.perform(Action::Consume(key)),
+            Consumer::Stopped => {}
+        }
+    }
+
+    fn on_ended(&mut self, key: Key, result: Result<(), CallError>) {
+        if key.2.origin == Origin::Remote {
+            let had_request = self.app.served_requests.remove(&key).is_some();
+            let had_stream = self.app.served_streams.remove(&key).is_some();
+            if !had_request && !had_stream {
+                return self.violate(format!("end of unknown served exchange {key:?}: {result:?}"));
+            }
+            return match result {
+                Ok(()) => self.violate(format!("served exchange {key:?} ended Ok")),
+                Err(CallError::Protocol(e)) => self.violate(format!("served {key:?}: protocol error {e}")),
+                Err(_) => {}
+            };
+        }
+        let Some(stream) = self.app.streams.remove(&key) else {
+            return self.violate(format!("end of unknown stream {key:?}: {result:?}"));
+        };
+        if stream.deadline.is_some_and(|d| self.now > d) {
+            return self.violate(format!("stream {key:?} ended after its deadline"));
+        }
+        match result {
+            Ok(()) => {
+                let complete = match stream.kind {
+                    StreamKind::Echo => stream.received == stream.sent && stream.plan.is_empty(),
+                    StreamKind::Producer(n) => stream.received.len() == n as usize,
+                    // The count was checked against `sent` on receipt; a
+                    // handler without input ends before the plan is sent.
+                    StreamKind::Sink => stream.received.len() == 1,
+                };
+                if !complete {
+                    return self.violate(format!(
+                        "stream {key:?} ended Ok but incomplete: sent {}, planned {}, received {}",
+                        stream.sent.len(),
+                        stream.plan.len(),
+                        stream.received.len()
+                    ));
+                }
+                self.app.stats.streams_ok += 1;
+            }
+            Err(e) if acceptable(&e, &[]) => self.app.stats.streams_err += 1,
+            Err(e) => self.violate(format!("stream {key:?} ended with {e:?}")),
+        }
+    }
+
+    /// Sends what a caller's stream can send now.
+    pub(super) fn pump_caller(&mut self, key: Key) {
+        let now = self.now;
+        loop {
+            let Some(stream) = self.app.streams.get_mut(&key) else {
+                return;
+            };
+            let Some(next) = stream.plan.front().cloned() else {
+                break;
+            };
+            let Some(link) = self.conns.get_mut(&key.0).and_then(|c| c.links[key.1].as_mut()) else {
+                return;
+            };
+            match link.send(now, key.2, next) {
+                Ok(()) => {
+                    let m = stream.plan.pop_front().unwrap_or_default();
+                    stream.sent.push(m);
+                }
+                Err(CommandError::TooLarge { .. }) => {
+                    stream.plan.pop_front();
+                }
+                Err(CommandError::QueueFull(_)) => {
+                    let at = now + Duration::from_millis(10);
+                    return self.schedule(at, Action::Pump(key));
+                }
+                // The server takes no input: nothing of the plan is sent.
+                Err(CommandError::Finished) => stream.plan.clear(),
+                Err(_) => return,
+            }
+        }
+        let Some(stream) = self.app.streams.get_mut(&key) else {
+            return;
+        };
+        if !stream.finished && !matches!(stream.kind, StreamKind::Producer(_)) {
+            stream.finished = true;
+            if let Some(link) = self.conns.get_mut(&key.0).and_then(|c| c.links[key.1].as_mut()) {
+                let _ = link.finish(now, key.2);
+            }
+        }
+    }
+
+    /// Lets a served stream make progress.
+    pub(super) fn pump_served(&mut self, key: Key) {
+        let now = self.now;
+        let Some(conn) = self.conns.get_mut(&key.0) else {
+            return;
+        };
+        let Some(link) = conn.links[key.1].as_mut() else {
+            return;
+        };
+        let Some(served) = self.app.served_streams.get_mut(&key) else {
+            return;
+        };
+        let mux = key.2;
+        let mut retry = false;
+        let mut send = |link: &mut Link, m: Bytes| match link.send(now, mux, m) {
+            Ok(()) => true,
+            Err(e) => {
+                retry |= matches!(e, CommandError::QueueFull(_));
+                false
+            }
+        };
+        let done = match served.handler {
+            handler::STREAM_ECHO => {
+                while link.credits(mux) > 0 {
+                    let Some(m) = served.pending.pop_front() else {
+                        break;
+                    };
+                    if !send(link, m.clone()) {
+                        served.pending.push_front(m);
+                        break;
+                    }
+                    link.consumed(now, mux, 1);
+                }
+                served.input_ended && served.pending.is_empty()
+            }
+            handler::PRODUCER => {
+                while served.count > 0 && link.credits(mux) > 0 {
+                    let index = served.pending.len() as u32;
+                    let m = Bytes::copy_from_slice(&index.to_le_bytes());
+                    if !send(link, m.clone()) {
+                        break;
+                    }
+                    served.pending.push_back(m);
+                    served.count -= 1;
+                }
+                served.count == 0
+            }
+            handler::SINK if served.input_ended => {
+                let m = Bytes::copy_from_slice(&served.count.to_le_bytes());
+                send(link, m)
+            }
+            _ => false,
+        };
+        if done && link.finish(now, mux).is_ok() {
+            self.app.served_streams.remove(&key);
+        }
+        if retry {
+            self.schedule(now + Duration::from_millis(10), Action::Pump(key));
+        }
+    }
+
+    /// Performs a scheduled action.
+    pub(super) fn perform(&mut self, action: Action) {
+        let now = self.now;
+        match action {
+            Action::Respond(key, result) => {
+                if self.app.served_requests.remove(&key).is_none() {
+                    return; // ended already (deadline, cancel, link loss)
+                }
+                let Some(link) = self.link(key) else {
+                    return;
+                };
+                match link.respond(now, key.2, result) {
+                    Ok(()) | Err(CommandError::TooLarge { .. }) => {}
+                    Err(e) => self.violate(format!("respond to live request {key:?} refused: {e}")),
+                }
+            }
+            Action::Consume(key) => {
+                let Some(stream) = self.app.streams.get_mut(&key) else {
+                    return;
+                };
+                stream.unconsumed = stream.unconsumed.saturating_sub(1);
+                if let Some(link) = self.link(key) {
+                    link.consumed(now, key.2, 1);
+                }
+            }
+            Action::Pump(key) => match key.2.origin {
+                Origin::Local => self.pump_caller(key),
+                Origin::Remote => self.pump_served(key),
+            },
+        }
+    }
+
+    /// At the end of the workload, stopped consumers take everything.
+    pub(super) fn release_stopped_consumers(&mut self) {
+        let keys: Vec<Key> = self
+            .app
+            .streams
+            .iter()
+            .filter(|(_, s)| s.consumer == Consumer::Stopped)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            let n = self.app.streams.get(&key).map_or(0, |s| s.unconsumed);
+            for _ in 0..n {
+                self.perform(Action::Consume(key));
+            }
+            self.drain(key.0, key.1);
+        }
+    }
+}
+
+fn fail_text(payload: &Bytes) -> String {
+    format!("failed on {} bytes", payload.len())
+}
+
+/// A one-line description of an event for the trace.
+fn short(event: &Event) -> String {
+    match event {
+        Event::Request { mux, handler, payload, .. } => format!("Request {mux:?} h{handler} {}B", payload.len()),
+        Event::Response { mux, result } => format!(
+            "Response {mux:?} {}",
+            match result {
+                Ok(p) => format!("Ok {}B", p.len()),
+                Err(e) => format!("Err {e}"),
+            }
+        ),
+        Event::StreamOpened { mux, handler, has_input, .. } => format!("StreamOpened {mux:?} h{handler} input={has_input}"),
+        Event::Message { mux, payload } => format!("Message {mux:?} {}B", payload.len()),
+        other => format!("{other:?}"),
+    }
+}

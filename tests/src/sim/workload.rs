@@ -1,0 +1,235 @@
+//! Random operations and faults.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gridmux_core::link::StreamOpts;
+use gridmux_core::wire::SubrouteId;
+use rand::Rng;
+
+use super::app::{handler, CallerRequest, CallerStream, Consumer, Key, StreamKind};
+use super::world::World;
+
+impl World {
+    /// A random payload, mostly small.
+    fn payload(&mut self) -> Bytes {
+        let len = match self.rng.random_range(0..20) {
+            0 => 0,
+            1 => self.rng.random_range(0..=self.swarm.max_payload),
+            _ => self.rng.random_range(0..=512.min(self.swarm.max_payload)),
+        };
+        let byte: u8 = self.rng.random();
+        Bytes::from(vec![byte; len])
+    }
+
+    /// A random connected link of a live node: `(conn, side)`.
+    fn pick_link(&mut self) -> Option<(u64, usize)> {
+        let candidates: Vec<(u64, usize)> = self
+            .conns
+            .iter()
+            .flat_map(|(id, c)| (0..2).map(move |s| (*id, s, c)))
+            .filter(|(_, s, c)| c.links[*s].as_ref().is_some_and(|l| l.is_connected()))
+            .map(|(id, s, _)| (id, s))
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        Some(candidates[self.rng.random_range(0..candidates.len())])
+    }
+
+    /// One workload operation.
+    pub(super) fn workload_op(&mut self) {
+        let Some((conn, side)) = self.pick_link() else {
+            return;
+        };
+        match self.rng.random_range(0..100) {
+            0..=59 => self.op_request(conn, side),
+            60..=89 => self.op_stream(conn, side),
+            _ => self.op_cancel(conn, side),
+        }
+        self.drain(conn, side);
+    }
+
+    fn op_request(&mut self, conn: u64, side: usize) {
+        let now = self.now;
+        let handler = match self.rng.random_range(0..20) {
+            0..=11 => handler::ECHO,
+            12..=13 => handler::FAIL,
+            14..=15 => handler::HANG,
+            16 => handler::PANIC,
+            17 => handler::UNKNOWN,
+            _ => 100 + handler::ECHO, // marker: echo through the sub-route
+        };
+        let (handler, subroute) = if handler > 100 {
+            (handler::ECHO, Some(SubrouteId::new(handler::ECHO, "sub/route")))
+        } else {
+            (handler, None)
+        };
+        let deadline = match self.rng.random_range(0..3) {
+            0 => None,
+            _ => Some(now + Duration::from_millis(self.rng.random_range(1..20_000))),
+        };
+        let payload = self.payload();
+        let default = self.swarm.link.default_request_timeout;
+        let Some(link) = self.conns.get_mut(&conn).and_then(|c| c.links[side].as_mut()) else {
+            return;
+        };
+        if let Ok(mux) = link.request(now, handler, subroute, payload.clone(), deadline) {
+            let req = CallerRequest {
+                handler,
+                payload,
+                deadline: deadline.unwrap_or(now + default),
+            };
+            self.app.requests.insert((conn, side, mux), req);
+        }
+    }
+
+    fn op_stream(&mut self, conn: u64, side: usize) {
+        let now = self.now;
+        let (handler, kind) = match self.rng.random_range(0..3) {
+            0 => (handler::STREAM_ECHO, StreamKind::Echo),
+            1 => (handler::PRODUCER, StreamKind::Producer(self.rng.random_range(0..40))),
+            _ => (handler::SINK, StreamKind::Sink),
+        };
+        let messages = match kind {
+            StreamKind::Producer(_) => 0,
+            _ => self.rng.random_range(0..30),
+        };
+        let plan: VecDeque<Bytes> = (0..messages).map(|_| self.payload()).collect();
+        let payload = match kind {
+            StreamKind::Producer(n) => Bytes::copy_from_slice(&n.to_le_bytes()),
+            _ => self.payload(),
+        };
+        let deadline = match self.rng.random_range(0..3) {
+            0 => Some(now + Duration::from_millis(self.rng.random_range(1..30_000))),
+            _ => None,
+        };
+        let consumer = match self.rng.random_range(0..10) {
+            0..=5 => Consumer::Fast,
+            6..=8 => Consumer::Slow,
+            _ => Consumer::Stopped,
+        };
+        let opts = StreamOpts {
+            deadline,
+            window: self.swarm.caller_window,
+            input: !matches!(kind, StreamKind::Producer(_)),
+        };
+        let Some(link) = self.conns.get_mut(&conn).and_then(|c| c.links[side].as_mut()) else {
+            return;
+        };
+        let Ok(mux) = link.open_stream(now, handler, None, payload, opts) else {
+            return;
+        };
+        let stream = CallerStream {
+            kind,
+            plan,
+            sent: Vec::new(),
+            received: Vec::new(),
+            consumer,
+            unconsumed: 0,
+            window: opts.window,
+            deadline,
+            finished: false,
+        };
+        let key: Key = (conn, side, mux);
+        self.app.streams.insert(key, stream);
+        self.pump_caller(key);
+    }
+
+    fn op_cancel(&mut self, conn: u64, side: usize) {
+        let now = self.now;
+        let on = |k: &&Key| k.0 == conn && k.1 == side;
+        let mut open: Vec<Key> = self.app.requests.keys().filter(on).copied().collect();
+        open.extend(self.app.streams.keys().filter(on).copied());
+        open.extend(self.app.served_requests.keys().filter(on).copied());
+        if open.is_empty() {
+            return;
+        }
+        let key = open[self.rng.random_range(0..open.len())];
+        self.app.requests.remove(&key);
+        self.app.streams.remove(&key);
+        self.app.served_requests.remove(&key);
+        if let Some(link) = self.conns.get_mut(&conn).and_then(|c| c.links[side].as_mut()) {
+            link.cancel(now, key.2);
+        }
+        self.trace.record(self.ms(), format!("cancel {key:?}"));
+    }
+
+    /// One fault, and when the next comes.
+    pub(super) fn inject_fault(&mut self) {
+        let now = self.now;
+        let gap = Duration::from_millis(self.rng.random_range(500..8_000));
+        self.next_fault = Some(now + gap);
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        if ids.is_empty() {
+            return;
+        }
+        let id = ids[self.rng.random_range(0..ids.len())];
+        let pong_timeout = self.swarm.link.pong_timeout;
+        match self.rng.random_range(0..100) {
+            0..=19 => self.kill_conn(id),
+            20..=29 => {
+                let n = self.rng.random_range(0..self.nodes.len());
+                if self.nodes[n].alive {
+                    let down = Duration::from_millis(self.rng.random_range(100..5_000));
+                    self.stop_node(n, down);
+                }
+            }
+            30..=49 => {
+                // Partitions shorter and longer than the pong timeout.
+                let len = pong_timeout.mul_f64(self.rng.random_range(0.05..1.5));
+                self.trace.record(self.ms(), format!("partition conn {id} for {len:?}"));
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.blocked_until = Some(now + len);
+                }
+            }
+            50..=69 => {
+                let side = self.rng.random_range(0..2);
+                let len = Duration::from_millis(self.rng.random_range(100..8_000));
+                self.trace.record(self.ms(), format!("stall conn {id} side {side} for {len:?}"));
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.stalled_until[side] = Some(now + len);
+                }
+            }
+            70..=84 => {
+                let side = self.rng.random_range(0..2);
+                let extra = Duration::from_millis(self.rng.random_range(1..2_000));
+                self.trace.record(self.ms(), format!("delay conn {id} side {side} by {extra:?}"));
+                if let Some(c) = self.conns.get_mut(&id) {
+                    for (at, _) in c.pipes[side].chunks.iter_mut() {
+                        *at += extra;
+                    }
+                }
+            }
+            _ => self.corrupt(id),
+        }
+    }
+
+    /// Flips one bit of a chunk in flight.
+    fn corrupt(&mut self, id: u64) {
+        let side = self.rng.random_range(0..2);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let data: Vec<usize> = conn.pipes[side]
+            .chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, c))| matches!(c, super::net::Chunk::Data(b) if !b.is_empty()))
+            .map(|(i, _)| i)
+            .collect();
+        if data.is_empty() {
+            return;
+        }
+        let index = data[self.rng.random_range(0..data.len())];
+        if let (_, super::net::Chunk::Data(bytes)) = &mut conn.pipes[side].chunks[index] {
+            let mut copy = bytes.to_vec();
+            let at = self.rng.random_range(0..copy.len());
+            copy[at] ^= 1 << self.rng.random_range(0..8);
+            *bytes = Bytes::from(copy);
+        }
+        self.trace.record(self.ms(), format!("corrupt conn {id} side {side}"));
+    }
+}
+
