@@ -239,7 +239,7 @@ impl Link {
             self.handshake_deadline = None;
             self.fail(now, LinkError::HandshakeTimeout);
         }
-        if let Some(since) = self.stall_since {
+        if let Some(since) = self.stall_since.filter(|_| self.is_live()) {
             if now.saturating_duration_since(since) >= self.config.write_stall_timeout {
                 self.fail(now, LinkError::WriteStall(now - since));
             }
@@ -296,6 +296,12 @@ impl Link {
         progressed
     }
 
+    /// Whether the link is not closing or closed. (Once closing, the
+    /// WebSocket's close timeout bounds how long output may wait.)
+    fn is_live(&self) -> bool {
+        !matches!(self.phase, Phase::Closing(_) | Phase::Closed)
+    }
+
     /// Whether output waits for [`poll_transmit`](Self::poll_transmit)
     /// (an adapter waits for the socket to be writable while this holds).
     pub fn has_pending_output(&self) -> bool {
@@ -320,7 +326,9 @@ impl Link {
             }
         };
         consider(self.handshake_deadline);
-        consider(self.stall_since.map(|t| t + self.config.write_stall_timeout));
+        if self.is_live() {
+            consider(self.stall_since.map(|t| t + self.config.write_stall_timeout));
+        }
         if self.phase == Phase::Connected {
             consider(self.next_ping);
             consider(Some(self.last_pong + self.config.pong_timeout));

@@ -49,6 +49,7 @@ fn main() -> ExitCode {
     let end = start.saturating_add(seeds);
     let failures: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
     let events = AtomicU64::new(0);
+    let totals = Mutex::new(sim::Stats::default());
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
@@ -59,6 +60,8 @@ fn main() -> ExitCode {
                 match sim::run_checked(seed, nodes, faults) {
                     Ok(outcome) => {
                         events.fetch_add(outcome.events, Ordering::Relaxed);
+                        let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
+                        t.add(&outcome.stats);
                     }
                     Err(f) => failures.lock().unwrap_or_else(|e| e.into_inner()).push(f),
                 }
@@ -79,6 +82,11 @@ fn main() -> ExitCode {
             f.seed
         );
     }
+    let t = totals.into_inner().unwrap_or_else(|e| e.into_inner());
+    println!(
+        "exchanges: {} requests ok, {} requests failed, {} streams ok, {} streams failed; {} link closures",
+        t.responses_ok, t.responses_err, t.streams_ok, t.streams_err, t.links_closed
+    );
     println!(
         "sim: {} passed, {} failed ({} events, {:.1} s)",
         seeds - failures.len() as u64,

@@ -157,6 +157,17 @@ pub struct Stats {
     pub links_closed: u64,
 }
 
+impl Stats {
+    /// Adds another run's counters.
+    pub fn add(&mut self, other: &Self) {
+        self.responses_ok += other.responses_ok;
+        self.responses_err += other.responses_err;
+        self.streams_ok += other.streams_ok;
+        self.streams_err += other.streams_err;
+        self.links_closed += other.links_closed;
+    }
+}
+
 impl App {
     /// Whether nothing is open.
     pub fn is_empty(&self) -> bool {
