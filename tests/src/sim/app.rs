@@ -594,14 +594,19 @@ impl World {
         let now = self.now;
         match action {
             Action::Respond(key, result) => {
-                if self.app.served_requests.remove(&key).is_none() {
+                let Some(deadline) = self.app.served_requests.remove(&key) else {
                     return; // ended already (deadline, cancel, link loss)
-                }
+                };
                 let Some(link) = self.link(key) else {
                     return;
                 };
                 match link.respond(now, key.2, result) {
                     Ok(()) | Err(CommandError::TooLarge { .. }) => {}
+                    // The link ended it in input the model has not seen
+                    // yet: its `Ended` event is queued and must follow.
+                    Err(CommandError::UnknownMux) => {
+                        self.app.served_requests.insert(key, deadline);
+                    }
                     Err(e) => self.violate(format!("respond to live request {key:?} refused: {e}")),
                 }
             }

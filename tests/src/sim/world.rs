@@ -356,26 +356,26 @@ impl World {
         dial.next_attempt = Some((started + delay).max(now));
     }
 
-    /// Delivers what is due on the pipe into side `to`.
+    /// Delivers what is due on the pipe into side `to`, chunk by chunk
+    /// (as separate reads), then drains the link once.
     fn deliver_due(&mut self, id: u64, to: usize) {
         let now = self.now;
-        loop {
-            let Some(conn) = self.conns.get_mut(&id) else {
-                return;
-            };
-            if conn.blocked_until.is_some_and(|b| b > now) {
-                return;
-            }
-            let from = 1 - to;
-            if conn.pipes[from].next_at().is_none_or(|t| t > now) {
-                return;
-            }
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.blocked_until.is_some_and(|b| b > now) {
+            return;
+        }
+        let from = 1 - to;
+        let mut delivered = false;
+        while conn.pipes[from].next_at().is_some_and(|t| t <= now) {
             let Some((_, chunk)) = conn.pipes[from].chunks.pop_front() else {
-                return;
+                break;
             };
             let Some(link) = conn.links[to].as_mut() else {
                 continue;
             };
+            delivered = true;
             match chunk {
                 Chunk::Data(bytes) => {
                     conn.inbuf[to].extend_from_slice(&bytes);
@@ -383,6 +383,8 @@ impl World {
                 }
                 Chunk::Eof => link.handle_eof(now),
             }
+        }
+        if delivered {
             self.drain(id, to);
         }
     }
