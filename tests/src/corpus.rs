@@ -15,6 +15,12 @@ pub enum Target {
     Handshake,
     /// `ws_endpoint`: selector, then a program of op bytes and input chunks.
     Endpoint,
+    /// `wire_decode`: encoded grid messages, merged batches and payload maps.
+    WireDecode,
+    /// `link_input`: selector (state and mode), then op bytes and chunks.
+    LinkInput,
+    /// `mux_ops`: raw bytes that `arbitrary` shapes into a program.
+    MuxOps,
 }
 
 /// The `index`-th input of the corpus for `seed`: a mix of raw random bytes,
@@ -34,6 +40,18 @@ pub fn input(target: Target, seed: u64, index: u64) -> Vec<u8> {
         (Target::Endpoint, _) => {
             let stream = frames(&mut rng);
             program(&mut rng, &stream, &mut out);
+        }
+        (Target::WireDecode, _) => {
+            out.clear();
+            out.extend_from_slice(&grid_frames(&mut rng));
+        }
+        (Target::LinkInput, _) => {
+            let stream: Vec<u8> = (0..rng.random_range(0..600)).map(|_| rng.random()).collect();
+            program(&mut rng, &stream, &mut out);
+        }
+        (Target::MuxOps, _) => {
+            let len = rng.random_range(0..2048);
+            out.extend((0..len).map(|_| rng.random::<u8>()));
         }
     }
     corrupt(&mut rng, &mut out);
@@ -137,5 +155,58 @@ fn corrupt(rng: &mut SmallRng, out: &mut Vec<u8>) {
                 out.remove(at);
             }
         }
+    }
+}
+
+/// A grid message, a merged batch, or a payload map, validly encoded.
+fn grid_frames(rng: &mut SmallRng) -> Vec<u8> {
+    use bytes::Bytes;
+    use gridmux_core::wire::{Connect, ErrorCode, ErrorPayload, Flags, MergedWriter, Message, Op, PongMsg, SubrouteId};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    let message = |rng: &mut SmallRng| {
+        let payload = match rng.random_range(0..5) {
+            0 => None,
+            1 => Some(ErrorPayload::new(ErrorCode::from_u32(rng.random_range(0..9)), "e").encode()),
+            2 => Some(
+                PongMsg { not_found: rng.random(), err: None, t: Some(UNIX_EPOCH + Duration::from_secs(rng.random_range(0..1 << 40))) }
+                    .encode(),
+            ),
+            _ => Some(Bytes::from((0..rng.random_range(0..300)).map(|_| rng.random::<u8>()).collect::<Vec<_>>())),
+        };
+        let bits = rng.random_range(1..64);
+        let msg = Message {
+            mux_id: rng.random_range(0..1u64 << bits),
+            seq: rng.random(),
+            deadline_ms: rng.random(),
+            handler: rng.random(),
+            op: Op::from_u8(rng.random_range(0..20)),
+            flags: Flags::from_bits(rng.random()),
+            payload,
+            subroute: rng.random_bool(0.2).then(|| SubrouteId::new(rng.random(), "r")),
+        };
+        let mut out = BytesMut::new();
+        msg.encode(rng.random(), &mut out);
+        out
+    };
+    match rng.random_range(0..4) {
+        0 => {
+            let mut w = MergedWriter::new();
+            for _ in 0..rng.random_range(0..8) {
+                w.push(&message(rng));
+            }
+            let mut out = BytesMut::new();
+            w.finish(&mut out);
+            out.to_vec()
+        }
+        1 => Connect {
+            id: rng.random(),
+            host: "h".repeat(rng.random_range(0..40)),
+            time: UNIX_EPOCH + Duration::from_nanos(rng.random()),
+            token: "t".repeat(rng.random_range(0..70)),
+        }
+        .encode()
+        .to_vec(),
+        _ => message(rng).to_vec(),
     }
 }

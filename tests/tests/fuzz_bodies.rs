@@ -52,3 +52,22 @@ fn ws_endpoint() {
         fuzzing::ws_endpoint(data, std::time::Instant::now());
     });
 }
+
+#[test]
+fn wire_decode() {
+    run("wire_decode", Target::WireDecode, fuzzing::wire_decode);
+}
+
+#[test]
+fn link_input() {
+    run("link_input", Target::LinkInput, |data| {
+        fuzzing::link_input(data, std::time::Instant::now());
+    });
+}
+
+#[test]
+fn mux_ops() {
+    run("mux_ops", Target::MuxOps, |data| {
+        fuzzing::mux_ops(data, std::time::Instant::now());
+    });
+}

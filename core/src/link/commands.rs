@@ -80,7 +80,9 @@ impl Link {
     }
 
     /// Answers a request we serve. An answer after the deadline or a
-    /// cancellation is refused with `UnknownMux` (nobody waits for it).
+    /// cancellation is refused with `UnknownMux` (nobody waits for it). A
+    /// payload over the size limit is refused with `TooLarge`, and the
+    /// caller gets an error answer instead: the exchange is over either way.
     pub fn respond(
         &mut self,
         now: Instant,

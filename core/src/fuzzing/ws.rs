@@ -1,8 +1,4 @@
-//! Bodies of the cargo-fuzz targets in `fuzz/`, as plain functions.
-//!
-//! Each takes arbitrary bytes and panics only if an invariant breaks, so the
-//! same bodies run under libFuzzer and, on stable, over seeded random inputs
-//! in `tests/`. Enabled by the `fuzzing` feature.
+//! Bodies of the WebSocket targets.
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +12,7 @@ use crate::ws::{
 };
 
 /// Splits `data` into chunks whose sizes come from `sizes` (cycled; 0 → 1).
-fn chunks<'a>(data: &'a [u8], sizes: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+pub(crate) fn chunks<'a>(data: &'a [u8], sizes: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
     let mut rest = data;
     let mut i = 0;
     std::iter::from_fn(move || {
@@ -136,7 +132,7 @@ fn http_status(bytes: &[u8]) -> Option<u16> {
 /// A deterministic RNG for masking keys (fuzzing needs reproducibility, not
 /// unpredictability).
 #[derive(Debug)]
-struct CountingRng(u64);
+pub struct CountingRng(pub u64);
 
 impl RngCore for CountingRng {
     fn next_u32(&mut self) -> u32 {

@@ -1,0 +1,16 @@
+//! Bodies of the cargo-fuzz targets in `fuzz/`, as plain functions, and the
+//! in-memory [`LinkPair`] they (and the twin tests) drive.
+//!
+//! Each body takes arbitrary bytes and panics only if an invariant breaks,
+//! so the same bodies run under libFuzzer and, on stable, over seeded
+//! random inputs in `tests/`. Enabled by the `fuzzing` feature.
+
+mod link;
+mod pair;
+mod wire;
+mod ws;
+
+pub use link::{link_input, mux_ops, run_program, MuxOp, MuxProgram};
+pub use pair::LinkPair;
+pub use wire::wire_decode;
+pub use ws::{ws_endpoint, ws_frame_decode, ws_handshake, CountingRng};
