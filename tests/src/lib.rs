@@ -3,4 +3,5 @@
 //! corpora for the fuzz bodies.
 pub mod corpus;
 pub mod sim;
+pub mod twin;
 pub mod ws_loop;

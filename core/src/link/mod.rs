@@ -98,8 +98,6 @@ enum Phase {
     AwaitConnectResponse,
     /// Exchanges may run.
     Connected,
-    /// Every exchange has ended; the WebSocket close is in progress.
-    Closing(LinkError),
     /// `Event::Closed` was queued.
     Closed,
 }
@@ -220,6 +218,9 @@ impl Link {
 
     /// The peer closed its sending side.
     pub fn handle_eof(&mut self, now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
         match &mut self.ws {
             Some(ws) => {
                 ws.handle_eof(now);
@@ -231,6 +232,9 @@ impl Link {
 
     /// Runs the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
         if let Some(ws) = &mut self.ws {
             ws.handle_timeout(now);
             self.pump_ws(now);
@@ -296,10 +300,9 @@ impl Link {
         progressed
     }
 
-    /// Whether the link is not closing or closed. (Once closing, the
-    /// WebSocket's close timeout bounds how long output may wait.)
+    /// Whether the link is not closed.
     fn is_live(&self) -> bool {
-        !matches!(self.phase, Phase::Closing(_) | Phase::Closed)
+        self.phase != Phase::Closed
     }
 
     /// Whether output waits for [`poll_transmit`](Self::poll_transmit)
@@ -319,6 +322,9 @@ impl Link {
     /// When [`handle_timeout`](Self::handle_timeout) should next run.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase == Phase::Closed {
+            return None;
+        }
         let mut next = self.ws.as_ref().and_then(ws::Endpoint::poll_timeout);
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
@@ -367,14 +373,12 @@ impl Link {
     }
 
     fn on_ws_closed(&mut self, cause: ws::CloseCause) {
-        let reason = match std::mem::replace(&mut self.phase, Phase::Closed) {
-            Phase::Closing(reason) => reason,
-            _ => {
-                self.end_all();
-                LinkError::WebSocket(cause)
-            }
-        };
-        debug!(remote = ?self.remote, %reason, "link closed");
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.end_all();
+        let reason = LinkError::WebSocket(cause);
+        debug!(remote = ?self.remote, %reason, "link closed by the websocket layer");
         self.finish_close(reason);
     }
 
@@ -386,10 +390,13 @@ impl Link {
         self.events.push_back(Event::Closed(reason));
     }
 
-    /// Tears the link down: every exchange ends with `Disconnected`, the
-    /// WebSocket closes, and `Event::Closed(reason)` follows.
+    /// Tears the link down at once: every exchange ends with
+    /// `Disconnected`, a WebSocket Close frame is queued (the adapter writes
+    /// what `poll_transmit` still yields, then closes the socket), and
+    /// `Event::Closed(reason)` follows. Waiting for the peer's Close would
+    /// only delay the redial: the peer may be the reason we close.
     fn fail(&mut self, now: Instant, reason: LinkError) {
-        if matches!(self.phase, Phase::Closing(_) | Phase::Closed) {
+        if self.phase == Phase::Closed {
             return;
         }
         debug!(remote = ?self.remote, %reason, "closing link");
@@ -402,16 +409,19 @@ impl Link {
             LinkError::Refused(_) | LinkError::Rejected(_) => CloseCode::POLICY_VIOLATION,
             _ => CloseCode::GOING_AWAY,
         };
-        match &mut self.ws {
-            Some(ws) if !ws.is_closed() => {
-                let text = reason.to_string();
-                let text = truncate_utf8(&text, 120);
-                let _ = ws.close(now, code, text);
-                self.phase = Phase::Closing(reason);
-                self.pump_ws(now);
+        if let Some(ws) = self.ws.as_mut().filter(|ws| ws.is_open()) {
+            if matches!(reason, LinkError::Refused(_)) {
+                // The peer must learn why: the rejecting ConnectResponse
+                // goes out before the Close frame.
+                while let Some(m) = self.outbox.next_ws_message(1, usize::MAX) {
+                    let _ = ws.send(ws::Message::binary(m));
+                }
             }
-            _ => self.finish_close(reason),
+            let text = reason.to_string();
+            // Only fails for codes that may not be sent; ours may.
+            let _ = ws.close(now, code, truncate_utf8(&text, 120));
         }
+        self.finish_close(reason);
     }
 
     /// Ends every exchange with `Disconnected`, in mux order.

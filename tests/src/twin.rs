@@ -1,0 +1,104 @@
+//! Helpers for the twin tests of MinIO's grid behaviour (`tests/twins.rs`):
+//! watching what a link writes, and injecting messages no real peer sends.
+
+use bytes::{Bytes, BytesMut};
+use gridmux_core::fuzzing::LinkPair;
+use gridmux_core::wire::{Frame, Message};
+use gridmux_core::ws::{apply_mask, FrameDecoder, OpCode, Role, Transmit};
+
+/// A grid message as seen on the wire, and whether it travelled inside a
+/// merged batch.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// The message.
+    pub msg: Message,
+    /// It was part of a `Merged` frame.
+    pub merged: bool,
+    /// Index of the WebSocket message that carried it.
+    pub ws_message: usize,
+}
+
+/// Decodes the grid messages in WebSocket bytes written by `from` (the
+/// dialer, side 0, masks its frames).
+pub fn decode_written(bytes: &[u8], from: usize) -> Vec<Seen> {
+    let role = if from == 0 { Role::Server } else { Role::Client };
+    let mut decoder = FrameDecoder::new(role, 64 << 20);
+    let mut buf = BytesMut::from(bytes);
+    let mut seen = Vec::new();
+    let mut index = 0;
+    while let Ok(Some(frame)) = decoder.decode(&mut buf) {
+        if frame.opcode != OpCode::Binary {
+            continue;
+        }
+        match Frame::decode(frame.payload) {
+            Ok(Frame::Single(msg)) => seen.push(Seen {
+                msg,
+                merged: false,
+                ws_message: index,
+            }),
+            Ok(Frame::Merged(frames)) => {
+                for msg in frames.flatten() {
+                    seen.push(Seen {
+                        msg,
+                        merged: true,
+                        ws_message: index,
+                    });
+                }
+            }
+            Err(_) => {}
+        }
+        index += 1;
+    }
+    seen
+}
+
+/// Moves what `from` writes to the other side, like
+/// [`LinkPair::transfer`], and returns the grid messages it carried.
+pub fn deliver_observed(pair: &mut LinkPair, from: usize) -> Vec<Seen> {
+    let mut out = Transmit::new();
+    while pair.links[from].poll_transmit(pair.now, &mut out) {}
+    pair.poll_events(from);
+    let bytes = out.to_vec();
+    let to = 1 - from;
+    pair.links[to].handle_input(pair.now, &mut BytesMut::from(&bytes[..]));
+    pair.poll_events(to);
+    decode_written(&bytes, from)
+}
+
+/// Takes what `from` writes without delivering it (a silent network).
+pub fn swallow(pair: &mut LinkPair, from: usize) -> Vec<Seen> {
+    let mut out = Transmit::new();
+    while pair.links[from].poll_transmit(pair.now, &mut out) {}
+    pair.poll_events(from);
+    decode_written(&out.to_vec(), from)
+}
+
+/// Delivers `msg` to side `to` as if its peer had sent it (with CRC).
+pub fn inject(pair: &mut LinkPair, to: usize, msg: &Message) {
+    let mut grid = BytesMut::new();
+    msg.encode(true, &mut grid);
+    let mut frame = vec![0x82u8];
+    let masked = to == 1;
+    let len = grid.len();
+    let mask_bit = if masked { 0x80 } else { 0 };
+    if len < 126 {
+        frame.push(mask_bit | len as u8);
+    } else {
+        frame.push(mask_bit | 126);
+        frame.extend_from_slice(&(len as u16).to_be_bytes());
+    }
+    let mut body = grid.to_vec();
+    if masked {
+        let key = [1, 2, 3, 4];
+        frame.extend_from_slice(&key);
+        apply_mask(&mut body, key, 0);
+    }
+    frame.extend_from_slice(&body);
+    pair.links[to].handle_input(pair.now, &mut BytesMut::from(&frame[..]));
+    pair.poll_events(to);
+}
+
+/// A payload of `len` bytes of `byte`.
+pub fn bytes_of(len: usize, byte: u8) -> Bytes {
+    Bytes::from(vec![byte; len])
+}
