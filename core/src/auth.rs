@@ -101,11 +101,23 @@ mod tests {
         let bad = Err(AuthError::InvalidToken);
         assert_eq!(auth.verify("b:2", "a:1", t, &token), bad);
         assert_eq!(auth.verify("a:1", "c:3", t, &token), bad);
-        assert_eq!(auth.verify("a:1", "b:2", t + Duration::from_nanos(1), &token), bad);
-        assert_eq!(SharedSecret::new(*b"other").verify("a:1", "b:2", t, &token), bad);
+        assert_eq!(
+            auth.verify("a:1", "b:2", t + Duration::from_nanos(1), &token),
+            bad
+        );
+        assert_eq!(
+            SharedSecret::new(*b"other").verify("a:1", "b:2", t, &token),
+            bad
+        );
         // Length prefixes: ("a", "bc") and ("ab", "c") differ.
         assert_ne!(auth.token("a", "bc", t), auth.token("ab", "c", t));
-        assert_eq!(auth.verify("a:1", "b:2", t, "zz"), Err(AuthError::Malformed));
-        assert_eq!(auth.verify("a:1", "b:2", t, &"é".repeat(32)), Err(AuthError::Malformed));
+        assert_eq!(
+            auth.verify("a:1", "b:2", t, "zz"),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            auth.verify("a:1", "b:2", t, &"é".repeat(32)),
+            Err(AuthError::Malformed)
+        );
     }
 }

@@ -117,18 +117,21 @@ mod tests {
         assert!(delays
             .iter()
             .all(|d| *d >= Duration::from_secs(1) && *d < Duration::from_secs(2)));
-        let below = delays.iter().filter(|d| **d < Duration::from_millis(1500)).count();
-        assert!((400..600).contains(&below), "not uniform: {below}/1000 below 1.5 s");
+        let below = delays
+            .iter()
+            .filter(|d| **d < Duration::from_millis(1500))
+            .count();
+        assert!(
+            (400..600).contains(&below),
+            "not uniform: {below}/1000 below 1.5 s"
+        );
     }
 
     #[test]
     fn exponential_growth_is_capped() {
         let mut rng = SmallRng::seed_from_u64(1);
-        let s = ReconnectSchedule::exponential(
-            Duration::from_secs(1),
-            2.0,
-            Duration::from_secs(30),
-        );
+        let s =
+            ReconnectSchedule::exponential(Duration::from_secs(1), 2.0, Duration::from_secs(30));
         let d1 = s.delay(1, &mut rng);
         let d3 = s.delay(3, &mut rng);
         let d50 = s.delay(50, &mut rng);

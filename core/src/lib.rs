@@ -30,10 +30,10 @@
 #![cfg_attr(not(fuzzing), deny(missing_docs))]
 #![deny(missing_debug_implementations)]
 
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 pub mod auth;
 pub mod cluster;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod link;
 pub mod mux;
 pub mod wire;

@@ -46,7 +46,9 @@ pub fn input(target: Target, seed: u64, index: u64) -> Vec<u8> {
             out.extend_from_slice(&grid_frames(&mut rng));
         }
         (Target::LinkInput, _) => {
-            let stream: Vec<u8> = (0..rng.random_range(0..600)).map(|_| rng.random()).collect();
+            let stream: Vec<u8> = (0..rng.random_range(0..600))
+                .map(|_| rng.random())
+                .collect();
             program(&mut rng, &stream, &mut out);
         }
         (Target::MuxOps, _) => {
@@ -161,7 +163,9 @@ fn corrupt(rng: &mut SmallRng, out: &mut Vec<u8>) {
 /// A grid message, a merged batch, or a payload map, validly encoded.
 fn grid_frames(rng: &mut SmallRng) -> Vec<u8> {
     use bytes::Bytes;
-    use gridmux_core::wire::{Connect, ErrorCode, ErrorPayload, Flags, MergedWriter, Message, Op, PongMsg, SubrouteId};
+    use gridmux_core::wire::{
+        Connect, ErrorCode, ErrorPayload, Flags, MergedWriter, Message, Op, PongMsg, SubrouteId,
+    };
     use std::time::{Duration, UNIX_EPOCH};
 
     let message = |rng: &mut SmallRng| {
@@ -169,10 +173,18 @@ fn grid_frames(rng: &mut SmallRng) -> Vec<u8> {
             0 => None,
             1 => Some(ErrorPayload::new(ErrorCode::from_u32(rng.random_range(0..9)), "e").encode()),
             2 => Some(
-                PongMsg { not_found: rng.random(), err: None, t: Some(UNIX_EPOCH + Duration::from_secs(rng.random_range(0..1 << 40))) }
-                    .encode(),
+                PongMsg {
+                    not_found: rng.random(),
+                    err: None,
+                    t: Some(UNIX_EPOCH + Duration::from_secs(rng.random_range(0..1 << 40))),
+                }
+                .encode(),
             ),
-            _ => Some(Bytes::from((0..rng.random_range(0..300)).map(|_| rng.random::<u8>()).collect::<Vec<_>>())),
+            _ => Some(Bytes::from(
+                (0..rng.random_range(0..300))
+                    .map(|_| rng.random::<u8>())
+                    .collect::<Vec<_>>(),
+            )),
         };
         let bits = rng.random_range(1..64);
         let msg = Message {
@@ -183,7 +195,9 @@ fn grid_frames(rng: &mut SmallRng) -> Vec<u8> {
             op: Op::from_u8(rng.random_range(0..20)),
             flags: Flags::from_bits(rng.random()),
             payload,
-            subroute: rng.random_bool(0.2).then(|| SubrouteId::new(rng.random(), "r")),
+            subroute: rng
+                .random_bool(0.2)
+                .then(|| SubrouteId::new(rng.random(), "r")),
         };
         let mut out = BytesMut::new();
         msg.encode(rng.random(), &mut out);

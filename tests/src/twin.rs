@@ -21,7 +21,11 @@ pub struct Seen {
 /// Decodes the grid messages in WebSocket bytes written by `from` (the
 /// dialer, side 0, masks its frames).
 pub fn decode_written(bytes: &[u8], from: usize) -> Vec<Seen> {
-    let role = if from == 0 { Role::Server } else { Role::Client };
+    let role = if from == 0 {
+        Role::Server
+    } else {
+        Role::Client
+    };
     let mut decoder = FrameDecoder::new(role, 64 << 20);
     let mut buf = BytesMut::from(bytes);
     let mut seen = Vec::new();

@@ -13,10 +13,8 @@ use gridmux_core::link::{
     CallError, CommandError, Event, HandlerKind, HandlerTable, Link, LinkError, RegisterError,
     StreamOpts,
 };
-use gridmux_core::mux::{MuxId, Origin};
-use gridmux_core::wire::{
-    ErrorCode, ErrorPayload, Flags, Message, Op, SubrouteId, WireError,
-};
+use gridmux_core::mux::MuxId;
+use gridmux_core::wire::{ErrorCode, ErrorPayload, Flags, Message, Op, SubrouteId, WireError};
 use gridmux_core::ws::Transmit;
 use gridmux_tests::twin::{bytes_of, deliver_observed, inject, swallow};
 
@@ -49,7 +47,9 @@ fn serve(p: &mut LinkPair, side: usize, result: Result<Bytes, ErrorPayload>) {
 
 fn request(p: &mut LinkPair, side: usize, handler: u8, payload: Bytes) -> MuxId {
     let now = p.now;
-    p.links[side].request(now, handler, None, payload, None).unwrap()
+    p.links[side]
+        .request(now, handler, None, payload, None)
+        .unwrap()
 }
 
 fn response(p: &mut LinkPair, side: usize) -> (MuxId, Result<Bytes, CallError>) {
@@ -61,12 +61,19 @@ fn response(p: &mut LinkPair, side: usize) -> (MuxId, Result<Bytes, CallError>) 
 
 fn open(p: &mut LinkPair, handler: u8, opts: StreamOpts) -> MuxId {
     let now = p.now;
-    p.links[DIALER].open_stream(now, handler, None, Bytes::from_static(b"init"), opts).unwrap()
+    p.links[DIALER]
+        .open_stream(now, handler, None, Bytes::from_static(b"init"), opts)
+        .unwrap()
 }
 
 fn opened(p: &mut LinkPair) -> (MuxId, bool, Option<Instant>) {
     match one_event(p, ACCEPTOR) {
-        Event::StreamOpened { mux, has_input, deadline, .. } => (mux, has_input, deadline),
+        Event::StreamOpened {
+            mux,
+            has_input,
+            deadline,
+            ..
+        } => (mux, has_input, deadline),
         other => panic!("expected StreamOpened, got {other:?}"),
     }
 }
@@ -78,7 +85,9 @@ fn checklist_01_message_is_a_7_array_in_field_order() {
     let msg = Message {
         deadline_ms: 3,
         handler: 4,
-        ..Message::new(Op::REQUEST, 1).seq(2).payload(Bytes::from_static(b"p"))
+        ..Message::new(Op::REQUEST, 1)
+            .seq(2)
+            .payload(Bytes::from_static(b"p"))
     };
     let mut out = BytesMut::new();
     msg.encode(false, &mut out);
@@ -101,9 +110,14 @@ fn checklist_02_smallest_uint_on_write_any_int_in_range_on_read() {
     };
     let mut out = BytesMut::new();
     msg.encode(false, &mut out);
-    assert_eq!(&out[..9], [0x97, 0xcd, 0x01, 0x2c, 0xcc, 0x80, 0xce, 0x00, 0x01]);
+    assert_eq!(
+        &out[..9],
+        [0x97, 0xcd, 0x01, 0x2c, 0xcc, 0x80, 0xce, 0x00, 0x01]
+    );
     // mux_id as int64, seq as int8: accepted.
-    let wide = [0x97, 0xd3, 0, 0, 0, 0, 0, 0, 0, 5, 0xd0, 1, 0, 0, 15, 0, 0xc4, 0];
+    let wide = [
+        0x97, 0xd3, 0, 0, 0, 0, 0, 0, 0, 5, 0xd0, 1, 0, 0, 15, 0, 0xc4, 0,
+    ];
     let back = Message::decode(&Bytes::copy_from_slice(&wide)).unwrap();
     assert_eq!((back.mux_id, back.seq), (5, 1));
 }
@@ -113,13 +127,18 @@ fn checklist_03_golden_request_bytes() {
     let msg = Message {
         deadline_ms: 60_000,
         handler: 78,
-        ..Message::new(Op::REQUEST, 1).flags(Flags::EOF).payload(Bytes::from_static(b"hi"))
+        ..Message::new(Op::REQUEST, 1)
+            .flags(Flags::EOF)
+            .payload(Bytes::from_static(b"hi"))
     };
     let mut out = BytesMut::new();
     msg.encode(true, &mut out);
     assert_eq!(
         &out[..],
-        [0x97, 0x01, 0x00, 0xcd, 0xea, 0x60, 0x4e, 0x0e, 0x03, 0xc4, 0x02, 0x68, 0x69, 0xea, 0xbe, 0x91, 0xc7]
+        [
+            0x97, 0x01, 0x00, 0xcd, 0xea, 0x60, 0x4e, 0x0e, 0x03, 0xc4, 0x02, 0x68, 0x69, 0xea,
+            0xbe, 0x91, 0xc7
+        ]
     );
 }
 
@@ -143,7 +162,10 @@ fn checklist_04_corrupted_crc_drops_the_connection() {
     let now = p.now;
     p.links[DIALER].handle_eof(now);
     let events = p.take_events(DIALER);
-    assert!(matches!(events.last(), Some(Event::Closed(LinkError::WebSocket(_)))), "{events:?}");
+    assert!(
+        matches!(events.last(), Some(Event::Closed(LinkError::WebSocket(_)))),
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -190,8 +212,15 @@ fn checklist_07_op_and_flag_values() {
     );
     assert_eq!(Op::CANCEL_REQUEST.get(), 18, "(ext) CancelRequest");
     assert_eq!(
-        [Flags::CRC, Flags::EOF, Flags::STATELESS, Flags::PAYLOAD_IS_ERR, Flags::PAYLOAD_IS_ZERO, Flags::SUBROUTE]
-            .map(Flags::bits),
+        [
+            Flags::CRC,
+            Flags::EOF,
+            Flags::STATELESS,
+            Flags::PAYLOAD_IS_ERR,
+            Flags::PAYLOAD_IS_ZERO,
+            Flags::SUBROUTE
+        ]
+        .map(Flags::bits),
         [0x01, 0x02, 0x04, 0x08, 0x10, 0x20]
     );
 }
@@ -206,7 +235,9 @@ fn checklist_08_merged_only_on_backlog_at_most_50_in_order() {
     assert!(!seen[0].merged);
     p.take_events(ACCEPTOR);
     // A backlog of 120 requests: merged batches of at most 50, in order.
-    let ids: Vec<MuxId> = (0..120).map(|i| request(&mut p, DIALER, 1, bytes_of(8, i as u8))).collect();
+    let ids: Vec<MuxId> = (0..120)
+        .map(|i| request(&mut p, DIALER, 1, bytes_of(8, i as u8)))
+        .collect();
     let seen = deliver_observed(&mut p, DIALER);
     assert_eq!(seen.len(), 120);
     assert!(seen.iter().all(|s| s.merged));
@@ -231,10 +262,21 @@ fn checklist_09_handshake_maps_use_minio_keys_and_msgp_time() {
         token: "t".into(),
     }
     .encode();
-    for key in [&b"\xa2ID"[..], b"\xa4Host", b"\xa4Time", b"\xa5Token", b"\xc7\x0c\x05"] {
+    for key in [
+        &b"\xa2ID"[..],
+        b"\xa4Host",
+        b"\xa4Time",
+        b"\xa5Token",
+        b"\xc7\x0c\x05",
+    ] {
         assert!(c.windows(key.len()).any(|w| w == key), "{key:?}");
     }
-    let pong = PongMsg { not_found: true, err: None, t: None }.encode();
+    let pong = PongMsg {
+        not_found: true,
+        err: None,
+        t: None,
+    }
+    .encode();
     for key in [&b"\xa2nf"[..], b"\xa1e", b"\xa1t"] {
         assert!(pong.windows(key.len()).any(|w| w == key));
     }
@@ -244,9 +286,16 @@ fn checklist_09_handshake_maps_use_minio_keys_and_msgp_time() {
 
 #[test]
 fn checklist_10_one_dialer_per_pair() {
-    let hosts: Vec<String> = ('a'..='z').filter(|c| *c != 'w').chain('0'..='9').map(String::from).collect();
+    let hosts: Vec<String> = ('a'..='z')
+        .filter(|c| *c != 'w')
+        .chain('0'..='9')
+        .map(String::from)
+        .collect();
     for x in &hosts {
-        let dials = hosts.iter().filter(|y| *y != x && should_dial(x, y)).count();
+        let dials = hosts
+            .iter()
+            .filter(|y| *y != x && should_dial(x, y))
+            .count();
         assert!(dials >= 10);
         for y in hosts.iter().filter(|y| *y != x) {
             assert_ne!(should_dial(x, y), should_dial(y, x));
@@ -271,18 +320,30 @@ fn upgrade_answer(request: &str) -> (String, Vec<Event>) {
 fn checklist_11_upgrade_needs_path_token_and_websocket() {
     // Our path is /gridmux/v1 (MinIO: /minio/grid/v1). No token: 401;
     // bad token: 403; not an upgrade: 426; wrong path: 404.
-    let base = "GET /gridmux/v1 HTTP/1.1\r\nHost: b:1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    let base =
+        "GET /gridmux/v1 HTTP/1.1\r\nHost: b:1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
     let (answer, events) = upgrade_answer(&format!("{base}\r\n"));
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
-    assert!(matches!(events.last(), Some(Event::Closed(LinkError::Refused(_)))));
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let bad = format!("{base}Authorization: Bearer {}\r\nX-Gridmux-Host: a:1\r\nX-Gridmux-Time: {nanos}\r\n\r\n", "0".repeat(64));
+    assert!(matches!(
+        events.last(),
+        Some(Event::Closed(LinkError::Refused(_)))
+    ));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let bad = format!(
+        "{base}Authorization: Bearer {}\r\nX-Gridmux-Host: a:1\r\nX-Gridmux-Time: {nanos}\r\n\r\n",
+        "0".repeat(64)
+    );
     assert!(upgrade_answer(&bad).0.starts_with("HTTP/1.1 403"));
     let plain = "GET /gridmux/v1 HTTP/1.1\r\nHost: b:1\r\n\r\n";
     assert!(upgrade_answer(plain).0.starts_with("HTTP/1.1 426"));
     let wrong = base.replace("/gridmux/v1", "/minio/grid/v1");
-    assert!(upgrade_answer(&format!("{wrong}\r\n")).0.starts_with("HTTP/1.1 404"));
+    assert!(upgrade_answer(&format!("{wrong}\r\n"))
+        .0
+        .starts_with("HTTP/1.1 404"));
 }
 
 /// Builds a pair where the acceptor's checks differ: `tweak` changes the
@@ -302,8 +363,12 @@ fn checklist_12_acceptor_rejects_unknown_host_bad_token_and_wrong_dialer() {
     let accepted = connect_with(|_| {});
     assert!(matches!(accepted[0], Event::Connected { .. }));
     // Bad token: a different secret (the upgrade already fails with 403).
-    let events = connect_with(|c| c.authenticator = std::sync::Arc::new(SharedSecret::new(*b"other")));
-    assert!(matches!(events.last(), Some(Event::Closed(_))), "{events:?}");
+    let events =
+        connect_with(|c| c.authenticator = std::sync::Arc::new(SharedSecret::new(*b"other")));
+    assert!(
+        matches!(events.last(), Some(Event::Closed(_))),
+        "{events:?}"
+    );
     assert!(!events.iter().any(|e| matches!(e, Event::Connected { .. })));
     // Unknown host: the acceptor's peer list lacks the dialer.
     let events = connect_with(|c| c.peers.retain(|p| *p == c.local));
@@ -313,7 +378,13 @@ fn checklist_12_acceptor_rejects_unknown_host_bad_token_and_wrong_dialer() {
     let now = origin();
     let wall = std::time::SystemTime::now();
     let rng = Box::new(gridmux_core::fuzzing::CountingRng(1));
-    let mut dialer = Link::dial(d.clone(), a.local.clone(), now, wall + Duration::from_secs(360), rng);
+    let mut dialer = Link::dial(
+        d.clone(),
+        a.local.clone(),
+        now,
+        wall + Duration::from_secs(360),
+        rng,
+    );
     let mut acceptor = Link::accept(a.clone(), now, wall);
     handshake(&mut dialer, &mut acceptor, now);
     assert_rejected(&mut dialer, "time difference too large");
@@ -344,7 +415,9 @@ fn assert_rejected(dialer: &mut Link, reason: &str) {
         events.push(e);
     }
     assert!(
-        events.iter().any(|e| matches!(e, Event::Closed(LinkError::Rejected(r)) if r.contains(reason))),
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Closed(LinkError::Rejected(r)) if r.contains(reason))),
         "{events:?}"
     );
     assert!(!events.iter().any(|e| matches!(e, Event::Connected { .. })));
@@ -359,15 +432,24 @@ fn checklist_13_calls_fail_fast_while_not_connected() {
     assert_eq!(r, Err(CommandError::NotConnected));
     let s = p.links[DIALER].open_stream(now, 10, None, Bytes::new(), StreamOpts::default());
     assert_eq!(s, Err(CommandError::NotConnected));
-    assert!(swallow(&mut p, DIALER).is_empty(), "nothing but the upgrade is written");
+    assert!(
+        swallow(&mut p, DIALER).is_empty(),
+        "nothing but the upgrade is written"
+    );
 }
 
 #[test]
 fn checklist_16_link_pings_every_10s_and_closes_after_20s_without_pong() {
     let mut p = pair();
     p.advance(Duration::from_secs(10));
-    assert!(p.take_events(DIALER).iter().any(|e| matches!(e, Event::Pong { .. })));
-    assert!(p.take_events(ACCEPTOR).iter().any(|e| matches!(e, Event::Pong { .. })));
+    assert!(p
+        .take_events(DIALER)
+        .iter()
+        .any(|e| matches!(e, Event::Pong { .. })));
+    assert!(p
+        .take_events(ACCEPTOR)
+        .iter()
+        .any(|e| matches!(e, Event::Pong { .. })));
     // The acceptor goes silent: nothing it writes arrives any more.
     let start = p.now;
     let mut closed = None;
@@ -381,14 +463,21 @@ fn checklist_16_link_pings_every_10s_and_closes_after_20s_without_pong() {
         }
         p.transfer(DIALER);
         swallow(&mut p, ACCEPTOR);
-        if let Some(Event::Closed(reason)) = p.take_events(DIALER).into_iter().find(|e| matches!(e, Event::Closed(_))) {
+        if let Some(Event::Closed(reason)) = p
+            .take_events(DIALER)
+            .into_iter()
+            .find(|e| matches!(e, Event::Closed(_)))
+        {
             closed = Some((p.now - start, reason));
             break;
         }
     }
     let (after, reason) = closed.expect("the dialer closed the link");
     assert!(matches!(reason, LinkError::PongTimeout(_)), "{reason:?}");
-    assert!(after >= Duration::from_secs(20) && after <= Duration::from_secs(21), "{after:?}");
+    assert!(
+        after >= Duration::from_secs(20) && after <= Duration::from_secs(21),
+        "{after:?}"
+    );
 }
 
 #[test]
@@ -402,8 +491,17 @@ fn checklist_17_write_stalled_for_4s_tears_the_link_down() {
     let now = p.now;
     p.links[DIALER].handle_timeout(now);
     let events = p.take_events(DIALER);
-    assert!(matches!(events[0], Event::Response { result: Err(CallError::Disconnected), .. }));
-    assert!(matches!(events.last(), Some(Event::Closed(LinkError::WriteStall(_)))));
+    assert!(matches!(
+        events[0],
+        Event::Response {
+            result: Err(CallError::Disconnected),
+            ..
+        }
+    ));
+    assert!(matches!(
+        events.last(),
+        Some(Event::Closed(LinkError::WriteStall(_)))
+    ));
 }
 
 #[test]
@@ -419,15 +517,41 @@ fn checklist_18_connection_loss_ends_every_exchange_with_disconnected() {
     p.kill();
     let d = p.take_events(DIALER);
     let a = p.take_events(ACCEPTOR);
-    assert!(d.contains(&Event::Response { mux: req, result: Err(CallError::Disconnected) }));
-    assert!(d.contains(&Event::Ended { mux: stream, result: Err(CallError::Disconnected) }));
-    assert!(a.contains(&Event::Response { mux: back, result: Err(CallError::Disconnected) }));
-    let served_ends = a.iter().filter(|e| matches!(e, Event::Ended { result: Err(CallError::Disconnected), .. })).count();
-    assert_eq!(served_ends, 2, "the served request and stream are cancelled: {a:?}");
+    assert!(d.contains(&Event::Response {
+        mux: req,
+        result: Err(CallError::Disconnected)
+    }));
+    assert!(d.contains(&Event::Ended {
+        mux: stream,
+        result: Err(CallError::Disconnected)
+    }));
+    assert!(a.contains(&Event::Response {
+        mux: back,
+        result: Err(CallError::Disconnected)
+    }));
+    let served_ends = a
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Ended {
+                    result: Err(CallError::Disconnected),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(
+        served_ends, 2,
+        "the served request and stream are cancelled: {a:?}"
+    );
     for events in [&d, &a] {
         assert!(matches!(events.last(), Some(Event::Closed(_))));
     }
-    assert_eq!(p.links[DIALER].open_exchanges() + p.links[ACCEPTOR].open_exchanges(), 0);
+    assert_eq!(
+        p.links[DIALER].open_exchanges() + p.links[ACCEPTOR].open_exchanges(),
+        0
+    );
 }
 
 // ---- requests ---------------------------------------------------------------
@@ -436,7 +560,10 @@ fn checklist_18_connection_loss_ends_every_exchange_with_disconnected() {
 fn checklist_20_invalid_handler_is_local_unregistered_is_remote() {
     let mut p = pair();
     let now = p.now;
-    assert_eq!(p.links[DIALER].request(now, 0, None, Bytes::new(), None), Err(CommandError::InvalidHandler));
+    assert_eq!(
+        p.links[DIALER].request(now, 0, None, Bytes::new(), None),
+        Err(CommandError::InvalidHandler)
+    );
     request(&mut p, DIALER, 99, Bytes::new());
     p.drive();
     let (_, result) = response(&mut p, DIALER);
@@ -453,21 +580,37 @@ fn checklist_21_deadlines_on_the_wire_default_60s_and_under_1ms_fails_locally() 
     request(&mut p, DIALER, 1, Bytes::new());
     let seen = deliver_observed(&mut p, DIALER);
     assert_eq!(seen[0].msg.deadline_ms, 60_000);
-    let Event::Request { deadline, .. } = one_event(&mut p, ACCEPTOR) else { panic!() };
+    let Event::Request { deadline, .. } = one_event(&mut p, ACCEPTOR) else {
+        panic!()
+    };
     assert_eq!(deadline - now, Duration::from_secs(60));
     let far = now + Duration::from_secs(60 * 24 * 3600);
-    p.links[DIALER].request(now, 1, None, Bytes::new(), Some(far)).unwrap();
-    assert_eq!(deliver_observed(&mut p, DIALER)[0].msg.deadline_ms, u32::MAX);
+    p.links[DIALER]
+        .request(now, 1, None, Bytes::new(), Some(far))
+        .unwrap();
+    assert_eq!(
+        deliver_observed(&mut p, DIALER)[0].msg.deadline_ms,
+        u32::MAX
+    );
     p.take_events(ACCEPTOR);
     let soon = now + Duration::from_micros(900);
-    assert_eq!(p.links[DIALER].request(now, 1, None, Bytes::new(), Some(soon)), Err(CommandError::DeadlinePassed));
+    assert_eq!(
+        p.links[DIALER].request(now, 1, None, Bytes::new(), Some(soon)),
+        Err(CommandError::DeadlinePassed)
+    );
     // Without an answer the caller times out after exactly 60 s.
     let fresh = request(&mut p, DIALER, 3, Bytes::new());
     p.drive();
     p.advance(Duration::from_millis(59_999));
-    assert!(!p.take_events(DIALER).iter().any(|e| matches!(e, Event::Response { .. })));
+    assert!(!p
+        .take_events(DIALER)
+        .iter()
+        .any(|e| matches!(e, Event::Response { .. })));
     p.advance(Duration::from_millis(1));
-    assert!(p.take_events(DIALER).contains(&Event::Response { mux: fresh, result: Err(CallError::Timeout) }));
+    assert!(p.take_events(DIALER).contains(&Event::Response {
+        mux: fresh,
+        result: Err(CallError::Timeout)
+    }));
 }
 
 #[test]
@@ -475,33 +618,70 @@ fn checklist_22_handler_error_and_panic_reach_the_caller_typed() {
     let mut p = pair();
     request(&mut p, DIALER, 2, Bytes::new());
     p.drive();
-    serve(&mut p, ACCEPTOR, Err(ErrorPayload::new(ErrorCode::Application, "exact text")));
+    serve(
+        &mut p,
+        ACCEPTOR,
+        Err(ErrorPayload::new(ErrorCode::Application, "exact text")),
+    );
     p.drive();
     assert_eq!(
         response(&mut p, DIALER).1,
-        Err(CallError::Remote { code: ErrorCode::Application, message: "exact text".into() })
+        Err(CallError::Remote {
+            code: ErrorCode::Application,
+            message: "exact text".into()
+        })
     );
     request(&mut p, DIALER, 4, Bytes::new());
     p.drive();
-    serve(&mut p, ACCEPTOR, Err(ErrorPayload::new(ErrorCode::HandlerPanicked, "handler panic: boom")));
+    serve(
+        &mut p,
+        ACCEPTOR,
+        Err(ErrorPayload::new(
+            ErrorCode::HandlerPanicked,
+            "handler panic: boom",
+        )),
+    );
     p.drive();
     let (_, r) = response(&mut p, DIALER);
-    assert!(matches!(r, Err(CallError::Remote { code: ErrorCode::HandlerPanicked, ref message }) if message.contains("panic")));
+    assert!(
+        matches!(r, Err(CallError::Remote { code: ErrorCode::HandlerPanicked, ref message }) if message.contains("panic"))
+    );
 }
 
 #[test]
 fn checklist_23_a_handler_past_its_deadline_sends_nothing() {
     let mut p = pair();
     let now = p.now;
-    let mux = p.links[DIALER].request(now, 3, None, Bytes::new(), Some(now + Duration::from_millis(500))).unwrap();
+    let mux = p.links[DIALER]
+        .request(
+            now,
+            3,
+            None,
+            Bytes::new(),
+            Some(now + Duration::from_millis(500)),
+        )
+        .unwrap();
     p.drive();
-    let Event::Request { mux: served, .. } = one_event(&mut p, ACCEPTOR) else { panic!() };
+    let Event::Request { mux: served, .. } = one_event(&mut p, ACCEPTOR) else {
+        panic!()
+    };
     p.advance(Duration::from_millis(500));
-    assert!(p.take_events(ACCEPTOR).contains(&Event::Ended { mux: served, result: Err(CallError::Timeout) }));
-    assert!(p.take_events(DIALER).contains(&Event::Response { mux, result: Err(CallError::Timeout) }));
+    assert!(p.take_events(ACCEPTOR).contains(&Event::Ended {
+        mux: served,
+        result: Err(CallError::Timeout)
+    }));
+    assert!(p.take_events(DIALER).contains(&Event::Response {
+        mux,
+        result: Err(CallError::Timeout)
+    }));
     let now = p.now;
-    assert_eq!(p.links[ACCEPTOR].respond(now, served, Ok(Bytes::new())), Err(CommandError::UnknownMux));
-    assert!(swallow(&mut p, ACCEPTOR).iter().all(|s| s.msg.op != Op::RESPONSE));
+    assert_eq!(
+        p.links[ACCEPTOR].respond(now, served, Ok(Bytes::new())),
+        Err(CommandError::UnknownMux)
+    );
+    assert!(swallow(&mut p, ACCEPTOR)
+        .iter()
+        .all(|s| s.msg.op != Op::RESPONSE));
 }
 
 #[test]
@@ -509,16 +689,33 @@ fn checklist_24_cancel_returns_at_once_and_ext_reaches_the_handler() {
     let mut p = pair();
     let mux = request(&mut p, DIALER, 3, Bytes::new());
     p.drive();
-    let Event::Request { mux: served, .. } = one_event(&mut p, ACCEPTOR) else { panic!() };
+    let Event::Request { mux: served, .. } = one_event(&mut p, ACCEPTOR) else {
+        panic!()
+    };
     let now = p.now;
     p.links[DIALER].cancel(now, mux);
-    assert!(p.take_events(DIALER).is_empty(), "the caller returned already");
+    assert!(
+        p.take_events(DIALER).is_empty(),
+        "the caller returned already"
+    );
     // (ext) MinIO does not tell the handler; we send CancelRequest.
     let seen = deliver_observed(&mut p, DIALER);
     assert_eq!(seen[0].msg.op, Op::CANCEL_REQUEST);
-    assert_eq!(one_event(&mut p, ACCEPTOR), Event::Ended { mux: served, result: Err(CallError::Canceled) });
+    assert_eq!(
+        one_event(&mut p, ACCEPTOR),
+        Event::Ended {
+            mux: served,
+            result: Err(CallError::Canceled)
+        }
+    );
     // A late answer is discarded.
-    inject(&mut p, DIALER, &Message::new(Op::RESPONSE, mux.id).flags(Flags::EOF).payload(Bytes::new()));
+    inject(
+        &mut p,
+        DIALER,
+        &Message::new(Op::RESPONSE, mux.id)
+            .flags(Flags::EOF)
+            .payload(Bytes::new()),
+    );
     assert!(p.take_events(DIALER).is_empty());
 }
 
@@ -528,7 +725,9 @@ fn checklist_25_1mib_payload_and_1kib_error_round_trip() {
     let big = Bytes::from((0..1 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
     request(&mut p, DIALER, 1, big.clone());
     p.drive();
-    let Event::Request { mux, payload, .. } = one_event(&mut p, ACCEPTOR) else { panic!() };
+    let Event::Request { mux, payload, .. } = one_event(&mut p, ACCEPTOR) else {
+        panic!()
+    };
     assert_eq!(payload, big);
     let now = p.now;
     p.links[ACCEPTOR].respond(now, mux, Ok(payload)).unwrap();
@@ -537,9 +736,19 @@ fn checklist_25_1mib_payload_and_1kib_error_round_trip() {
     let text = "e".repeat(1024);
     request(&mut p, DIALER, 2, Bytes::new());
     p.drive();
-    serve(&mut p, ACCEPTOR, Err(ErrorPayload::new(ErrorCode::Application, text.clone())));
+    serve(
+        &mut p,
+        ACCEPTOR,
+        Err(ErrorPayload::new(ErrorCode::Application, text.clone())),
+    );
     p.drive();
-    assert_eq!(response(&mut p, DIALER).1, Err(CallError::Remote { code: ErrorCode::Application, message: text }));
+    assert_eq!(
+        response(&mut p, DIALER).1,
+        Err(CallError::Remote {
+            code: ErrorCode::Application,
+            message: text
+        })
+    );
 }
 
 #[test]
@@ -547,12 +756,25 @@ fn checklist_26_backpressured_streams_never_block_requests() {
     let mut p = pair();
     // Out congestion: the caller does not consume; the server has sent all
     // its credits.
-    let out = open(&mut p, 11, StreamOpts { window: 1, input: false, ..StreamOpts::default() });
+    let out = open(
+        &mut p,
+        11,
+        StreamOpts {
+            window: 1,
+            input: false,
+            ..StreamOpts::default()
+        },
+    );
     p.drive();
     let (served_out, _, _) = opened(&mut p);
     let now = p.now;
-    p.links[ACCEPTOR].send(now, served_out, bytes_of(1, 0)).unwrap();
-    assert_eq!(p.links[ACCEPTOR].send(now, served_out, bytes_of(1, 1)), Err(CommandError::NoCredit));
+    p.links[ACCEPTOR]
+        .send(now, served_out, bytes_of(1, 0))
+        .unwrap();
+    assert_eq!(
+        p.links[ACCEPTOR].send(now, served_out, bytes_of(1, 1)),
+        Err(CommandError::NoCredit)
+    );
     // In congestion: the handler does not consume the caller's messages.
     let inn = open(&mut p, 10, StreamOpts::default());
     p.drive();
@@ -573,12 +795,745 @@ fn checklist_26_backpressured_streams_never_block_requests() {
     let served: Vec<Event> = p.take_events(ACCEPTOR);
     assert_eq!(served.len(), 100);
     for e in served {
-        let Event::Request { mux, payload, .. } = e else { panic!("{e:?}") };
+        let Event::Request { mux, payload, .. } = e else {
+            panic!("{e:?}")
+        };
         let now = p.now;
         p.links[ACCEPTOR].respond(now, mux, Ok(payload)).unwrap();
     }
     p.drive();
     let answers = p.take_events(DIALER);
-    assert_eq!(answers.iter().filter(|e| matches!(e, Event::Response { result: Ok(_), .. })).count(), 100);
-    assert!(p.links[DIALER].open_exchanges() >= 2, "{out:?} and {inn:?} still open");
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|e| matches!(e, Event::Response { result: Ok(_), .. }))
+            .count(),
+        100
+    );
+    assert!(
+        p.links[DIALER].open_exchanges() >= 2,
+        "{out:?} and {inn:?} still open"
+    );
+}
+
+// ---- streams ------------------------------------------------------------
+
+#[test]
+fn checklist_27_ext_streams_need_no_local_registration() {
+    // MinIO: NewStream to a handler not registered locally fails with
+    // ErrUnknownHandler. gridmux: the caller announces its window and the
+    // server answers with its own, so only the server registers.
+    let dialer = if should_dial("a:1", "b:1") {
+        "a:1"
+    } else {
+        "b:1"
+    };
+    let mut p = LinkPair::connected(origin(), |c| {
+        if c.local == dialer {
+            c.handlers = HandlerTable::new();
+        }
+    });
+    let mux = open(&mut p, 10, StreamOpts::default());
+    p.drive();
+    let (_, has_input, _) = opened(&mut p);
+    assert!(has_input);
+    assert_eq!(
+        p.links[DIALER].credits(mux),
+        4,
+        "the server's window, learned from AckMux"
+    );
+    // Unregistered on the server: a remote UnknownHandler.
+    let missing = open(&mut p, 99, StreamOpts::default());
+    p.drive();
+    let ended = p
+        .take_events(DIALER)
+        .into_iter()
+        .find(|e| matches!(e, Event::Ended { mux, .. } if *mux == missing));
+    assert!(matches!(
+        ended,
+        Some(Event::Ended {
+            result: Err(CallError::Remote {
+                code: ErrorCode::UnknownHandler,
+                ..
+            }),
+            ..
+        })
+    ));
+}
+
+#[test]
+fn checklist_28_ack_comes_first_with_seq_0_and_grants_the_window() {
+    let mut p = pair();
+    let mux = open(&mut p, 10, StreamOpts::default());
+    let now = p.now;
+    assert_eq!(
+        p.links[DIALER].send(now, mux, bytes_of(1, 0)),
+        Err(CommandError::NoCredit)
+    );
+    deliver_observed(&mut p, DIALER);
+    let (served, _, _) = opened(&mut p);
+    let now = p.now;
+    p.links[ACCEPTOR].send(now, served, bytes_of(1, 9)).unwrap();
+    let seen = deliver_observed(&mut p, ACCEPTOR);
+    assert_eq!((seen[0].msg.op, seen[0].msg.seq), (Op::ACK_MUX, 0));
+    assert_eq!((seen[1].msg.op, seen[1].msg.seq), (Op::MUX_SERVER_MSG, 1));
+    assert_eq!(p.links[DIALER].credits(mux), 4);
+}
+
+#[test]
+fn checklist_29_server_stays_within_credits_which_come_back_batched() {
+    let mut p = pair();
+    let mux = open(
+        &mut p,
+        11,
+        StreamOpts {
+            window: 8,
+            input: false,
+            ..StreamOpts::default()
+        },
+    );
+    p.drive();
+    let (served, has_input, _) = opened(&mut p);
+    assert!(!has_input);
+    let mut sent = 0;
+    loop {
+        let now = p.now;
+        match p.links[ACCEPTOR].send(now, served, bytes_of(1, sent)) {
+            Ok(()) => sent += 1,
+            Err(CommandError::NoCredit) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(sent, 8, "exactly the caller's window");
+    p.drive();
+    assert_eq!(p.take_events(DIALER).len(), 8);
+    // (ext) Credits return in batches of half the window, as a count.
+    let now = p.now;
+    p.links[DIALER].consumed(now, mux, 3);
+    assert!(swallow(&mut p, DIALER).is_empty(), "3 < 4: no grant yet");
+    p.links[DIALER].consumed(now, mux, 1);
+    let seen = deliver_observed(&mut p, DIALER);
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].msg.op, Op::UNBLOCK_SRV_MUX);
+    assert_eq!(
+        gridmux_core::wire::decode_count(seen[0].msg.payload.as_ref(), 1),
+        Ok(4)
+    );
+    assert_eq!(one_event(&mut p, ACCEPTOR), Event::Writable { mux: served });
+    assert_eq!(p.links[ACCEPTOR].credits(served), 4);
+}
+
+#[test]
+fn checklist_30_a_sequence_gap_ends_only_that_mux() {
+    let mut p = pair();
+    let victim = open(
+        &mut p,
+        11,
+        StreamOpts {
+            input: false,
+            ..StreamOpts::default()
+        },
+    );
+    let other = open(
+        &mut p,
+        11,
+        StreamOpts {
+            input: false,
+            ..StreamOpts::default()
+        },
+    );
+    p.drive();
+    p.take_events(ACCEPTOR);
+    p.take_events(DIALER);
+    // seq 0 was the ack; 5 is a gap.
+    inject(
+        &mut p,
+        DIALER,
+        &Message::new(Op::MUX_SERVER_MSG, victim.id)
+            .seq(5)
+            .payload(bytes_of(1, 0)),
+    );
+    let ended = one_event(&mut p, DIALER);
+    assert!(
+        matches!(
+            &ended,
+            Event::Ended { mux, result: Err(CallError::Protocol(m)) } if *mux == victim && m.contains("want 1, got 5")
+        ),
+        "{ended:?}"
+    );
+    p.drive();
+    assert!(matches!(
+        one_event(&mut p, ACCEPTOR),
+        Event::Ended {
+            result: Err(CallError::Canceled),
+            ..
+        }
+    ));
+    assert!(p.links[DIALER].is_connected());
+    assert_eq!(p.links[DIALER].open_exchanges(), 1, "{other:?} lives on");
+}
+
+#[test]
+fn checklist_31_stream_echo_of_11_messages_then_clean_end() {
+    let mut p = pair();
+    let mux = open(
+        &mut p,
+        12,
+        StreamOpts {
+            window: 1,
+            ..StreamOpts::default()
+        },
+    );
+    p.drive();
+    let (served, _, _) = opened(&mut p);
+    p.take_events(DIALER); // Writable
+    for i in 0..=10u8 {
+        let now = p.now;
+        p.links[DIALER]
+            .send(now, mux, Bytes::from(i.to_string()))
+            .unwrap();
+        p.drive();
+        let Event::Message { payload, .. } = one_event(&mut p, ACCEPTOR) else {
+            panic!()
+        };
+        let now = p.now;
+        p.links[ACCEPTOR]
+            .send(
+                now,
+                served,
+                Bytes::from(format!("init{}", String::from_utf8_lossy(&payload))),
+            )
+            .unwrap();
+        p.links[ACCEPTOR].consumed(now, served, 1);
+        p.drive();
+        let events = p.take_events(DIALER);
+        assert!(
+            events.contains(&Event::Message {
+                mux,
+                payload: Bytes::from(format!("init{i}"))
+            }),
+            "{events:?}"
+        );
+        let now = p.now;
+        p.links[DIALER].consumed(now, mux, 1);
+        p.drive();
+        p.take_events(ACCEPTOR);
+    }
+    let now = p.now;
+    p.links[DIALER].finish(now, mux).unwrap();
+    p.drive();
+    assert_eq!(
+        one_event(&mut p, ACCEPTOR),
+        Event::InputEnded { mux: served }
+    );
+    let now = p.now;
+    p.links[ACCEPTOR].finish(now, served).unwrap();
+    p.drive();
+    assert_eq!(
+        one_event(&mut p, DIALER),
+        Event::Ended {
+            mux,
+            result: Ok(())
+        }
+    );
+    assert_eq!(
+        p.links[DIALER].open_exchanges() + p.links[ACCEPTOR].open_exchanges(),
+        0
+    );
+}
+
+#[test]
+fn checklist_32_client_eof_is_a_payloadless_eof_message() {
+    let mut p = pair();
+    let mux = open(&mut p, 10, StreamOpts::default());
+    p.drive();
+    let (served, _, _) = opened(&mut p);
+    let now = p.now;
+    p.links[DIALER].finish(now, mux).unwrap();
+    let seen = deliver_observed(&mut p, DIALER);
+    assert_eq!(seen[0].msg.op, Op::MUX_CLIENT_MSG);
+    assert!(seen[0].msg.flags.contains(Flags::EOF));
+    assert_eq!(seen[0].msg.payload, None);
+    assert_eq!(
+        one_event(&mut p, ACCEPTOR),
+        Event::InputEnded { mux: served }
+    );
+}
+
+#[test]
+fn checklist_33_one_way_streams_set_eof_on_open_and_refuse_input() {
+    let mut p = pair();
+    let mux = open(
+        &mut p,
+        10,
+        StreamOpts {
+            input: false,
+            ..StreamOpts::default()
+        },
+    );
+    let seen = deliver_observed(&mut p, DIALER);
+    assert!(seen[0].msg.flags.contains(Flags::EOF));
+    let (served, has_input, _) = opened(&mut p);
+    assert!(!has_input);
+    let now = p.now;
+    assert_eq!(
+        p.links[DIALER].send(now, mux, Bytes::new()),
+        Err(CommandError::Finished)
+    );
+    inject(
+        &mut p,
+        ACCEPTOR,
+        &Message::new(Op::MUX_CLIENT_MSG, mux.id)
+            .seq(1)
+            .payload(bytes_of(1, 0)),
+    );
+    let ended = one_event(&mut p, ACCEPTOR);
+    assert!(
+        matches!(&ended, Event::Ended { mux, result: Err(CallError::Protocol(m)) }
+        if *mux == served && m.contains("did not expect inbound message")),
+        "{ended:?}"
+    );
+}
+
+#[test]
+fn checklist_34_handler_end_is_eof_or_error() {
+    let mut p = pair();
+    let ok = open(
+        &mut p,
+        11,
+        StreamOpts {
+            input: false,
+            ..StreamOpts::default()
+        },
+    );
+    let bad = open(
+        &mut p,
+        11,
+        StreamOpts {
+            input: false,
+            ..StreamOpts::default()
+        },
+    );
+    p.drive();
+    let served: Vec<MuxId> = p
+        .take_events(ACCEPTOR)
+        .into_iter()
+        .map(|e| match e {
+            Event::StreamOpened { mux, .. } => mux,
+            e => panic!("{e:?}"),
+        })
+        .collect();
+    let now = p.now;
+    p.links[ACCEPTOR].finish(now, served[0]).unwrap();
+    p.links[ACCEPTOR]
+        .fail_stream(
+            now,
+            served[1],
+            ErrorPayload::new(ErrorCode::Application, "nope"),
+        )
+        .unwrap();
+    let seen = deliver_observed(&mut p, ACCEPTOR);
+    let ends: Vec<&Message> = seen
+        .iter()
+        .map(|s| &s.msg)
+        .filter(|m| m.op == Op::MUX_SERVER_MSG)
+        .collect();
+    assert!(ends[0].flags.contains(Flags::EOF) && ends[0].payload.is_none());
+    assert!(ends[1].flags.contains(Flags::EOF | Flags::PAYLOAD_IS_ERR));
+    let events = p.take_events(DIALER);
+    assert!(events.contains(&Event::Ended {
+        mux: ok,
+        result: Ok(())
+    }));
+    assert!(events.contains(&Event::Ended {
+        mux: bad,
+        result: Err(CallError::Remote {
+            code: ErrorCode::Application,
+            message: "nope".into()
+        })
+    }));
+}
+
+#[test]
+fn checklist_35_cancelling_a_stream_cancels_the_handler() {
+    let mut p = pair();
+    let mux = open(&mut p, 10, StreamOpts::default());
+    p.drive();
+    let (served, _, _) = opened(&mut p);
+    let now = p.now;
+    p.links[DIALER].cancel(now, mux);
+    let seen = deliver_observed(&mut p, DIALER);
+    assert_eq!(seen[0].msg.op, Op::DISCONNECT_SERVER_MUX);
+    assert_eq!(
+        one_event(&mut p, ACCEPTOR),
+        Event::Ended {
+            mux: served,
+            result: Err(CallError::Canceled)
+        }
+    );
+    assert_eq!(
+        p.links[DIALER].open_exchanges() + p.links[ACCEPTOR].open_exchanges(),
+        0
+    );
+}
+
+#[test]
+fn checklist_36_stream_deadline_cancels_both_sides() {
+    let mut p = pair();
+    let now = p.now;
+    let opts = StreamOpts {
+        deadline: Some(now + Duration::from_millis(50)),
+        ..StreamOpts::default()
+    };
+    let mux = open(&mut p, 10, opts);
+    p.drive();
+    let (served, _, deadline) = opened(&mut p);
+    assert_eq!(deadline, Some(now + Duration::from_millis(50)));
+    p.advance(Duration::from_millis(50));
+    assert!(p.take_events(DIALER).contains(&Event::Ended {
+        mux,
+        result: Err(CallError::Timeout)
+    }));
+    let ends: Vec<Event> = p.take_events(ACCEPTOR);
+    assert!(
+        ends.iter()
+            .any(|e| matches!(e, Event::Ended { mux, result: Err(_) } if *mux == served)),
+        "{ends:?}"
+    );
+    assert_eq!(
+        p.links[DIALER].open_exchanges() + p.links[ACCEPTOR].open_exchanges(),
+        0
+    );
+}
+
+#[test]
+fn checklist_37_subroutes_route_statically() {
+    let mut p = pair();
+    let now = p.now;
+    let sub = SubrouteId::new(78, "subroute/1");
+    p.links[DIALER]
+        .request(now, 78, Some(sub), Bytes::from_static(b"x"), None)
+        .unwrap();
+    p.drive();
+    let Event::Request { subroute, .. } = one_event(&mut p, ACCEPTOR) else {
+        panic!()
+    };
+    assert_eq!(subroute, Some(sub));
+    let other = SubrouteId::new(78, "subroute/2");
+    p.links[DIALER]
+        .request(now, 78, Some(other), Bytes::new(), None)
+        .unwrap();
+    p.drive();
+    assert!(p.take_events(ACCEPTOR).is_empty());
+    assert!(matches!(
+        response(&mut p, DIALER).1,
+        Err(CallError::Remote {
+            code: ErrorCode::UnknownHandler,
+            ..
+        })
+    ));
+}
+
+fn ping_config(c: &mut gridmux_core::link::LinkConfig) {
+    c.stream_ping_interval = Duration::from_millis(100);
+    c.stream_ping_timeout = Duration::from_millis(200);
+    c.stream_idle_timeout = Duration::from_millis(400);
+}
+
+#[test]
+fn checklist_38_stream_without_pongs_fails_and_cancels_the_handler() {
+    let mut p = LinkPair::connected(origin(), ping_config);
+    let mux = open(
+        &mut p,
+        11,
+        StreamOpts {
+            input: false,
+            ..StreamOpts::default()
+        },
+    );
+    p.drive();
+    let (served, _, _) = opened(&mut p);
+    // Server → client is blocked (the client's inbound processing hangs).
+    let mut ended = None;
+    for _ in 0..10 {
+        p.now += Duration::from_millis(50);
+        for side in [DIALER, ACCEPTOR] {
+            if p.links[side].poll_timeout().is_some_and(|t| t <= p.now) {
+                let now = p.now;
+                p.links[side].handle_timeout(now);
+            }
+        }
+        p.transfer(DIALER);
+        swallow(&mut p, ACCEPTOR);
+        if let Some(e) = p
+            .take_events(DIALER)
+            .into_iter()
+            .find(|e| matches!(e, Event::Ended { .. }))
+        {
+            ended = Some((p.elapsed(), e));
+            break;
+        }
+    }
+    let (when, e) = ended.expect("the stream failed");
+    assert_eq!(
+        e,
+        Event::Ended {
+            mux,
+            result: Err(CallError::Disconnected)
+        }
+    );
+    assert!(
+        when > Duration::from_millis(200) && when <= Duration::from_millis(350),
+        "{when:?}"
+    );
+    assert!(p.take_events(ACCEPTOR).contains(&Event::Ended {
+        mux: served,
+        result: Err(CallError::Canceled)
+    }));
+}
+
+#[test]
+fn checklist_38_pings_keep_a_blocked_stream_alive() {
+    let mut p = LinkPair::connected(origin(), ping_config);
+    let mux = open(
+        &mut p,
+        11,
+        StreamOpts {
+            input: false,
+            window: 1,
+            ..StreamOpts::default()
+        },
+    );
+    p.drive();
+    let (served, _, _) = opened(&mut p);
+    let now = p.now;
+    p.links[ACCEPTOR].send(now, served, bytes_of(1, 0)).unwrap();
+    // The consumer blocks (never consumes) for 1 s; pings keep flowing.
+    p.advance(Duration::from_secs(1));
+    assert!(!p
+        .take_events(DIALER)
+        .iter()
+        .any(|e| matches!(e, Event::Ended { .. })));
+    assert!(!p
+        .take_events(ACCEPTOR)
+        .iter()
+        .any(|e| matches!(e, Event::Ended { .. })));
+    assert_eq!(p.links[DIALER].open_exchanges(), 1, "{mux:?} alive");
+}
+
+#[test]
+fn checklist_39_server_cancels_a_mux_not_pinged_for_4_intervals() {
+    let mut p = LinkPair::connected(origin(), ping_config);
+    open(
+        &mut p,
+        11,
+        StreamOpts {
+            input: false,
+            ..StreamOpts::default()
+        },
+    );
+    p.drive();
+    let (served, _, _) = opened(&mut p);
+    // Client → server is blocked: no pings arrive.
+    let mut ended = None;
+    for _ in 0..20 {
+        p.now += Duration::from_millis(50);
+        for side in [DIALER, ACCEPTOR] {
+            if p.links[side].poll_timeout().is_some_and(|t| t <= p.now) {
+                let now = p.now;
+                p.links[side].handle_timeout(now);
+            }
+        }
+        swallow(&mut p, DIALER);
+        p.transfer(ACCEPTOR);
+        if let Some(e) = p
+            .take_events(ACCEPTOR)
+            .into_iter()
+            .find(|e| matches!(e, Event::Ended { .. }))
+        {
+            ended = Some((p.elapsed(), e));
+            break;
+        }
+    }
+    let (when, e) = ended.expect("the server gave up");
+    assert_eq!(
+        e,
+        Event::Ended {
+            mux: served,
+            result: Err(CallError::Disconnected)
+        }
+    );
+    assert!(
+        when > Duration::from_millis(400) && when <= Duration::from_millis(550),
+        "{when:?}"
+    );
+}
+
+#[test]
+fn checklist_40_ping_for_an_unknown_mux_gets_not_found() {
+    let mut p = LinkPair::connected(origin(), ping_config);
+    let mux = open(
+        &mut p,
+        11,
+        StreamOpts {
+            input: false,
+            ..StreamOpts::default()
+        },
+    );
+    p.drive();
+    opened(&mut p);
+    // The server forgets the stream without telling the caller.
+    inject(
+        &mut p,
+        ACCEPTOR,
+        &Message::new(Op::DISCONNECT_SERVER_MUX, mux.id),
+    );
+    p.take_events(ACCEPTOR);
+    swallow(&mut p, ACCEPTOR);
+    p.advance(Duration::from_millis(100));
+    assert!(p.take_events(DIALER).contains(&Event::Ended {
+        mux,
+        result: Err(CallError::Disconnected)
+    }));
+}
+
+#[test]
+fn checklist_41_stateless_streams_are_refused() {
+    let mut p = pair();
+    let open_msg = Message {
+        handler: 10,
+        ..Message::new(Op::CONNECT_MUX, 42)
+            .flags(Flags::STATELESS)
+            .payload(gridmux_core::wire::encode_stream_open(1, b""))
+    };
+    inject(&mut p, ACCEPTOR, &open_msg);
+    assert!(p.take_events(ACCEPTOR).is_empty());
+    let seen = swallow(&mut p, ACCEPTOR);
+    assert_eq!(seen[0].msg.op, Op::MUX_CONNECT_ERROR);
+    let e = ErrorPayload::decode(seen[0].msg.payload.as_ref().unwrap()).unwrap();
+    assert_eq!(e.message, "Stateless streams not supported");
+}
+
+#[test]
+fn checklist_42_duplicate_registration_fails() {
+    let mut t = HandlerTable::new();
+    t.register(5, None, HandlerKind::Request).unwrap();
+    assert_eq!(
+        t.register(5, None, HandlerKind::Request),
+        Err(RegisterError::AlreadyExists(5))
+    );
+    t.register(5, Some("a"), HandlerKind::Request).unwrap();
+    assert_eq!(
+        t.register(5, Some("a"), HandlerKind::Request),
+        Err(RegisterError::AlreadyExists(5))
+    );
+    t.register(5, None, HandlerKind::Stream { in_capacity: 1 })
+        .unwrap();
+    assert_eq!(
+        t.register(0, None, HandlerKind::Request),
+        Err(RegisterError::ReservedId)
+    );
+}
+
+#[test]
+fn checklist_46_crc_only_when_configured() {
+    let mut p = LinkPair::connected(origin(), |c| c.crc = false);
+    request(&mut p, DIALER, 1, Bytes::new());
+    let seen = deliver_observed(&mut p, DIALER);
+    assert!(!seen[0].msg.flags.contains(Flags::CRC));
+    let mut p = pair();
+    request(&mut p, DIALER, 1, Bytes::new());
+    assert!(deliver_observed(&mut p, DIALER)[0]
+        .msg
+        .flags
+        .contains(Flags::CRC));
+}
+
+#[test]
+fn checklist_47_unknown_ops_and_muxes_are_handled_quietly() {
+    let mut p = pair();
+    inject(&mut p, ACCEPTOR, &Message::new(Op::from_u8(99), 0));
+    inject(&mut p, ACCEPTOR, &Message::new(Op::UNBLOCK_SRV_MUX, 77));
+    assert!(p.take_events(ACCEPTOR).is_empty());
+    assert!(swallow(&mut p, ACCEPTOR).is_empty(), "no answer to either");
+    assert!(p.links[ACCEPTOR].is_connected());
+    inject(
+        &mut p,
+        ACCEPTOR,
+        &Message::new(Op::MUX_CLIENT_MSG, 77)
+            .seq(1)
+            .payload(bytes_of(1, 0)),
+    );
+    let seen = swallow(&mut p, ACCEPTOR);
+    assert_eq!(
+        (seen[0].msg.op, seen[0].msg.mux_id),
+        (Op::DISCONNECT_CLIENT_MUX, 77)
+    );
+}
+
+// ---- extensions -------------------------------------------------------------
+
+#[test]
+fn ext_overloaded_past_the_concurrent_request_cap() {
+    let mut p = LinkPair::connected(origin(), |c| c.max_served_requests = 2);
+    for _ in 0..3 {
+        request(&mut p, DIALER, 3, Bytes::new());
+    }
+    p.drive();
+    assert_eq!(p.take_events(ACCEPTOR).len(), 2);
+    let (_, r) = response(&mut p, DIALER);
+    assert!(matches!(
+        r,
+        Err(CallError::Remote {
+            code: ErrorCode::Overloaded,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn ext_message_size_limit_is_enforced_both_ways() {
+    let mut p = LinkPair::connected(origin(), |c| {
+        c.max_message_size = 1000;
+        c.sync_ws_limits();
+    });
+    let now = p.now;
+    assert!(matches!(
+        p.links[DIALER].request(now, 1, None, bytes_of(1001, 0), None),
+        Err(CommandError::TooLarge {
+            size: 1001,
+            max: 1000
+        })
+    ));
+    request(&mut p, DIALER, 1, bytes_of(10, 0));
+    p.drive();
+    let Event::Request { mux, .. } = one_event(&mut p, ACCEPTOR) else {
+        panic!()
+    };
+    let now = p.now;
+    assert!(matches!(
+        p.links[ACCEPTOR].respond(now, mux, Ok(bytes_of(5000, 0))),
+        Err(CommandError::TooLarge { .. })
+    ));
+    p.drive();
+    assert!(matches!(
+        response(&mut p, DIALER).1,
+        Err(CallError::Remote {
+            code: ErrorCode::Application,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn ext_open_exchange_cap_refuses_new_calls() {
+    let mut p = LinkPair::connected(origin(), |c| c.max_open_muxes = 3);
+    for _ in 0..3 {
+        request(&mut p, DIALER, 3, Bytes::new());
+    }
+    let now = p.now;
+    assert_eq!(
+        p.links[DIALER].request(now, 3, None, Bytes::new(), None),
+        Err(CommandError::TooManyMuxes(3))
+    );
 }

@@ -91,7 +91,11 @@ impl LinkWatch {
         }
         let limit = 2 * config.max_queued_bytes
             + (config.max_served_requests + 2) * (config.max_message_size + 64 * 1024);
-        assert!(link.queued_bytes() <= limit, "queue of {} bytes", link.queued_bytes());
+        assert!(
+            link.queued_bytes() <= limit,
+            "queue of {} bytes",
+            link.queued_bytes()
+        );
         assert!(link.pending_timers() <= link.open_exchanges());
         assert!(
             link.open_exchanges()
@@ -386,8 +390,16 @@ impl Books {
             }
             Event::Closed(_) => {
                 self.closed = true;
-                assert!(self.opened.is_empty(), "open after Closed: {:?}", self.opened);
-                assert!(self.served.is_empty(), "served after Closed: {:?}", self.served);
+                assert!(
+                    self.opened.is_empty(),
+                    "open after Closed: {:?}",
+                    self.opened
+                );
+                assert!(
+                    self.served.is_empty(),
+                    "served after Closed: {:?}",
+                    self.served
+                );
             }
             Event::Connected { .. } | Event::Pong { .. } => {}
         }
@@ -414,7 +426,12 @@ pub fn run_program(program: &MuxProgram, origin: Instant) {
     for op in &program.ops {
         let now = pair.now;
         match op.clone() {
-            MuxOp::Request { side, handler: handler_byte, len, deadline_ms } => {
+            MuxOp::Request {
+                side,
+                handler: handler_byte,
+                len,
+                deadline_ms,
+            } => {
                 let s = usize::from(side);
                 let deadline = deadline_ms.map(|ms| now + Duration::from_millis(ms.into()));
                 let h = handler(handler_byte);
@@ -422,7 +439,14 @@ pub fn run_program(program: &MuxProgram, origin: Instant) {
                     books[s].opened.insert(mux, None);
                 }
             }
-            MuxOp::OpenStream { side, handler: handler_byte, len, deadline_ms, window, input } => {
+            MuxOp::OpenStream {
+                side,
+                handler: handler_byte,
+                len,
+                deadline_ms,
+                window,
+                input,
+            } => {
                 let s = usize::from(side);
                 let opts = StreamOpts {
                     deadline: deadline_ms.map(|ms| now + Duration::from_millis(ms.into())),
@@ -449,10 +473,19 @@ pub fn run_program(program: &MuxProgram, origin: Instant) {
                     pair.links[s].consumed(now, mux, n);
                 }
             }
-            MuxOp::Respond { side, index, ok, len } => {
+            MuxOp::Respond {
+                side,
+                index,
+                ok,
+                len,
+            } => {
                 let s = usize::from(side);
-                let requests: Vec<MuxId> =
-                    books[s].served.iter().filter(|(_, st)| !**st).map(|(m, _)| *m).collect();
+                let requests: Vec<MuxId> = books[s]
+                    .served
+                    .iter()
+                    .filter(|(_, st)| !**st)
+                    .map(|(m, _)| *m)
+                    .collect();
                 if let Some(mux) = requests.get(usize::from(index) % requests.len().max(1)) {
                     let result = if ok {
                         Ok(payload(len))
@@ -501,7 +534,14 @@ pub fn run_program(program: &MuxProgram, origin: Instant) {
                 pair.transfer(usize::from(side));
             }
             MuxOp::Advance { ms } => pair.advance(Duration::from_millis(ms.into())),
-            MuxOp::Inject { to, mux, seq, op, flags, payload } => {
+            MuxOp::Inject {
+                to,
+                mux,
+                seq,
+                op,
+                flags,
+                payload,
+            } => {
                 let t = usize::from(to);
                 let msg = Message {
                     mux_id: u64::from(mux % 8),
@@ -510,7 +550,9 @@ pub fn run_program(program: &MuxProgram, origin: Instant) {
                     handler: 10,
                     op: Op::from_u8(op % 20),
                     flags: Flags::from_bits(flags & 0x1e),
-                    payload: Some(Bytes::copy_from_slice(&payload[..usize::from(payload[0] % 7)])),
+                    payload: Some(Bytes::copy_from_slice(
+                        &payload[..usize::from(payload[0] % 7)],
+                    )),
                     subroute: None,
                 };
                 // Only between the peer's writes, so frames stay whole.

@@ -57,7 +57,11 @@ impl LinkPair {
         let _ = t.register(10, None, HandlerKind::Stream { in_capacity: 4 });
         let _ = t.register(11, None, HandlerKind::Stream { in_capacity: 0 });
         let _ = t.register(12, None, HandlerKind::Stream { in_capacity: 1 });
-        let _ = t.register(78, Some("subroute/1"), HandlerKind::Stream { in_capacity: 1 });
+        let _ = t.register(
+            78,
+            Some("subroute/1"),
+            HandlerKind::Stream { in_capacity: 1 },
+        );
     }
 
     /// A pair whose handshake has not started; `origin` is time zero.
@@ -167,7 +171,10 @@ impl LinkPair {
             };
             self.now = self.now.max(next);
             for side in 0..2 {
-                if self.links[side].poll_timeout().is_some_and(|t| t <= self.now) {
+                if self.links[side]
+                    .poll_timeout()
+                    .is_some_and(|t| t <= self.now)
+                {
                     self.links[side].handle_timeout(self.now);
                 }
             }

@@ -5,8 +5,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{CommandError, Lane, Link, LinkError, Phase, StreamOpts};
-use crate::mux::{CreditWindow, InRequest, MuxId, OutRequest, Origin, SendCredits, Sending, StreamState};
-use crate::wire::{encode_count, encode_stream_open, ErrorCode, ErrorPayload, Flags, Message, Op, SubrouteId};
+use crate::mux::{
+    CreditWindow, InRequest, MuxId, Origin, OutRequest, SendCredits, Sending, StreamState,
+};
+use crate::wire::{
+    encode_count, encode_stream_open, ErrorCode, ErrorPayload, Flags, Message, Op, SubrouteId,
+};
 
 /// Milliseconds from `now` to `deadline` for the wire, capped at `u32::MAX`;
 /// `None` if less than one millisecond remains.
@@ -73,7 +77,9 @@ impl Link {
             deadline_ms: ms,
             handler,
             subroute,
-            ..Message::new(Op::REQUEST, id).flags(Flags::EOF).payload(payload)
+            ..Message::new(Op::REQUEST, id)
+                .flags(Flags::EOF)
+                .payload(payload)
         };
         self.send_msg(now, Lane::Data, &msg);
         Ok(mux)
@@ -109,7 +115,9 @@ impl Link {
             }
             other => (other, None),
         };
-        let msg = Message::new(Op::RESPONSE, mux.id).seq(request.seq).flags(Flags::EOF);
+        let msg = Message::new(Op::RESPONSE, mux.id)
+            .seq(request.seq)
+            .flags(Flags::EOF);
         let msg = match result {
             Ok(p) => msg.payload(p),
             Err(e) => msg.flags(Flags::PAYLOAD_IS_ERR).payload(e.encode()),
@@ -146,7 +154,11 @@ impl Link {
             send: SendCredits::none(),
             send_window: 0,
             recv: CreditWindow::receiver(window),
-            sending: if opts.input { Sending::Open } else { Sending::Done },
+            sending: if opts.input {
+                Sending::Open
+            } else {
+                Sending::Done
+            },
             receiving: true,
             acked: false,
             deadline: opts.deadline,
@@ -179,7 +191,11 @@ impl Link {
             return Err(CommandError::NotConnected);
         }
         self.check_payload(&payload)?;
-        let stream = self.muxes.streams.get_mut(&mux).ok_or(CommandError::UnknownMux)?;
+        let stream = self
+            .muxes
+            .streams
+            .get_mut(&mux)
+            .ok_or(CommandError::UnknownMux)?;
         if stream.sending != Sending::Open {
             return Err(CommandError::Finished);
         }
@@ -225,7 +241,11 @@ impl Link {
     /// Ends our direction of a stream (EOF; it waits for a credit if
     /// needed). For a stream we serve this ends the stream.
     pub fn finish(&mut self, now: Instant, mux: MuxId) -> Result<(), CommandError> {
-        let stream = self.muxes.streams.get_mut(&mux).ok_or(CommandError::UnknownMux)?;
+        let stream = self
+            .muxes
+            .streams
+            .get_mut(&mux)
+            .ok_or(CommandError::UnknownMux)?;
         if stream.sending != Sending::Open {
             return Err(CommandError::Finished);
         }
@@ -244,7 +264,9 @@ impl Link {
         }
         stream.sending = Sending::Done;
         let seq = stream.next_seq();
-        let msg = Message::new(data_op(mux), mux.id).seq(seq).flags(Flags::EOF);
+        let msg = Message::new(data_op(mux), mux.id)
+            .seq(seq)
+            .flags(Flags::EOF);
         self.send_msg(now, Lane::Data, &msg);
         if mux.origin == Origin::Remote {
             self.remove_stream(mux);
@@ -280,7 +302,11 @@ impl Link {
             Origin::Local => {
                 if let Some(r) = self.muxes.out_requests.remove(&mux.id) {
                     self.drop_timer(mux, r.timer);
-                    self.send_msg(now, Lane::Control, &Message::new(Op::CANCEL_REQUEST, mux.id));
+                    self.send_msg(
+                        now,
+                        Lane::Control,
+                        &Message::new(Op::CANCEL_REQUEST, mux.id),
+                    );
                 } else if let Some(s) = self.remove_stream(mux) {
                     let seq = s.send_seq;
                     let msg = Message::new(Op::DISCONNECT_SERVER_MUX, mux.id).seq(seq);

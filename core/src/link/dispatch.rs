@@ -7,8 +7,7 @@ use tracing::{debug, trace};
 use super::{CallError, Event, Lane, Link};
 use crate::mux::{CreditWindow, MuxId, Origin, SendCredits, Sending, StreamState};
 use crate::wire::{
-    decode_count, decode_stream_open, ErrorCode, ErrorPayload, Flags, Message, Op, PingMsg,
-    PongMsg,
+    decode_count, decode_stream_open, ErrorCode, ErrorPayload, Flags, Message, Op, PingMsg, PongMsg,
 };
 
 /// The error carried by a message with `PAYLOAD_IS_ERR`.
@@ -77,7 +76,9 @@ impl Link {
         };
         let reply = Message {
             deadline_ms: msg.deadline_ms,
-            ..Message::new(Op::PONG, 0).seq(msg.seq).payload(pong.encode())
+            ..Message::new(Op::PONG, 0)
+                .seq(msg.seq)
+                .payload(pong.encode())
         };
         self.send_msg(now, Lane::Control, &reply);
     }
@@ -148,7 +149,10 @@ impl Link {
         };
         self.drop_timer(mux, request.timer);
         let result = if msg.seq != 0 {
-            Err(CallError::Protocol(format!("response with seq {}", msg.seq)))
+            Err(CallError::Protocol(format!(
+                "response with seq {}",
+                msg.seq
+            )))
         } else if msg.flags.contains(Flags::PAYLOAD_IS_ERR) {
             Err(remote_error(&msg))
         } else {
@@ -212,8 +216,8 @@ impl Link {
         let has_input = !msg.flags.contains(Flags::EOF) && in_capacity > 0;
         let window = if has_input { in_capacity } else { 0 };
         let deadline = Self::local_deadline(now, msg.deadline_ms);
-        let checked = deadline
-            .is_none_or(|d| d.saturating_duration_since(now) > config.stream_idle_timeout);
+        let checked =
+            deadline.is_none_or(|d| d.saturating_duration_since(now) > config.stream_idle_timeout);
         let mut state = StreamState {
             send_seq: msg.seq,
             recv_seq: msg.seq.wrapping_add(1),
@@ -353,7 +357,9 @@ impl Link {
             None => pong.not_found = true,
             Some(stream) => stream.last_seen = now,
         }
-        let reply = Message::new(Op::PONG, mux.id).seq(msg.seq).payload(pong.encode());
+        let reply = Message::new(Op::PONG, mux.id)
+            .seq(msg.seq)
+            .payload(pong.encode());
         self.send_msg(now, Lane::Control, &reply);
     }
 
@@ -369,7 +375,10 @@ impl Link {
             }
             Ok(PongMsg { err: Some(e), .. }) => {
                 self.remove_stream(mux);
-                self.ended(mux, Err(CallError::Protocol(format!("remote pong failed: {e}"))));
+                self.ended(
+                    mux,
+                    Err(CallError::Protocol(format!("remote pong failed: {e}"))),
+                );
             }
             Ok(_) => {
                 if let Some(stream) = self.muxes.streams.get_mut(&mux) {

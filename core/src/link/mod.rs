@@ -310,7 +310,10 @@ impl Link {
     pub fn has_pending_output(&self) -> bool {
         self.raw_out.is_some()
             || !self.outbox.is_empty()
-            || self.ws.as_ref().is_some_and(ws::Endpoint::has_pending_transmit)
+            || self
+                .ws
+                .as_ref()
+                .is_some_and(ws::Endpoint::has_pending_transmit)
     }
 
     /// The next event, if any.
@@ -333,7 +336,10 @@ impl Link {
         };
         consider(self.handshake_deadline);
         if self.is_live() {
-            consider(self.stall_since.map(|t| t + self.config.write_stall_timeout));
+            consider(
+                self.stall_since
+                    .map(|t| t + self.config.write_stall_timeout),
+            );
         }
         if self.phase == Phase::Connected {
             consider(self.next_ping);
@@ -431,7 +437,12 @@ impl Link {
             .out_requests
             .keys()
             .map(|id| (MuxId::local(*id), true))
-            .chain(self.muxes.in_requests.keys().map(|id| (MuxId::remote(*id), false)))
+            .chain(
+                self.muxes
+                    .in_requests
+                    .keys()
+                    .map(|id| (MuxId::remote(*id), false)),
+            )
             .chain(
                 self.muxes
                     .streams
@@ -463,11 +474,19 @@ impl Link {
         let wake_and_slot = match mux.origin {
             Origin::Local => match self.muxes.out_requests.get_mut(&mux.id) {
                 Some(r) => Some((Some(r.deadline), &mut r.timer)),
-                None => self.muxes.streams.get_mut(&mux).map(|s| (s.wake(), &mut s.timer)),
+                None => self
+                    .muxes
+                    .streams
+                    .get_mut(&mux)
+                    .map(|s| (s.wake(), &mut s.timer)),
             },
             Origin::Remote => match self.muxes.in_requests.get_mut(&mux.id) {
                 Some(r) => Some((Some(r.deadline), &mut r.timer)),
-                None => self.muxes.streams.get_mut(&mux).map(|s| (s.wake(), &mut s.timer)),
+                None => self
+                    .muxes
+                    .streams
+                    .get_mut(&mux)
+                    .map(|s| (s.wake(), &mut s.timer)),
             },
         };
         if let Some((wake, slot)) = wake_and_slot {

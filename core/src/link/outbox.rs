@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::wire::{Message, MergedWriter};
+use crate::wire::{MergedWriter, Message};
 
 /// Which queue a message goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,13 +96,20 @@ impl Outbox {
     }
 
     fn peek_len(&self) -> Option<usize> {
-        self.control.front().or_else(|| self.data.front()).map(Bytes::len)
+        self.control
+            .front()
+            .or_else(|| self.data.front())
+            .map(Bytes::len)
     }
 
     /// The next WebSocket message: a single frame when only one is queued,
     /// otherwise a merged batch of up to `max_messages` frames that stops
     /// before `max_bytes` (a frame larger than that goes alone).
-    pub(crate) fn next_ws_message(&mut self, max_messages: usize, max_bytes: usize) -> Option<Bytes> {
+    pub(crate) fn next_ws_message(
+        &mut self,
+        max_messages: usize,
+        max_bytes: usize,
+    ) -> Option<Bytes> {
         let first = self.pop()?;
         let next_fits = |len: usize, body: usize| body + len + 5 <= max_bytes;
         match self.peek_len() {
@@ -140,14 +147,16 @@ mod tests {
             out.push(Lane::Data, &Message::new(Op::REQUEST, id), true);
         }
         out.push(Lane::Control, &Message::new(Op::PONG, 0), true);
-        let Frame::Merged(batch) = Frame::decode(out.next_ws_message(50, 31 * 1024).unwrap()).unwrap()
+        let Frame::Merged(batch) =
+            Frame::decode(out.next_ws_message(50, 31 * 1024).unwrap()).unwrap()
         else {
             panic!("not merged")
         };
         let ops: Vec<Op> = batch.map(|m| m.unwrap().op).collect();
         assert_eq!(ops.len(), 50);
         assert_eq!(ops[0], Op::PONG);
-        let Frame::Merged(rest) = Frame::decode(out.next_ws_message(50, 31 * 1024).unwrap()).unwrap()
+        let Frame::Merged(rest) =
+            Frame::decode(out.next_ws_message(50, 31 * 1024).unwrap()).unwrap()
         else {
             panic!("not merged")
         };

@@ -82,13 +82,17 @@ pub fn authorize_upgrade(
     let token = text("authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| UpgradeRejection::new(401, "missing bearer token"))?;
-    let host = text(HOST_HEADER).ok_or_else(|| UpgradeRejection::new(401, "missing host header"))?;
+    let host =
+        text(HOST_HEADER).ok_or_else(|| UpgradeRejection::new(401, "missing host header"))?;
     let nanos: u64 = text(TIME_HEADER)
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| UpgradeRejection::new(401, "missing or malformed time header"))?;
     let time = UNIX_EPOCH + Duration::from_nanos(nanos);
     if !is_peer(config, host) {
-        return Err(UpgradeRejection::new(403, format!("unknown incoming host: {host}")));
+        return Err(UpgradeRejection::new(
+            403,
+            format!("unknown incoming host: {host}"),
+        ));
     }
     if skew(wall, time) > config.max_upgrade_skew {
         return Err(UpgradeRejection::new(403, "time difference too large"));
@@ -123,7 +127,10 @@ impl Link {
         let remote = remote.into();
         let mut request = ClientRequest::new(remote.clone(), config.path.clone());
         let token = config.authenticator.token(&config.local, &remote, wall);
-        let nanos = wall.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let nanos = wall
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
         request.headers = vec![
             ("Authorization".into(), format!("Bearer {token}")),
             (HOST_HEADER.into(), config.local.clone()),
@@ -200,7 +207,10 @@ impl Link {
             id: self.config.node_id,
             host: self.config.local.clone(),
             time,
-            token: self.config.authenticator.token(&self.config.local, &remote, time),
+            token: self
+                .config
+                .authenticator
+                .token(&self.config.local, &remote, time),
         };
         let msg = Message::new(Op::CONNECT, 0).payload(connect.encode());
         self.outbox.push(Lane::Control, &msg, false);
@@ -289,7 +299,8 @@ impl Link {
             .map_err(|e| e.to_string())
             .and_then(|m| {
                 if m.op == Op::CONNECT_RESPONSE {
-                    ConnectResponse::decode(&m.payload.unwrap_or_default()).map_err(|e| e.to_string())
+                    ConnectResponse::decode(&m.payload.unwrap_or_default())
+                        .map_err(|e| e.to_string())
                 } else {
                     Err(format!("expected ConnectResponse, got {:?}", m.op))
                 }
@@ -308,6 +319,7 @@ impl Link {
         self.next_ping = Some(now + self.config.ping_interval);
         let remote = self.remote.clone().unwrap_or_default();
         debug!(%remote, "link connected");
-        self.events.push_back(Event::Connected { remote, remote_id });
+        self.events
+            .push_back(Event::Connected { remote, remote_id });
     }
 }

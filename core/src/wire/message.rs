@@ -104,7 +104,11 @@ impl Message {
     pub fn max_encoded_len(&self) -> usize {
         MAX_HEADER_LEN
             + self.payload.as_ref().map_or(0, Bytes::len)
-            + if self.subroute.is_some() { SUBROUTE_LEN } else { 0 }
+            + if self.subroute.is_some() {
+                SUBROUTE_LEN
+            } else {
+                0
+            }
             + CRC_LEN
     }
 
@@ -176,7 +180,9 @@ impl Message {
         }
         let subroute = if flags.contains(Flags::SUBROUTE) {
             if end - body_end < SUBROUTE_LEN {
-                return Err(WireError::Trailer("SUBROUTE flag without 32 sub-route bytes"));
+                return Err(WireError::Trailer(
+                    "SUBROUTE flag without 32 sub-route bytes",
+                ));
             }
             end -= SUBROUTE_LEN;
             let mut id = [0u8; SUBROUTE_LEN];

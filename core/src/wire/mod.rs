@@ -75,7 +75,7 @@ pub use message::{
 };
 pub use op::{Flags, Op};
 pub use payload::{
-    decode_count, decode_stream_open, encode_count, encode_stream_open, Connect,
-    ConnectResponse, ErrorCode, ErrorPayload, PingMsg, PongMsg,
+    decode_count, decode_stream_open, encode_count, encode_stream_open, Connect, ConnectResponse,
+    ErrorCode, ErrorPayload, PingMsg, PongMsg,
 };
 pub use subroute::SubrouteId;

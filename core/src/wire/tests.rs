@@ -45,7 +45,11 @@ fn golden_request_is_the_reference_worked_example() {
             .flags(Flags::EOF)
             .payload(payload(b"hi"))
     };
-    golden(msg, true, "97 01 00 cd ea 60 4e 0e 03 c4 02 68 69 ea be 91 c7");
+    golden(
+        msg,
+        true,
+        "97 01 00 cd ea 60 4e 0e 03 c4 02 68 69 ea be 91 c7",
+    );
 }
 
 #[test]
@@ -213,11 +217,9 @@ fn golden_merged() {
     let mut out = BytesMut::new();
     w.finish(&mut out);
     assert!(w.is_empty());
-    let want = hex(
-        "97 00 02 00 00 11 00 c4 00
+    let want = hex("97 00 02 00 00 11 00 c4 00
          c4 09 97 07 03 00 00 07 00 c4 00
-         c4 0a 97 07 02 00 00 0b 00 c4 01 03",
-    );
+         c4 0a 97 07 02 00 00 0b 00 c4 01 03");
     assert_eq!(out.to_vec(), want);
     let Frame::Merged(frames) = Frame::decode(out.freeze()).unwrap() else {
         panic!("not merged")
@@ -243,9 +245,10 @@ fn merged_rejects_nesting_truncation_and_extra_bytes() {
     assert_eq!(frames.next(), None);
 
     // Announces 3, holds 1.
-    let Frame::Merged(frames) =
-        Frame::decode(Bytes::from(hex("97 00 03 00 00 11 00 c4 00 c4 09 97 07 03 00 00 07 00 c4 00"))).unwrap()
-    else {
+    let Frame::Merged(frames) = Frame::decode(Bytes::from(hex(
+        "97 00 03 00 00 11 00 c4 00 c4 09 97 07 03 00 00 07 00 c4 00",
+    )))
+    .unwrap() else {
         panic!()
     };
     let results: Vec<_> = frames.collect();
@@ -300,7 +303,8 @@ fn subroute_precedes_crc_and_both_are_checked() {
 
 #[test]
 fn nil_and_empty_payloads_stay_distinct() {
-    let none = Message::decode(&Bytes::from(encoded(&Message::new(Op::RESPONSE, 1), true))).unwrap();
+    let none =
+        Message::decode(&Bytes::from(encoded(&Message::new(Op::RESPONSE, 1), true))).unwrap();
     assert_eq!(none.payload, None);
     let empty = Message::new(Op::RESPONSE, 1).payload(Bytes::new());
     let back = Message::decode(&Bytes::from(encoded(&empty, true))).unwrap();
@@ -312,7 +316,10 @@ fn any_integer_encoding_in_range_is_accepted() {
     // mux_id 1 as u64, seq 0 as i8, deadline as u32, handler as u16.
     let wide = hex("97 cf 0000000000000001 d0 00 ce 0000ea60 cd 004e 0e 02 c4 00");
     let msg = Message::decode(&Bytes::from(wide)).unwrap();
-    assert_eq!((msg.mux_id, msg.seq, msg.deadline_ms, msg.handler), (1, 0, 60_000, 78));
+    assert_eq!(
+        (msg.mux_id, msg.seq, msg.deadline_ms, msg.handler),
+        (1, 0, 60_000, 78)
+    );
     // Out of range: handler 256, negative seq, wrong array length.
     for bad in [
         "97 01 00 00 cd 0100 0e 00 c4 00",
@@ -333,7 +340,10 @@ fn maps_skip_unknown_keys() {
     assert_eq!(pong.t, None);
     // A plain string error, as MinIO sends it.
     let err = ErrorPayload::decode(&payload(b"Invalid Handler")).unwrap();
-    assert_eq!(err, ErrorPayload::new(ErrorCode::Application, "Invalid Handler"));
+    assert_eq!(
+        err,
+        ErrorPayload::new(ErrorCode::Application, "Invalid Handler")
+    );
 }
 
 fn arb_message() -> impl Strategy<Value = Message> {
@@ -347,16 +357,18 @@ fn arb_message() -> impl Strategy<Value = Message> {
         proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
         proptest::option::of(any::<[u8; 32]>()),
     )
-        .prop_map(|(mux_id, seq, deadline_ms, handler, op, flags, payload, sub)| Message {
-            mux_id,
-            seq,
-            deadline_ms,
-            handler,
-            op: Op::from_u8(op),
-            flags: Flags::from_bits(flags),
-            payload: payload.map(Bytes::from),
-            subroute: sub.map(SubrouteId),
-        })
+        .prop_map(
+            |(mux_id, seq, deadline_ms, handler, op, flags, payload, sub)| Message {
+                mux_id,
+                seq,
+                deadline_ms,
+                handler,
+                op: Op::from_u8(op),
+                flags: Flags::from_bits(flags),
+                payload: payload.map(Bytes::from),
+                subroute: sub.map(SubrouteId),
+            },
+        )
 }
 
 proptest! {

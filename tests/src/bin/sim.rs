@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use gridmux_tests::sim::{self, Faults, Failure};
+use gridmux_tests::sim::{self, Failure, Faults};
 use gridmux_tests::ws_loop::{arg_value, init_tracing};
 
 fn main() -> ExitCode {
@@ -17,14 +17,18 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let number = |name: &str, default: u64| -> Result<u64, String> {
         arg_value(&args, name).map_or(Ok(default), |v| {
-            v.parse().map_err(|_| format!("{name} wants a number, got {v:?}"))
+            v.parse()
+                .map_err(|_| format!("{name} wants a number, got {v:?}"))
         })
     };
     let parsed = (|| -> Result<_, String> {
         let seeds = number("--seeds", 100)?;
         let start = number("--start", 0)?;
         let nodes = arg_value(&args, "--nodes")
-            .map(|v| v.parse::<usize>().map_err(|_| format!("--nodes wants a number, got {v:?}")))
+            .map(|v| {
+                v.parse::<usize>()
+                    .map_err(|_| format!("--nodes wants a number, got {v:?}"))
+            })
             .transpose()?;
         if nodes.is_some_and(|n| !(2..=8).contains(&n)) {
             return Err("--nodes must be between 2 and 8".into());
@@ -34,7 +38,10 @@ fn main() -> ExitCode {
             Some("none") => Faults::None,
             Some(other) => return Err(format!("--faults is none or all, got {other:?}")),
         };
-        let threads = number("--threads", std::thread::available_parallelism().map_or(1, |n| n.get() as u64))?;
+        let threads = number(
+            "--threads",
+            std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+        )?;
         Ok((seeds, start, nodes, faults, threads.max(1)))
     })();
     let (seeds, start, nodes, faults, threads) = match parsed {
@@ -70,7 +77,11 @@ fn main() -> ExitCode {
     });
     let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
     failures.sort_by_key(|f| f.seed);
-    let faults_arg = if faults == Faults::None { "none" } else { "all" };
+    let faults_arg = if faults == Faults::None {
+        "none"
+    } else {
+        "all"
+    };
     let nodes_arg = nodes.map(|n| format!(" --nodes {n}")).unwrap_or_default();
     for f in &failures {
         println!("seed {} FAILED: {}", f.seed, f.what);

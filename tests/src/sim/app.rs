@@ -226,7 +226,8 @@ impl World {
 
     /// Handles one event of link `(conn, side)`.
     pub(super) fn on_event(&mut self, conn: u64, side: usize, event: Event) {
-        self.trace.record(self.ms(), format!("c{conn}/{side} {}", short(&event)));
+        self.trace
+            .record(self.ms(), format!("c{conn}/{side} {}", short(&event)));
         match event {
             Event::Connected { .. } => self.on_connected(conn, side),
             Event::Request {
@@ -314,7 +315,9 @@ impl World {
             return self.violate(format!("exchanges outlived link c{conn}/{side} ({reason})"));
         }
         if self.swarm.faults == Faults::None {
-            return self.violate(format!("link c{conn}/{side} closed without a fault: {reason}"));
+            return self.violate(format!(
+                "link c{conn}/{side} closed without a fault: {reason}"
+            ));
         }
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -343,7 +346,10 @@ impl World {
         self.app.served_requests.insert(key, deadline);
         let result = match handler {
             handler::ECHO => Ok(payload),
-            handler::FAIL => Err(ErrorPayload::new(ErrorCode::Application, fail_text(&payload))),
+            handler::FAIL => Err(ErrorPayload::new(
+                ErrorCode::Application,
+                fail_text(&payload),
+            )),
             handler::PANIC => Err(ErrorPayload::new(ErrorCode::HandlerPanicked, "panic")),
             handler::HANG => return,
             other => return self.violate(format!("request for unregistered handler {other}")),
@@ -351,7 +357,9 @@ impl World {
         let delay = match self.rng.random_range(0..10) {
             0..=4 => Duration::ZERO,
             5..=8 => Duration::from_millis(self.rng.random_range(0..100)),
-            _ => deadline.saturating_duration_since(self.now).mul_f64(self.rng.random_range(0.0..2.0)),
+            _ => deadline
+                .saturating_duration_since(self.now)
+                .mul_f64(self.rng.random_range(0.0..2.0)),
         };
         if delay.is_zero() {
             self.perform(Action::Respond(key, result));
@@ -372,9 +380,10 @@ impl World {
             (Ok(_), _) => false,
             (Err(e), handler::ECHO | handler::HANG) => acceptable(e, &[]),
             (Err(e), handler::FAIL) => match e {
-                CallError::Remote { code: ErrorCode::Application, message } => {
-                    *message == fail_text(&req.payload)
-                }
+                CallError::Remote {
+                    code: ErrorCode::Application,
+                    message,
+                } => *message == fail_text(&req.payload),
                 e => acceptable(e, &[]),
             },
             (Err(e), handler::PANIC) => acceptable(e, &[ErrorCode::HandlerPanicked]),
@@ -421,17 +430,24 @@ impl World {
         let index = stream.received.len();
         let expected = match stream.kind {
             StreamKind::Echo => stream.sent.get(index).cloned(),
-            StreamKind::Producer(n) => (index < n as usize).then(|| Bytes::copy_from_slice(&(index as u32).to_le_bytes())),
-            StreamKind::Sink => (index == 0).then(|| Bytes::copy_from_slice(&(stream.sent.len() as u32).to_le_bytes())),
+            StreamKind::Producer(n) => {
+                (index < n as usize).then(|| Bytes::copy_from_slice(&(index as u32).to_le_bytes()))
+            }
+            StreamKind::Sink => (index == 0)
+                .then(|| Bytes::copy_from_slice(&(stream.sent.len() as u32).to_le_bytes())),
         };
         if expected.as_ref() != Some(&payload) {
-            return self.violate(format!("stream {key:?} message {index} is {payload:?}, want {expected:?}"));
+            return self.violate(format!(
+                "stream {key:?} message {index} is {payload:?}, want {expected:?}"
+            ));
         }
         stream.received.push(payload);
         stream.unconsumed += 1;
         if stream.unconsumed > stream.window {
             let (held, window) = (stream.unconsumed, stream.window);
-            return self.violate(format!("stream {key:?} holds {held} unconsumed messages, window {window}"));
+            return self.violate(format!(
+                "stream {key:?} holds {held} unconsumed messages, window {window}"
+            ));
         }
         match stream.consumer {
             Consumer::Fast => self.perform(Action::Consume(key)),
@@ -449,11 +465,15 @@ impl World {
             let had_request = self.app.served_requests.remove(&key).is_some();
             let had_stream = self.app.served_streams.remove(&key).is_some();
             if !had_request && !had_stream {
-                return self.violate(format!("end of unknown served exchange {key:?}: {result:?}"));
+                return self.violate(format!(
+                    "end of unknown served exchange {key:?}: {result:?}"
+                ));
             }
             return match result {
                 Ok(()) => self.violate(format!("served exchange {key:?} ended Ok")),
-                Err(CallError::Protocol(e)) => self.violate(format!("served {key:?}: protocol error {e}")),
+                Err(CallError::Protocol(e)) => {
+                    self.violate(format!("served {key:?}: protocol error {e}"))
+                }
                 Err(_) => {}
             };
         }
@@ -497,7 +517,11 @@ impl World {
             let Some(next) = stream.plan.front().cloned() else {
                 break;
             };
-            let Some(link) = self.conns.get_mut(&key.0).and_then(|c| c.links[key.1].as_mut()) else {
+            let Some(link) = self
+                .conns
+                .get_mut(&key.0)
+                .and_then(|c| c.links[key.1].as_mut())
+            else {
                 return;
             };
             match link.send(now, key.2, next) {
@@ -522,7 +546,11 @@ impl World {
         };
         if !stream.finished && !matches!(stream.kind, StreamKind::Producer(_)) {
             stream.finished = true;
-            if let Some(link) = self.conns.get_mut(&key.0).and_then(|c| c.links[key.1].as_mut()) {
+            if let Some(link) = self
+                .conns
+                .get_mut(&key.0)
+                .and_then(|c| c.links[key.1].as_mut())
+            {
                 let _ = link.finish(now, key.2);
             }
         }
@@ -652,7 +680,12 @@ fn fail_text(payload: &Bytes) -> String {
 /// A one-line description of an event for the trace.
 fn short(event: &Event) -> String {
     match event {
-        Event::Request { mux, handler, payload, .. } => format!("Request {mux:?} h{handler} {}B", payload.len()),
+        Event::Request {
+            mux,
+            handler,
+            payload,
+            ..
+        } => format!("Request {mux:?} h{handler} {}B", payload.len()),
         Event::Response { mux, result } => format!(
             "Response {mux:?} {}",
             match result {
@@ -660,7 +693,12 @@ fn short(event: &Event) -> String {
                 Err(e) => format!("Err {e}"),
             }
         ),
-        Event::StreamOpened { mux, handler, has_input, .. } => format!("StreamOpened {mux:?} h{handler} input={has_input}"),
+        Event::StreamOpened {
+            mux,
+            handler,
+            has_input,
+            ..
+        } => format!("StreamOpened {mux:?} h{handler} input={has_input}"),
         Event::Message { mux, payload } => format!("Message {mux:?} {}B", payload.len()),
         other => format!("{other:?}"),
     }

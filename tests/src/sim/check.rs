@@ -30,7 +30,9 @@ impl Default for Trace {
 
 impl std::fmt::Debug for Trace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Trace").field("events", &self.events).finish()
+        f.debug_struct("Trace")
+            .field("events", &self.events)
+            .finish()
     }
 }
 
@@ -65,26 +67,29 @@ impl World {
         let now = self.now;
         // 1. Nothing outlives its deadline (the link's timer fires exactly
         // at it and the clock never jumps past a timer).
-        let late = full.then(|| self
-            .app
-            .requests
-            .iter()
-            .find(|(_, r)| r.deadline < now)
-            .map(|(k, _)| *k)
-            .or_else(|| {
+        let late = full
+            .then(|| {
                 self.app
-                    .streams
+                    .requests
                     .iter()
-                    .find(|(_, s)| s.deadline.is_some_and(|d| d < now))
+                    .find(|(_, r)| r.deadline < now)
                     .map(|(k, _)| *k)
+                    .or_else(|| {
+                        self.app
+                            .streams
+                            .iter()
+                            .find(|(_, s)| s.deadline.is_some_and(|d| d < now))
+                            .map(|(k, _)| *k)
+                    })
+                    .or_else(|| {
+                        self.app
+                            .served_requests
+                            .iter()
+                            .find(|(_, d)| **d < now)
+                            .map(|(k, _)| *k)
+                    })
             })
-            .or_else(|| {
-                self.app
-                    .served_requests
-                    .iter()
-                    .find(|(_, d)| **d < now)
-                    .map(|(k, _)| *k)
-            })).flatten();
+            .flatten();
         if let Some(key) = late {
             return self.violate(format!("exchange {key:?} still open past its deadline"));
         }
@@ -105,7 +110,10 @@ impl World {
                 };
                 if link.queued_bytes() > queue_bound {
                     let q = link.queued_bytes();
-                    return self.violate(format!("c{}/{s} queues {q} bytes (bound {queue_bound})", conn.id));
+                    return self.violate(format!(
+                        "c{}/{s} queues {q} bytes (bound {queue_bound})",
+                        conn.id
+                    ));
                 }
                 if conn.inbuf[s].len() > input_bound {
                     let n = conn.inbuf[s].len();
@@ -124,7 +132,7 @@ impl World {
     }
 
     /// Invariant 3: once idle, no exchange state remains anywhere.
-    pub(super) fn check_quiescence(&mut self) -> Result<(), String> {
+    pub(super) fn check_quiescence(&self) -> Result<(), String> {
         for conn in self.conns.values() {
             for link in conn.links.iter().flatten() {
                 if link.open_exchanges() != 0 || link.pending_timers() != 0 {

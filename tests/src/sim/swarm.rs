@@ -60,15 +60,27 @@ impl Swarm {
             .register(handler::ECHO, Some("sub/route"), HandlerKind::Request)
             .unwrap_or(());
         table
-            .register(handler::STREAM_ECHO, None, HandlerKind::Stream { in_capacity: in_capacity.max(1) })
+            .register(
+                handler::STREAM_ECHO,
+                None,
+                HandlerKind::Stream {
+                    in_capacity: in_capacity.max(1),
+                },
+            )
             .unwrap_or(());
         table
-            .register(handler::PRODUCER, None, HandlerKind::Stream { in_capacity: 0 })
+            .register(
+                handler::PRODUCER,
+                None,
+                HandlerKind::Stream { in_capacity: 0 },
+            )
             .unwrap_or(());
         table
             .register(handler::SINK, None, HandlerKind::Stream { in_capacity })
             .unwrap_or(());
-        let scale = |rng: &mut SmallRng, base: u64| Duration::from_millis(rng.random_range(base / 4..=base));
+        let scale = |rng: &mut SmallRng, base: u64| {
+            Duration::from_millis(rng.random_range(base / 4..=base))
+        };
         link.ping_interval = scale(rng, 10_000);
         link.pong_timeout = link.ping_interval * 2;
         link.stream_ping_interval = scale(rng, 15_000);

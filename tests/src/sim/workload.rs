@@ -62,7 +62,10 @@ impl World {
             _ => 100 + handler::ECHO, // marker: echo through the sub-route
         };
         let (handler, subroute) = if handler > 100 {
-            (handler::ECHO, Some(SubrouteId::new(handler::ECHO, "sub/route")))
+            (
+                handler::ECHO,
+                Some(SubrouteId::new(handler::ECHO, "sub/route")),
+            )
         } else {
             (handler, None)
         };
@@ -72,7 +75,11 @@ impl World {
         };
         let payload = self.payload();
         let default = self.swarm.link.default_request_timeout;
-        let Some(link) = self.conns.get_mut(&conn).and_then(|c| c.links[side].as_mut()) else {
+        let Some(link) = self
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.links[side].as_mut())
+        else {
             return;
         };
         if let Ok(mux) = link.request(now, handler, subroute, payload.clone(), deadline) {
@@ -89,7 +96,10 @@ impl World {
         let now = self.now;
         let (handler, kind) = match self.rng.random_range(0..3) {
             0 => (handler::STREAM_ECHO, StreamKind::Echo),
-            1 => (handler::PRODUCER, StreamKind::Producer(self.rng.random_range(0..40))),
+            1 => (
+                handler::PRODUCER,
+                StreamKind::Producer(self.rng.random_range(0..40)),
+            ),
             _ => (handler::SINK, StreamKind::Sink),
         };
         let messages = match kind {
@@ -115,7 +125,11 @@ impl World {
             window: self.swarm.caller_window,
             input: !matches!(kind, StreamKind::Producer(_)),
         };
-        let Some(link) = self.conns.get_mut(&conn).and_then(|c| c.links[side].as_mut()) else {
+        let Some(link) = self
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.links[side].as_mut())
+        else {
             return;
         };
         let Ok(mux) = link.open_stream(now, handler, None, payload, opts) else {
@@ -150,7 +164,11 @@ impl World {
         self.app.requests.remove(&key);
         self.app.streams.remove(&key);
         self.app.served_requests.remove(&key);
-        if let Some(link) = self.conns.get_mut(&conn).and_then(|c| c.links[side].as_mut()) {
+        if let Some(link) = self
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.links[side].as_mut())
+        {
             link.cancel(now, key.2);
         }
         self.trace.record(self.ms(), format!("cancel {key:?}"));
@@ -179,7 +197,8 @@ impl World {
             30..=49 => {
                 // Partitions shorter and longer than the pong timeout.
                 let len = pong_timeout.mul_f64(self.rng.random_range(0.05..1.5));
-                self.trace.record(self.ms(), format!("partition conn {id} for {len:?}"));
+                self.trace
+                    .record(self.ms(), format!("partition conn {id} for {len:?}"));
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.blocked_until = Some(now + len);
                 }
@@ -187,7 +206,10 @@ impl World {
             50..=69 => {
                 let side = self.rng.random_range(0..2);
                 let len = Duration::from_millis(self.rng.random_range(100..8_000));
-                self.trace.record(self.ms(), format!("stall conn {id} side {side} for {len:?}"));
+                self.trace.record(
+                    self.ms(),
+                    format!("stall conn {id} side {side} for {len:?}"),
+                );
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.stalled_until[side] = Some(now + len);
                 }
@@ -195,7 +217,10 @@ impl World {
             70..=84 => {
                 let side = self.rng.random_range(0..2);
                 let extra = Duration::from_millis(self.rng.random_range(1..2_000));
-                self.trace.record(self.ms(), format!("delay conn {id} side {side} by {extra:?}"));
+                self.trace.record(
+                    self.ms(),
+                    format!("delay conn {id} side {side} by {extra:?}"),
+                );
                 if let Some(c) = self.conns.get_mut(&id) {
                     for (at, _) in c.pipes[side].chunks.iter_mut() {
                         *at += extra;
@@ -229,7 +254,7 @@ impl World {
             copy[at] ^= 1 << self.rng.random_range(0..8);
             *bytes = Bytes::from(copy);
         }
-        self.trace.record(self.ms(), format!("corrupt conn {id} side {side}"));
+        self.trace
+            .record(self.ms(), format!("corrupt conn {id} side {side}"));
     }
 }
-

@@ -191,9 +191,14 @@ impl World {
                 return self.check_quiescence();
             }
             if self.now > hard_end {
-                return Err(format!("not quiescent {SETTLE:?} after the workload: {}", self.pending_summary()));
+                return Err(format!(
+                    "not quiescent {SETTLE:?} after the workload: {}",
+                    self.pending_summary()
+                ));
             }
-            let next = self.next_time().unwrap_or(self.now + Duration::from_secs(1));
+            let next = self
+                .next_time()
+                .unwrap_or(self.now + Duration::from_secs(1));
             self.now = self.now.max(next);
             self.process_due();
             self.check_step(step % 64 == 0);
@@ -335,9 +340,11 @@ impl World {
         let remote = self.swarm.nodes[peer].clone();
         let dialer = Link::dial(self.nodes[n].config.clone(), remote, now, wall, rng);
         let acceptor = Link::accept(self.nodes[peer].config.clone(), now, wall);
-        self.conns.insert(id, Box::new(Conn::new(id, [n, peer], [dialer, acceptor])));
+        self.conns
+            .insert(id, Box::new(Conn::new(id, [n, peer], [dialer, acceptor])));
         self.nodes[n].dials.entry(peer).or_default().conn = Some(id);
-        self.trace.record(self.ms(), format!("dial {n}->{peer} conn {id}"));
+        self.trace
+            .record(self.ms(), format!("dial {n}->{peer} conn {id}"));
         self.drain(id, 0);
         self.drain(id, 1);
     }
@@ -421,9 +428,13 @@ impl World {
             }
             if !progressed {
                 let stuck = conn.stalled_until[side].is_none()
-                    && conn.links[side].as_ref().is_some_and(Link::has_pending_output);
+                    && conn.links[side]
+                        .as_ref()
+                        .is_some_and(Link::has_pending_output);
                 if stuck {
-                    self.violate(format!("c{id}/{side} keeps output that poll_transmit does not yield"));
+                    self.violate(format!(
+                        "c{id}/{side} keeps output that poll_transmit does not yield"
+                    ));
                 }
                 return;
             }
@@ -454,7 +465,10 @@ impl World {
         let at = now + lo + (hi - lo).mul_f64(self.rng.random::<f64>());
         let mut offset = 0;
         while offset < bytes.len() {
-            let len = self.rng.random_range(1..=self.swarm.max_chunk).min(bytes.len() - offset);
+            let len = self
+                .rng
+                .random_range(1..=self.swarm.max_chunk)
+                .min(bytes.len() - offset);
             conn.pipes[side].push(at, Chunk::Data(bytes.slice(offset..offset + len)));
             offset += len;
         }
@@ -463,7 +477,8 @@ impl World {
 
     /// Stops node `n` abruptly; it restarts later with a new process id.
     pub(super) fn stop_node(&mut self, n: usize, down_for: Duration) {
-        self.trace.record(self.ms(), format!("stop node {n} for {down_for:?}"));
+        self.trace
+            .record(self.ms(), format!("stop node {n} for {down_for:?}"));
         let now = self.now;
         self.nodes[n].alive = false;
         self.nodes[n].restart_at = Some(now + down_for);
