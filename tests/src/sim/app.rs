@@ -469,13 +469,14 @@ impl World {
                     "end of unknown served exchange {key:?}: {result:?}"
                 ));
             }
-            return match result {
+            match result {
                 Ok(()) => self.violate(format!("served exchange {key:?} ended Ok")),
                 Err(CallError::Protocol(e)) => {
-                    self.violate(format!("served {key:?}: protocol error {e}"))
+                    self.violate(format!("served {key:?}: protocol error {e}"));
                 }
                 Err(_) => {}
-            };
+            }
+            return;
         }
         let Some(stream) = self.app.streams.remove(&key) else {
             return self.violate(format!("end of unknown stream {key:?}: {result:?}"));
