@@ -126,9 +126,7 @@ impl Outbox {
                 self.merged.push(&frame);
             }
         }
-        let mut out = BytesMut::with_capacity(self.merged.body_len() + 16);
-        self.merged.finish(&mut out);
-        Some(out.freeze())
+        Some(self.merged.finish_bytes())
     }
 }
 

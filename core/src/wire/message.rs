@@ -316,12 +316,19 @@ impl Iterator for MergedFrames {
     }
 }
 
-/// Builds a merged frame from already encoded messages.
+/// Builds a merged frame from already encoded messages, in one buffer: the
+/// header is written first with room for the count, so finishing copies
+/// nothing (unless more than 127 frames were added).
 #[derive(Debug, Default)]
 pub struct MergedWriter {
     count: u32,
-    body: BytesMut,
+    buf: BytesMut,
 }
+
+/// `[0x97, mux_id 0, seq (count), deadline 0, handler 0, op Merged, flags
+/// 0, bin8 0]`; the count at [`MERGED_COUNT_AT`] is patched on finish.
+const MERGED_HEADER: [u8; 9] = [0x97, 0x00, 0x00, 0x00, 0x00, 0x11, 0x00, 0xc4, 0x00];
+const MERGED_COUNT_AT: usize = 2;
 
 impl MergedWriter {
     /// An empty batch.
@@ -331,8 +338,12 @@ impl MergedWriter {
 
     /// Adds one encoded frame.
     pub fn push(&mut self, frame: &[u8]) {
-        put_bin_header(&mut self.body, frame.len());
-        self.body.put_slice(frame);
+        if self.buf.is_empty() {
+            self.buf.reserve(MERGED_HEADER.len() + 5 + frame.len());
+            self.buf.put_slice(&MERGED_HEADER);
+        }
+        put_bin_header(&mut self.buf, frame.len());
+        self.buf.put_slice(frame);
         self.count += 1;
     }
 
@@ -348,15 +359,31 @@ impl MergedWriter {
 
     /// Encoded bytes so far (inner frames and their bin headers).
     pub fn body_len(&self) -> usize {
-        self.body.len()
+        self.buf.len().saturating_sub(MERGED_HEADER.len())
     }
 
     /// The complete merged frame; the writer is empty again afterwards.
+    pub fn finish_bytes(&mut self) -> Bytes {
+        let count = std::mem::take(&mut self.count);
+        if self.buf.is_empty() {
+            self.buf.put_slice(&MERGED_HEADER);
+        }
+        if count < 128 {
+            self.buf[MERGED_COUNT_AT] = count as u8;
+            return self.buf.split().freeze();
+        }
+        // The count needs a wider integer: rebuild the header.
+        let body = self.buf.split().freeze();
+        let mut out = BytesMut::with_capacity(body.len() + 8);
+        Message::new(Op::MERGED, 0).seq(count).encode(false, &mut out);
+        out.put_slice(&body[MERGED_HEADER.len()..]);
+        out.freeze()
+    }
+
+    /// Appends the complete merged frame to `out`; the writer is empty
+    /// again afterwards.
     pub fn finish(&mut self, out: &mut BytesMut) {
-        let header = Message::new(Op::MERGED, 0).seq(self.count);
-        header.encode(false, out);
-        out.put_slice(&self.body);
-        self.body.clear();
-        self.count = 0;
+        let frame = self.finish_bytes();
+        out.put_slice(&frame);
     }
 }

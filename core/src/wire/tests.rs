@@ -433,3 +433,20 @@ proptest! {
         prop_assert_eq!(PingMsg::decode(&ping.encode()).unwrap(), ping);
     }
 }
+
+#[test]
+fn merged_writer_handles_wide_counts() {
+    let frame = encoded(&Message::new(Op::PING, 0), false);
+    for n in [0u32, 1, 127, 128, 300] {
+        let mut w = MergedWriter::new();
+        for _ in 0..n {
+            w.push(&frame);
+        }
+        let Frame::Merged(frames) = Frame::decode(w.finish_bytes()).unwrap() else {
+            panic!("not merged")
+        };
+        assert_eq!(frames.remaining(), n);
+        assert_eq!(frames.map(Result::unwrap).count(), n as usize);
+        assert!(w.is_empty());
+    }
+}
