@@ -67,20 +67,30 @@ struct Pair {
 
 impl Pair {
     fn new() -> Self {
-        let (a, b) = if should_dial("a:1", "b:1") { ("a:1", "b:1") } else { ("b:1", "a:1") };
+        let (a, b) = if should_dial("a:1", "b:1") {
+            ("a:1", "b:1")
+        } else {
+            ("b:1", "a:1")
+        };
         let peers = vec![a.to_owned(), b.to_owned()];
         let auth = Arc::new(SharedSecret::new(*b"bench"));
         let config = |me: &str| {
             let mut c = LinkConfig::new(me, peers.clone(), [1; 16], auth.clone());
             c.handlers.register(1, None, HandlerKind::Request).unwrap();
-            c.handlers.register(2, None, HandlerKind::Stream { in_capacity: 64 }).unwrap();
+            c.handlers
+                .register(2, None, HandlerKind::Stream { in_capacity: 64 })
+                .unwrap();
             Arc::new(c)
         };
+        #[expect(clippy::disallowed_methods, reason = "the bench's clock origin")]
         let (now, wall) = (Instant::now(), SystemTime::now());
         let rng = Box::new(SmallRng::seed_from_u64(1));
         let mut pair = Self {
             now,
-            links: [Link::dial(config(a), b, now, wall, rng), Link::accept(config(b), now, wall)],
+            links: [
+                Link::dial(config(a), b, now, wall, rng),
+                Link::accept(config(b), now, wall),
+            ],
             wire: [BytesMut::new(), BytesMut::new()],
             out: Transmit::new(),
         };
@@ -113,7 +123,9 @@ impl Pair {
 fn round_trips(pair: &mut Pair, payload: &Bytes) -> usize {
     let now = pair.now;
     for _ in 0..BATCH {
-        pair.links[0].request(now, 1, None, payload.clone(), None).unwrap();
+        pair.links[0]
+            .request(now, 1, None, payload.clone(), None)
+            .unwrap();
     }
     pair.transfer(0);
     while let Some(event) = pair.links[1].poll_event() {
@@ -132,8 +144,14 @@ fn round_trips(pair: &mut Pair, payload: &Bytes) -> usize {
 /// A one-way stream (server → caller) with a window of `BATCH`.
 fn stream(pair: &mut Pair) -> (MuxId, MuxId) {
     let now = pair.now;
-    let opts = StreamOpts { window: BATCH as u32, input: false, ..StreamOpts::default() };
-    let mux = pair.links[0].open_stream(now, 2, None, Bytes::new(), opts).unwrap();
+    let opts = StreamOpts {
+        window: BATCH as u32,
+        input: false,
+        ..StreamOpts::default()
+    };
+    let mux = pair.links[0]
+        .open_stream(now, 2, None, Bytes::new(), opts)
+        .unwrap();
     pair.transfer(0);
     let Some(Event::StreamOpened { mux: served, .. }) = pair.links[1].poll_event() else {
         panic!("no stream")
@@ -164,14 +182,20 @@ fn stream_batch(pair: &mut Pair, (mux, served): (MuxId, MuxId), payload: &Bytes)
 
 /// Heap allocations and bytes per message over `rounds` batches of `f`.
 fn per_message(rounds: usize, mut f: impl FnMut() -> usize) -> (f64, f64) {
-    let (a0, b0) = (ALLOCS.load(Ordering::Relaxed), ALLOC_BYTES.load(Ordering::Relaxed));
+    let (a0, b0) = (
+        ALLOCS.load(Ordering::Relaxed),
+        ALLOC_BYTES.load(Ordering::Relaxed),
+    );
     let mut messages = 0;
     for _ in 0..rounds {
         messages += f();
     }
     let allocs = ALLOCS.load(Ordering::Relaxed) - a0;
     let bytes = ALLOC_BYTES.load(Ordering::Relaxed) - b0;
-    (allocs as f64 / messages as f64, bytes as f64 / messages as f64)
+    (
+        allocs as f64 / messages as f64,
+        bytes as f64 / messages as f64,
+    )
 }
 
 fn report_allocations() {

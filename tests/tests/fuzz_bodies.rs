@@ -71,3 +71,38 @@ fn mux_ops() {
         fuzzing::mux_ops(data, std::time::Instant::now());
     });
 }
+
+/// Replays every input that once crashed a body (`tests/fuzz-regressions/<target>/`).
+#[test]
+fn regressions() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz-regressions");
+    type Body = fn(&[u8]);
+    let bodies: [(&str, Body); 6] = [
+        ("ws_frame_decode", fuzzing::ws_frame_decode),
+        ("ws_handshake", fuzzing::ws_handshake),
+        ("ws_endpoint", |d| {
+            fuzzing::ws_endpoint(d, std::time::Instant::now());
+        }),
+        ("wire_decode", fuzzing::wire_decode),
+        ("link_input", |d| {
+            fuzzing::link_input(d, std::time::Instant::now());
+        }),
+        ("mux_ops", |d| {
+            fuzzing::mux_ops(d, std::time::Instant::now());
+        }),
+    ];
+    for (name, body) in bodies {
+        let Ok(dir) = std::fs::read_dir(root.join(name)) else {
+            continue;
+        };
+        for entry in dir.flatten() {
+            let input = std::fs::read(entry.path()).unwrap_or_default();
+            let outcome = std::panic::catch_unwind(|| body(&input));
+            assert!(
+                outcome.is_ok(),
+                "{name} regression {:?} fails",
+                entry.path()
+            );
+        }
+    }
+}

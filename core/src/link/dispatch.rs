@@ -307,6 +307,21 @@ impl Link {
             return self.kill_stream(now, mux, "message without credit".into());
         }
         let eof = msg.flags.contains(Flags::EOF);
+        if !stream.end_is_reported(mux) {
+            // The handler already finished: nobody reads its input any more.
+            // Drop it, and hand the credit back so the caller is not stuck
+            // before our EOF reaches it.
+            if eof {
+                stream.receiving = false;
+            }
+            if let Some(grant) = stream.recv.on_consumed(1) {
+                let seq = stream.send_seq;
+                let mut unblock = Message::new(Op::UNBLOCK_CL_MUX, mux.id).seq(seq);
+                unblock.payload = (grant != 1).then(|| crate::wire::encode_count(grant));
+                self.send_msg(now, Lane::Control, &unblock);
+            }
+            return;
+        }
         if let Some(payload) = msg.payload.filter(|p| !eof || !p.is_empty()) {
             self.events.push_back(Event::Message { mux, payload });
         }

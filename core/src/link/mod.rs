@@ -372,7 +372,15 @@ impl Link {
             match event {
                 ws::Event::Open(_) => self.on_ws_open(now),
                 ws::Event::Message(m) => self.on_ws_message(now, m.into_payload()),
-                ws::Event::Ping(_) | ws::Event::Pong(_) => {}
+                ws::Event::Ping(_) => {}
+                // gridmux never sends WebSocket pings, so a pong is either a
+                // foreign peer or a binary frame whose opcode a flipped bit
+                // turned into 0xA: its grid message would vanish unnoticed
+                // (the CRC covers grid bytes, not WebSocket headers).
+                ws::Event::Pong(_) => {
+                    let e = LinkError::Malformed("unsolicited WebSocket pong".into());
+                    self.fail(now, e);
+                }
                 ws::Event::Closed(cause) => self.on_ws_closed(cause),
             }
         }

@@ -375,7 +375,9 @@ impl MergedWriter {
         // The count needs a wider integer: rebuild the header.
         let body = self.buf.split().freeze();
         let mut out = BytesMut::with_capacity(body.len() + 8);
-        Message::new(Op::MERGED, 0).seq(count).encode(false, &mut out);
+        Message::new(Op::MERGED, 0)
+            .seq(count)
+            .encode(false, &mut out);
         out.put_slice(&body[MERGED_HEADER.len()..]);
         out.freeze()
     }
