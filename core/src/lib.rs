@@ -4,9 +4,13 @@
 //! as a method call with an explicit `now`, every output leaves by polling.
 //! Adapters (tokio, smol, or a plain blocking loop) move the bytes.
 //!
-//! This release holds [`ws`], a complete RFC 6455 WebSocket endpoint in both
-//! roles. The grid protocol (wire format, multiplexing, flow control) builds
-//! on it.
+//! - [`ws`]: a complete RFC 6455 WebSocket endpoint in both roles;
+//! - [`wire`]: the grid envelope (MinIO's MessagePack layout) and payloads;
+//! - [`mux`] and [`link`]: one peer link — the authenticated set-up, then
+//!   requests and flow-controlled streams with deadlines, cancellation and
+//!   keepalive ([`link::Link`] has a complete example);
+//! - [`cluster`]: who dials whom, and when to retry;
+//! - [`auth`]: peer tokens.
 //!
 //! ```
 //! use std::time::Instant;
