@@ -10,6 +10,7 @@
 mod app;
 mod check;
 mod net;
+mod streams;
 mod swarm;
 mod workload;
 mod world;
