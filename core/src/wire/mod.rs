@@ -36,6 +36,7 @@
 //! | `ConnectMux` payload | application bytes | uint receive window of the opener, then the application bytes |
 //! | `AckMux` payload | none | uint receive window of the server (0 for no input) |
 //! | error payloads | plain string | map `{"Error": text, "Code": uint}` ([`ErrorPayload`]); a plain string still decodes |
+//! | per-mux `seq` | every mux message takes the next number | only ordered messages (open, ack, data, EOF) take one and are checked; credits, pings and disconnects carry the current number unchecked, because they overtake queued data |
 //!
 //! Each receiver announces its own window, so a caller needs no local copy
 //! of a remote handler's capacities.
