@@ -10,7 +10,9 @@
 //!   requests and flow-controlled streams with deadlines, cancellation and
 //!   keepalive ([`link::Link`] has a complete example);
 //! - [`cluster`]: who dials whom, and when to retry;
-//! - [`auth`]: peer tokens.
+//! - [`auth`]: peer tokens;
+//! - [`http`]: the HTTP/1.1 server side of the node's port (heads, responses,
+//!   keep-alive, upgrade hand-off).
 //!
 //! ```
 //! use std::time::Instant;
@@ -38,6 +40,7 @@ pub mod auth;
 pub mod cluster;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod http;
 pub mod link;
 pub mod mux;
 pub mod wire;

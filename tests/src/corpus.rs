@@ -21,6 +21,8 @@ pub enum Target {
     LinkInput,
     /// `mux_ops`: raw bytes that `arbitrary` shapes into a program.
     MuxOps,
+    /// `http_server`: a program of op bytes and chunks of request text.
+    HttpServer,
 }
 
 /// The `index`-th input of the corpus for `seed`: a mix of raw random bytes,
@@ -50,6 +52,10 @@ pub fn input(target: Target, seed: u64, index: u64) -> Vec<u8> {
                 .map(|_| rng.random())
                 .collect();
             program(&mut rng, &stream, &mut out);
+        }
+        (Target::HttpServer, _) => {
+            out.clear();
+            http_program(&mut rng, &mut out);
         }
         (Target::MuxOps, _) => {
             let len = rng.random_range(0..2048);
@@ -222,5 +228,35 @@ fn grid_frames(rng: &mut SmallRng) -> Vec<u8> {
         .encode()
         .to_vec(),
         _ => message(rng).to_vec(),
+    }
+}
+
+/// `http_server` programs: pipelined requests (plain, keep-alive, HEAD,
+/// bodies, upgrades) in chunks of up to 63 bytes, with clock steps and a
+/// rare EOF. Op byte: low 2 bits 0 = chunk of `op >> 2` bytes, 2 = time.
+fn http_program(rng: &mut SmallRng, out: &mut Vec<u8>) {
+    let mut text = Vec::new();
+    for _ in 0..rng.random_range(1..6) {
+        match rng.random_range(0..6) {
+            0 => handshake_like(rng, &mut text),
+            1 => text.extend_from_slice(b"HEAD /h HTTP/1.1\r\nHost: a\r\n\r\n"),
+            2 => text.extend_from_slice(b"GET /c HTTP/1.0\r\n\r\n"),
+            3 => text.extend_from_slice(b"GET /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"),
+            _ => text.extend_from_slice(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n"),
+        }
+    }
+    let mut pos = 0;
+    while pos < text.len() {
+        if rng.random_bool(0.1) {
+            out.push(2 | (rng.random_range(0..64u8) << 2));
+            continue;
+        }
+        let take = rng.random_range(1..64usize).min(text.len() - pos);
+        out.push((take as u8) << 2);
+        out.extend_from_slice(&text[pos..pos + take]);
+        pos += take;
+    }
+    if rng.random_bool(0.1) {
+        out.push(3);
     }
 }

@@ -72,12 +72,19 @@ fn mux_ops() {
     });
 }
 
+#[test]
+fn http_server() {
+    run("http_server", Target::HttpServer, |data| {
+        fuzzing::http_server(data, std::time::Instant::now());
+    });
+}
+
 /// Replays every input that once crashed a body (`tests/fuzz-regressions/<target>/`).
 #[test]
 fn regressions() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz-regressions");
     type Body = fn(&[u8]);
-    let bodies: [(&str, Body); 6] = [
+    let bodies: [(&str, Body); 7] = [
         ("ws_frame_decode", fuzzing::ws_frame_decode),
         ("ws_handshake", fuzzing::ws_handshake),
         ("ws_endpoint", |d| {
@@ -89,6 +96,9 @@ fn regressions() {
         }),
         ("mux_ops", |d| {
             fuzzing::mux_ops(d, std::time::Instant::now());
+        }),
+        ("http_server", |d| {
+            fuzzing::http_server(d, std::time::Instant::now());
         }),
     ];
     for (name, body) in bodies {

@@ -5,11 +5,13 @@
 //! so the same bodies run under libFuzzer and, on stable, over seeded
 //! random inputs in `tests/`. Enabled by the `fuzzing` feature.
 
+mod http;
 mod link;
 mod pair;
 mod wire;
 mod ws;
 
+pub use http::http_server;
 pub use link::{link_input, mux_ops, run_program, MuxOp, MuxProgram};
 pub use pair::LinkPair;
 pub use wire::wire_decode;

@@ -1,0 +1,108 @@
+//! Response heads and bodies.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// An HTTP/1.1 response. [`encode`](Self::encode) adds `Content-Length`
+/// (and `Connection: close` when asked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers besides `Content-Length` and `Connection`.
+    pub headers: Vec<(String, String)>,
+    /// The body (not written for `HEAD` requests, 1xx, 204 and 304).
+    pub body: Bytes,
+}
+
+impl Response {
+    /// A response with `status` and no body.
+    pub fn new(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// A plain-text response.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self::new(status)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(Bytes::from(body.into()))
+    }
+
+    /// Adds a header.
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body.
+    #[must_use]
+    pub fn body(mut self, body: Bytes) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// Whether this status may carry a body (RFC 9110 §6.4.1).
+    fn allows_body(&self) -> bool {
+        !(100..200).contains(&self.status) && self.status != 204 && self.status != 304
+    }
+
+    /// The head, and the body unless `head_only` (a `HEAD` request) or the
+    /// status forbids one: `[head]` or `[head, body]`, the body passed by
+    /// reference.
+    pub fn encode(&self, head_only: bool, close: bool) -> Vec<Bytes> {
+        let mut head = BytesMut::with_capacity(128 + self.headers.len() * 32);
+        head.put_slice(format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status)).as_bytes());
+        for (name, value) in &self.headers {
+            // Header injection is refused by dropping the header.
+            if name
+                .bytes()
+                .chain(value.bytes())
+                .any(|b| b == b'\r' || b == b'\n')
+            {
+                continue;
+            }
+            head.put_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        if self.allows_body() {
+            head.put_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        }
+        if close {
+            head.put_slice(b"Connection: close\r\n");
+        }
+        head.put_slice(b"\r\n");
+        let mut parts = vec![head.freeze()];
+        if !head_only && self.allows_body() && !self.body.is_empty() {
+            parts.push(self.body.clone());
+        }
+        parts
+    }
+}
+
+/// The reason phrase of a status code.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        204 => "No Content",
+        206 => "Partial Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        416 => "Range Not Satisfiable",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
