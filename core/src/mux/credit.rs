@@ -115,7 +115,40 @@ impl SendCredits {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Whatever the order of arrivals and consumption, the receiver's
+        /// books balance, it never accepts more than the window beyond
+        /// what it granted, and a sender mirroring the grants never
+        /// exceeds them.
+        #[test]
+        fn window_books_balance(window in 0u32..40, steps in proptest::collection::vec(any::<(bool, u8)>(), 0..200)) {
+            let mut rx = CreditWindow::receiver(window);
+            let mut tx = SendCredits::new(window);
+            let mut in_flight = 0u32;
+            for (send, n) in steps {
+                if send {
+                    if tx.take() {
+                        in_flight += 1;
+                    }
+                    // Deliver everything in flight.
+                    while in_flight > 0 {
+                        prop_assert!(rx.on_receive(), "sender exceeded the credits");
+                        in_flight -= 1;
+                    }
+                } else if let Some(grant) = rx.on_consumed(u32::from(n % 8)) {
+                    prop_assert!(grant > 0);
+                    tx.grant(grant, window);
+                }
+                let granted_unused = rx.allowance;
+                prop_assert_eq!(granted_unused + rx.unconsumed + rx.pending_grant, window);
+                prop_assert!(tx.available() <= rx.allowance);
+            }
+        }
+    }
 
     #[test]
     fn grants_in_batches_of_half_the_window() {
