@@ -58,6 +58,7 @@ fn main() -> ExitCode {
     let end = start.saturating_add(seeds);
     let failures: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
     let events = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
     let totals = Mutex::new(sim::Stats::default());
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -71,6 +72,13 @@ fn main() -> ExitCode {
                 } else {
                     sim::run_checked(seed, nodes, faults)
                 };
+                let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if finished % 5000 == 0 {
+                    eprintln!(
+                        "sim: {finished}/{seeds} seeds run, {:.0} s",
+                        began.elapsed().as_secs_f64()
+                    );
+                }
                 match outcome {
                     Ok(outcome) => {
                         events.fetch_add(outcome.events, Ordering::Relaxed);
