@@ -73,7 +73,7 @@ fn main() -> ExitCode {
                     sim::run_checked(seed, nodes, faults)
                 };
                 let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if finished % 5000 == 0 {
+                if finished.is_multiple_of(5000) {
                     eprintln!(
                         "sim: {finished}/{seeds} seeds run, {:.0} s",
                         began.elapsed().as_secs_f64()
