@@ -2,9 +2,9 @@
 //! watching what a link writes, and injecting messages no real peer sends.
 
 use bytes::{Bytes, BytesMut};
-use gridmux_core::fuzzing::LinkPair;
+use gridmux_core::fuzzing::{ws_frame, LinkPair};
 use gridmux_core::wire::{Frame, Message};
-use gridmux_core::ws::{apply_mask, FrameDecoder, OpCode, Role, Transmit};
+use gridmux_core::ws::{FrameDecoder, OpCode, Role, Transmit};
 
 /// A grid message as seen on the wire, and whether it travelled inside a
 /// merged batch.
@@ -81,23 +81,7 @@ pub fn swallow(pair: &mut LinkPair, from: usize) -> Vec<Seen> {
 pub fn inject(pair: &mut LinkPair, to: usize, msg: &Message) {
     let mut grid = BytesMut::new();
     msg.encode(true, &mut grid);
-    let mut frame = vec![0x82u8];
-    let masked = to == 1;
-    let len = grid.len();
-    let mask_bit = if masked { 0x80 } else { 0 };
-    if len < 126 {
-        frame.push(mask_bit | len as u8);
-    } else {
-        frame.push(mask_bit | 126);
-        frame.extend_from_slice(&(len as u16).to_be_bytes());
-    }
-    let mut body = grid.to_vec();
-    if masked {
-        let key = [1, 2, 3, 4];
-        frame.extend_from_slice(&key);
-        apply_mask(&mut body, key, 0);
-    }
-    frame.extend_from_slice(&body);
+    let frame = ws_frame(&grid, to == 1);
     pair.links[to].handle_input(pair.now, &mut BytesMut::from(&frame[..]));
     pair.poll_events(to);
 }

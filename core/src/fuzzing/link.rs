@@ -23,9 +23,10 @@ fn small_limits(c: &mut LinkConfig) {
     c.ws.max_send_queue = 64 * 1024;
 }
 
-/// Wraps `payload` in one binary WebSocket frame, masked when it goes to
-/// the acceptor (a client's frames are masked).
-fn ws_frame(payload: &[u8], to_acceptor: bool) -> Vec<u8> {
+/// Wraps `payload` (at most 65,535 bytes are kept) in one binary
+/// WebSocket frame, masked when it goes to the acceptor (a client's frames
+/// are masked): how tests deliver messages no real peer would send.
+pub fn ws_frame(payload: &[u8], to_acceptor: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 14);
     out.push(0x82);
     let mask_bit = if to_acceptor { 0x80 } else { 0 };

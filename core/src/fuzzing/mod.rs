@@ -12,7 +12,7 @@ mod wire;
 mod ws;
 
 pub use http::http_server;
-pub use link::{link_input, mux_ops, run_program, MuxOp, MuxProgram};
+pub use link::{link_input, mux_ops, run_program, ws_frame, MuxOp, MuxProgram};
 pub use pair::LinkPair;
 pub use wire::wire_decode;
 pub use ws::{ws_endpoint, ws_frame_decode, ws_handshake, CountingRng};
