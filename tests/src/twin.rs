@@ -90,3 +90,35 @@ pub fn inject(pair: &mut LinkPair, to: usize, msg: &Message) {
 pub fn bytes_of(len: usize, byte: u8) -> Bytes {
     Bytes::from(vec![byte; len])
 }
+
+/// Moves the clock in `step`s, at most `steps` times, while only what
+/// `from` writes arrives (the other direction is lost), firing due timers
+/// on both sides. Stops at the first event of side `watch` that `stop`
+/// accepts and returns it with the pair's age at that moment.
+pub fn run_one_way(
+    pair: &mut LinkPair,
+    from: usize,
+    step: std::time::Duration,
+    steps: usize,
+    watch: usize,
+    stop: impl Fn(&gridmux_core::link::Event) -> bool,
+) -> Option<(std::time::Duration, gridmux_core::link::Event)> {
+    for _ in 0..steps {
+        pair.now += step;
+        for side in 0..2 {
+            if pair.links[side]
+                .poll_timeout()
+                .is_some_and(|t| t <= pair.now)
+            {
+                let now = pair.now;
+                pair.links[side].handle_timeout(now);
+            }
+        }
+        pair.transfer(from);
+        swallow(pair, 1 - from);
+        if let Some(e) = pair.take_events(watch).into_iter().find(&stop) {
+            return Some((pair.elapsed(), e));
+        }
+    }
+    None
+}

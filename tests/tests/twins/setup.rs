@@ -7,7 +7,7 @@ use gridmux_core::cluster::should_dial;
 use gridmux_core::fuzzing::LinkPair;
 use gridmux_core::link::{CallError, CommandError, Event, Link, LinkError, StreamOpts};
 use gridmux_core::ws::Transmit;
-use gridmux_tests::twin::{bytes_of, swallow};
+use gridmux_tests::twin::{bytes_of, run_one_way, swallow};
 
 use crate::*;
 
@@ -178,27 +178,19 @@ fn checklist_16_link_pings_every_10s_and_closes_after_20s_without_pong() {
         .iter()
         .any(|e| matches!(e, Event::Pong { .. })));
     // The acceptor goes silent: nothing it writes arrives any more.
-    let start = p.now;
-    let mut closed = None;
-    for _ in 0..300 {
-        p.now += Duration::from_millis(100);
-        for side in [DIALER, ACCEPTOR] {
-            if p.links[side].poll_timeout().is_some_and(|t| t <= p.now) {
-                let now = p.now;
-                p.links[side].handle_timeout(now);
-            }
-        }
-        p.transfer(DIALER);
-        swallow(&mut p, ACCEPTOR);
-        if let Some(Event::Closed(reason)) = p
-            .take_events(DIALER)
-            .into_iter()
-            .find(|e| matches!(e, Event::Closed(_)))
-        {
-            closed = Some((p.now - start, reason));
-            break;
-        }
-    }
+    let start = p.elapsed();
+    let closed = run_one_way(
+        &mut p,
+        DIALER,
+        Duration::from_millis(100),
+        300,
+        DIALER,
+        |e| matches!(e, Event::Closed(_)),
+    )
+    .map(|(at, e)| match e {
+        Event::Closed(reason) => (at - start, reason),
+        _ => unreachable!(),
+    });
     let (after, reason) = closed.expect("the dialer closed the link");
     assert!(matches!(reason, LinkError::PongTimeout(_)), "{reason:?}");
     assert!(

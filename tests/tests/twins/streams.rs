@@ -10,7 +10,7 @@ use gridmux_core::link::{
 };
 use gridmux_core::mux::MuxId;
 use gridmux_core::wire::{ErrorCode, ErrorPayload, Flags, Message, Op, SubrouteId};
-use gridmux_tests::twin::{bytes_of, deliver_observed, inject, swallow};
+use gridmux_tests::twin::{bytes_of, deliver_observed, inject, run_one_way, swallow};
 
 use crate::*;
 
@@ -450,26 +450,9 @@ fn checklist_38_stream_without_pongs_fails_and_cancels_the_handler() {
     p.drive();
     let (served, _, _) = opened(&mut p);
     // Server → client is blocked (the client's inbound processing hangs).
-    let mut ended = None;
-    for _ in 0..10 {
-        p.now += Duration::from_millis(50);
-        for side in [DIALER, ACCEPTOR] {
-            if p.links[side].poll_timeout().is_some_and(|t| t <= p.now) {
-                let now = p.now;
-                p.links[side].handle_timeout(now);
-            }
-        }
-        p.transfer(DIALER);
-        swallow(&mut p, ACCEPTOR);
-        if let Some(e) = p
-            .take_events(DIALER)
-            .into_iter()
-            .find(|e| matches!(e, Event::Ended { .. }))
-        {
-            ended = Some((p.elapsed(), e));
-            break;
-        }
-    }
+    let ended = run_one_way(&mut p, DIALER, Duration::from_millis(50), 10, DIALER, |e| {
+        matches!(e, Event::Ended { .. })
+    });
     let (when, e) = ended.expect("the stream failed");
     assert_eq!(
         e,
@@ -531,26 +514,14 @@ fn checklist_39_server_cancels_a_mux_not_pinged_for_4_intervals() {
     p.drive();
     let (served, _, _) = opened(&mut p);
     // Client → server is blocked: no pings arrive.
-    let mut ended = None;
-    for _ in 0..20 {
-        p.now += Duration::from_millis(50);
-        for side in [DIALER, ACCEPTOR] {
-            if p.links[side].poll_timeout().is_some_and(|t| t <= p.now) {
-                let now = p.now;
-                p.links[side].handle_timeout(now);
-            }
-        }
-        swallow(&mut p, DIALER);
-        p.transfer(ACCEPTOR);
-        if let Some(e) = p
-            .take_events(ACCEPTOR)
-            .into_iter()
-            .find(|e| matches!(e, Event::Ended { .. }))
-        {
-            ended = Some((p.elapsed(), e));
-            break;
-        }
-    }
+    let ended = run_one_way(
+        &mut p,
+        ACCEPTOR,
+        Duration::from_millis(50),
+        20,
+        ACCEPTOR,
+        |e| matches!(e, Event::Ended { .. }),
+    );
     let (when, e) = ended.expect("the server gave up");
     assert_eq!(
         e,
