@@ -191,6 +191,18 @@ impl Link {
             return Err(CommandError::NotConnected);
         }
         self.check_payload(&payload)?;
+        let stream = self.sending_stream(mux)?;
+        if !stream.send.take() {
+            return Err(CommandError::NoCredit);
+        }
+        let seq = stream.next_seq();
+        let msg = Message::new(data_op(mux), mux.id).seq(seq).payload(payload);
+        self.send_msg(now, Lane::Data, &msg);
+        Ok(())
+    }
+
+    /// A stream whose sending direction is still open.
+    fn sending_stream(&mut self, mux: MuxId) -> Result<&mut StreamState, CommandError> {
         let stream = self
             .muxes
             .streams
@@ -199,13 +211,7 @@ impl Link {
         if stream.sending != Sending::Open {
             return Err(CommandError::Finished);
         }
-        if !stream.send.take() {
-            return Err(CommandError::NoCredit);
-        }
-        let seq = stream.next_seq();
-        let msg = Message::new(data_op(mux), mux.id).seq(seq).payload(payload);
-        self.send_msg(now, Lane::Data, &msg);
-        Ok(())
+        Ok(stream)
     }
 
     /// Credits left on a stream (0 when it does not exist).
@@ -241,15 +247,7 @@ impl Link {
     /// Ends our direction of a stream (EOF; it waits for a credit if
     /// needed). For a stream we serve this ends the stream.
     pub fn finish(&mut self, now: Instant, mux: MuxId) -> Result<(), CommandError> {
-        let stream = self
-            .muxes
-            .streams
-            .get_mut(&mux)
-            .ok_or(CommandError::UnknownMux)?;
-        if stream.sending != Sending::Open {
-            return Err(CommandError::Finished);
-        }
-        stream.sending = Sending::EofPending;
+        self.sending_stream(mux)?.sending = Sending::EofPending;
         self.try_send_eof(now, mux);
         Ok(())
     }

@@ -77,3 +77,11 @@ pub(crate) fn opened(p: &mut LinkPair) -> (MuxId, bool, Option<Instant>) {
         other => panic!("expected StreamOpened, got {other:?}"),
     }
 }
+
+/// Options of a stream without input (the open carries EOF).
+pub(crate) fn one_way() -> StreamOpts {
+    StreamOpts {
+        input: false,
+        ..StreamOpts::default()
+    }
+}

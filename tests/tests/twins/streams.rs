@@ -122,22 +122,8 @@ fn checklist_29_server_stays_within_credits_which_come_back_batched() {
 #[test]
 fn checklist_30_a_sequence_gap_ends_only_that_mux() {
     let mut p = pair();
-    let victim = open(
-        &mut p,
-        11,
-        StreamOpts {
-            input: false,
-            ..StreamOpts::default()
-        },
-    );
-    let other = open(
-        &mut p,
-        11,
-        StreamOpts {
-            input: false,
-            ..StreamOpts::default()
-        },
-    );
+    let victim = open(&mut p, 11, one_way());
+    let other = open(&mut p, 11, one_way());
     p.drive();
     p.take_events(ACCEPTOR);
     p.take_events(DIALER);
@@ -259,14 +245,7 @@ fn checklist_32_client_eof_is_a_payloadless_eof_message() {
 #[test]
 fn checklist_33_one_way_streams_set_eof_on_open_and_refuse_input() {
     let mut p = pair();
-    let mux = open(
-        &mut p,
-        10,
-        StreamOpts {
-            input: false,
-            ..StreamOpts::default()
-        },
-    );
+    let mux = open(&mut p, 10, one_way());
     let seen = deliver_observed(&mut p, DIALER);
     assert!(seen[0].msg.flags.contains(Flags::EOF));
     let (served, has_input, _) = opened(&mut p);
@@ -294,22 +273,8 @@ fn checklist_33_one_way_streams_set_eof_on_open_and_refuse_input() {
 #[test]
 fn checklist_34_handler_end_is_eof_or_error() {
     let mut p = pair();
-    let ok = open(
-        &mut p,
-        11,
-        StreamOpts {
-            input: false,
-            ..StreamOpts::default()
-        },
-    );
-    let bad = open(
-        &mut p,
-        11,
-        StreamOpts {
-            input: false,
-            ..StreamOpts::default()
-        },
-    );
+    let ok = open(&mut p, 11, one_way());
+    let bad = open(&mut p, 11, one_way());
     p.drive();
     let served: Vec<MuxId> = p
         .take_events(ACCEPTOR)
@@ -439,14 +404,7 @@ fn ping_config(c: &mut gridmux_core::link::LinkConfig) {
 #[test]
 fn checklist_38_stream_without_pongs_fails_and_cancels_the_handler() {
     let mut p = LinkPair::connected(origin(), ping_config);
-    let mux = open(
-        &mut p,
-        11,
-        StreamOpts {
-            input: false,
-            ..StreamOpts::default()
-        },
-    );
+    let mux = open(&mut p, 11, one_way());
     p.drive();
     let (served, _, _) = opened(&mut p);
     // Server → client is blocked (the client's inbound processing hangs).
@@ -503,14 +461,7 @@ fn checklist_38_pings_keep_a_blocked_stream_alive() {
 #[test]
 fn checklist_39_server_cancels_a_mux_not_pinged_for_4_intervals() {
     let mut p = LinkPair::connected(origin(), ping_config);
-    open(
-        &mut p,
-        11,
-        StreamOpts {
-            input: false,
-            ..StreamOpts::default()
-        },
-    );
+    open(&mut p, 11, one_way());
     p.drive();
     let (served, _, _) = opened(&mut p);
     // Client → server is blocked: no pings arrive.
@@ -539,14 +490,7 @@ fn checklist_39_server_cancels_a_mux_not_pinged_for_4_intervals() {
 #[test]
 fn checklist_40_ping_for_an_unknown_mux_gets_not_found() {
     let mut p = LinkPair::connected(origin(), ping_config);
-    let mux = open(
-        &mut p,
-        11,
-        StreamOpts {
-            input: false,
-            ..StreamOpts::default()
-        },
-    );
+    let mux = open(&mut p, 11, one_way());
     p.drive();
     opened(&mut p);
     // The server forgets the stream without telling the caller.
