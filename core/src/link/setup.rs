@@ -10,6 +10,7 @@ use tracing::debug;
 
 use super::{Event, Lane, Link, LinkConfig, LinkError, Phase};
 use crate::cluster::should_dial;
+use crate::http::RequestHead;
 use crate::wire::{Connect, ConnectResponse, Frame, Message, Op};
 use crate::ws::handshake::{self, UpgradeRequest};
 use crate::ws::{self, ClientRequest, Role};
@@ -163,6 +164,34 @@ impl Link {
         link
     }
 
+    /// The accepting side of a connection whose upgrade request an HTTP
+    /// router already parsed (`head`; the bytes after it are the link's
+    /// first input). Checks the WebSocket handshake and the credentials:
+    /// the link then answers 101 and waits for `Connect`, or, refused, has
+    /// the error answer queued and is closed.
+    pub fn accept_head(
+        config: Arc<LinkConfig>,
+        head: &RequestHead,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Self {
+        let mut link = Self::new(config, Phase::AwaitUpgrade, now, wall);
+        let valid = handshake::validate_request(
+            &head.method,
+            head.minor_version,
+            &head.target,
+            head.headers.clone(),
+        );
+        match valid {
+            Ok(request) => link.upgrade(now, &request),
+            Err(e) => {
+                link.raw_out = Some(handshake::reject_response(&e));
+                link.fail(now, LinkError::Refused(e.to_string()));
+            }
+        }
+        link
+    }
+
     pub(super) fn read_upgrade(&mut self, now: Instant, buf: &mut BytesMut) {
         let parsed = handshake::parse_request(buf, self.config.ws.max_handshake_size);
         let request = match parsed {
@@ -178,9 +207,15 @@ impl Link {
                 return;
             }
         };
-        match authorize_upgrade(&self.config, &request, self.wall(now)) {
+        self.upgrade(now, &request);
+    }
+
+    /// Answers a valid upgrade request: 101 and `AwaitConnect` when it is
+    /// authorized, the rejection and `Closed` otherwise.
+    fn upgrade(&mut self, now: Instant, request: &UpgradeRequest) {
+        match authorize_upgrade(&self.config, request, self.wall(now)) {
             Ok(claimed) => {
-                self.raw_out = Some(handshake::accept_response(&request));
+                self.raw_out = Some(handshake::accept_response(request));
                 self.ws = Some(ws::Endpoint::upgraded(
                     self.config.ws.clone(),
                     Role::Server,
@@ -189,7 +224,6 @@ impl Link {
                 self.phase = Phase::AwaitConnect { claimed };
             }
             Err(rejection) => {
-                buf.clear();
                 self.raw_out = Some(rejection.response());
                 self.fail(now, LinkError::Refused(rejection.to_string()));
             }

@@ -170,15 +170,30 @@ pub fn parse_request(
     let Some(len) = head_len(req.parse(buf), buf.len(), max_len)? else {
         return Ok(None);
     };
-    let method = req.method.unwrap_or_default();
+    let request = validate_request(
+        req.method.unwrap_or_default(),
+        req.version.unwrap_or(0),
+        req.path.unwrap_or("/"),
+        collect_headers(req.headers),
+    )?;
+    Ok(Some((request, len)))
+}
+
+/// Validates an upgrade request whose head was already parsed (by an HTTP
+/// router): method, version, `Host`, the upgrade tokens, the WebSocket
+/// version and key. `minor_version` is HTTP/1.x's minor number.
+pub fn validate_request(
+    method: &str,
+    minor_version: u8,
+    path: &str,
+    headers: Vec<Header>,
+) -> Result<UpgradeRequest, HandshakeError> {
     if method != "GET" {
         return Err(HandshakeError::Method(method.to_owned()));
     }
-    if req.version != Some(1) {
+    if minor_version != 1 {
         return Err(HandshakeError::HttpVersion);
     }
-    let path = req.path.unwrap_or("/").to_owned();
-    let headers = collect_headers(req.headers);
     if find(&headers, "host").is_none_or(<[u8]>::is_empty) {
         return Err(HandshakeError::MissingHeader("Host"));
     }
@@ -197,14 +212,11 @@ pub fn parse_request(
         return Err(HandshakeError::BadKey);
     }
     let accept = accept_key(key);
-    Ok(Some((
-        UpgradeRequest {
-            path,
-            headers,
-            accept,
-        },
-        len,
-    )))
+    Ok(UpgradeRequest {
+        path: path.to_owned(),
+        headers,
+        accept,
+    })
 }
 
 /// The `101 Switching Protocols` answer to a valid request.

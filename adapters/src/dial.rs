@@ -1,0 +1,83 @@
+//! The dialing side: one task per peer this node dials, connecting,
+//! running the link, and re-dialling when it is lost.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::BytesMut;
+use gridmux_core::link::Link;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tracing::{debug, info_span, warn};
+
+use crate::driver::Driver;
+use crate::grid::Node;
+use crate::shared::SharedLink;
+
+/// Keeps a link to `remote` up until shutdown. A lost link is re-dialled
+/// at once; failed attempts wait as the reconnect schedule says.
+pub(crate) async fn dial_loop(node: Arc<Node>, remote: String) {
+    let mut rng = StdRng::from_os_rng();
+    let mut failures = 0u32;
+    while !node.closing.load(Ordering::Acquire) {
+        match node.shutdown.run(dial_once(&node, &remote, &mut rng)).await {
+            None => return,
+            Some(true) => failures = 0,
+            Some(false) => {
+                failures = failures.saturating_add(1);
+                let delay = node.reconnect.delay(failures, &mut rng);
+                let wait = node.sleep_until(Instant::now() + delay);
+                if node.shutdown.run(wait).await.is_none() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One attempt; returns whether the link got connected.
+async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> bool {
+    let Some(addr) = resolve(remote) else {
+        warn!(%remote, "peer name does not resolve to a socket address");
+        return false;
+    };
+    let connect = node.runtime.connect(addr);
+    let socket = match node.timeout(node.config.handshake_timeout, connect).await {
+        Some(Ok(socket)) => socket,
+        Some(Err(e)) => {
+            debug!(%remote, %e, "connect failed");
+            return false;
+        }
+        None => {
+            debug!(%remote, "connect timed out");
+            return false;
+        }
+    };
+    let link = Link::dial(
+        node.config.clone(),
+        remote,
+        Instant::now(),
+        SystemTime::now(),
+        Box::new(StdRng::from_rng(rng)),
+    );
+    let span = info_span!("link", local = %node.config.local, %remote, role = "dialer");
+    let mut driver = Driver::new(
+        SharedLink::new(link, span),
+        node.clone(),
+        socket,
+        BytesMut::new(),
+    );
+    (&mut driver).await;
+    driver.was_connected()
+}
+
+/// The first address of `name` (`host:port`). Host names go through the
+/// system resolver, which blocks; clusters normally name nodes by address.
+fn resolve(name: &str) -> Option<SocketAddr> {
+    if let Ok(addr) = name.parse() {
+        return Some(addr);
+    }
+    name.to_socket_addrs().ok()?.next()
+}

@@ -1,0 +1,253 @@
+//! Routes what a link reports to the exchanges' handles, and runs the
+//! handlers it asks for as tasks.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_lite::FutureExt as _;
+use gridmux_core::link::{Event, LinkError};
+use gridmux_core::mux::MuxId;
+use gridmux_core::wire::{ErrorCode, ErrorPayload, SubrouteId};
+use tracing::{debug, trace, Instrument as _};
+
+use crate::grid::Node;
+use crate::handler::Context;
+use crate::runtime::BoxFuture;
+use crate::shared::{wake, CallSlot, LinkState, SharedLink, StreamSlot};
+use crate::signal::CancelSignal;
+use crate::HandlerError;
+
+/// What the grid must hear about (after the link's lock is released).
+#[derive(Debug)]
+pub(crate) enum Notice {
+    /// The link is up with this peer.
+    Connected(String),
+    /// The link is over.
+    Closed(LinkError),
+}
+
+/// Routes one event. Runs with the link locked.
+pub(crate) fn route(
+    st: &mut LinkState,
+    event: Event,
+    link: &Arc<SharedLink>,
+    node: &Arc<Node>,
+) -> Option<Notice> {
+    match event {
+        Event::Connected { remote, .. } => return Some(Notice::Connected(remote)),
+        Event::Closed(reason) => {
+            st.end_everything();
+            return Some(Notice::Closed(reason));
+        }
+        Event::Response { mux, result } => {
+            if let Some(slot) = st.calls.get_mut(&mux) {
+                if let CallSlot::Waiting(waker) = slot {
+                    let waker = waker.take();
+                    *slot = CallSlot::Done(result);
+                    if let Some(w) = waker {
+                        w.wake();
+                    }
+                }
+            }
+        }
+        Event::Request {
+            mux,
+            handler,
+            subroute,
+            payload,
+            deadline,
+        } => serve_request(st, link, node, mux, handler, subroute, payload, deadline),
+        Event::StreamOpened {
+            mux,
+            handler,
+            subroute,
+            payload,
+            deadline,
+            has_input,
+        } => {
+            let ctx = Ctx {
+                mux,
+                handler,
+                subroute,
+                deadline,
+            };
+            serve_stream(st, link, node, ctx, payload, has_input);
+        }
+        Event::Message { mux, payload } => match st.streams.get_mut(&mux) {
+            Some(slot) if !slot.discard => {
+                slot.inbound.push_back(payload);
+                wake(&mut slot.recv);
+            }
+            _ => st.link.consumed(Instant::now(), mux, 1),
+        },
+        Event::InputEnded { mux } => {
+            if let Some(slot) = st.streams.get_mut(&mux) {
+                slot.input_done = true;
+                wake(&mut slot.recv);
+            }
+        }
+        Event::Writable { mux } => {
+            if let Some(slot) = st.streams.get_mut(&mux) {
+                wake(&mut slot.send);
+            }
+        }
+        Event::Ended { mux, result } => {
+            if let Some(signal) = st.served.remove(&mux) {
+                signal.cancel();
+            }
+            if let Some(slot) = st.streams.get_mut(&mux) {
+                slot.end = Some(result.map_err(Into::into));
+                wake(&mut slot.recv);
+                wake(&mut slot.send);
+            }
+        }
+        Event::Pong { rtt } => trace!(?rtt, "link pong"),
+    }
+    None
+}
+
+/// The identity of an exchange we serve.
+struct Ctx {
+    mux: MuxId,
+    handler: u8,
+    subroute: Option<SubrouteId>,
+    deadline: Option<Instant>,
+}
+
+impl Ctx {
+    fn context(&self, st: &LinkState, cancel: &CancelSignal) -> Context {
+        Context {
+            caller: st.link.remote().unwrap_or_default().into(),
+            handler: self.handler,
+            subroute: self.subroute,
+            deadline: self.deadline,
+            cancel: cancel.clone(),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve_request(
+    st: &mut LinkState,
+    link: &Arc<SharedLink>,
+    node: &Arc<Node>,
+    mux: MuxId,
+    handler: u8,
+    subroute: Option<SubrouteId>,
+    payload: Bytes,
+    deadline: Instant,
+) {
+    let now = Instant::now();
+    let Some(f) = node.handlers.request(handler, subroute) else {
+        // The core checked the protocol's table; the two are built together.
+        let e = ErrorPayload::new(ErrorCode::UnknownHandler, "no such handler");
+        let _ = st.link.respond(now, mux, Err(e));
+        return;
+    };
+    let cancel = CancelSignal::new();
+    st.served.insert(mux, cancel.clone());
+    let ctx = Ctx {
+        mux,
+        handler,
+        subroute,
+        deadline: Some(deadline),
+    };
+    let future = f(ctx.context(st, &cancel), payload);
+    let link = link.clone();
+    let span = link.span.clone();
+    node.runtime.spawn(Box::pin(
+        async move {
+            let Some(outcome) = run_handler(&cancel, future).await else {
+                return;
+            };
+            let mut st = link.lock();
+            st.served.remove(&mux);
+            if let Err(e) = st
+                .link
+                .respond(Instant::now(), mux, outcome.map_err(payload_of))
+            {
+                debug!(%e, ?mux, "answer not sent");
+            }
+            st.flush();
+        }
+        .instrument(span),
+    ));
+}
+
+fn serve_stream(
+    st: &mut LinkState,
+    link: &Arc<SharedLink>,
+    node: &Arc<Node>,
+    ctx: Ctx,
+    payload: Bytes,
+    has_input: bool,
+) {
+    let now = Instant::now();
+    let mux = ctx.mux;
+    let Some(f) = node.handlers.stream(ctx.handler, ctx.subroute) else {
+        let e = ErrorPayload::new(ErrorCode::UnknownHandler, "no such handler");
+        let _ = st.link.fail_stream(now, mux, e);
+        return;
+    };
+    let cancel = CancelSignal::new();
+    st.served.insert(mux, cancel.clone());
+    st.streams.insert(
+        mux,
+        StreamSlot {
+            input_done: !has_input,
+            ..StreamSlot::default()
+        },
+    );
+    let (rx, tx) = crate::stream::pair(link.clone(), mux);
+    let future = f(ctx.context(st, &cancel), payload, rx, tx);
+    let link = link.clone();
+    let span = link.span.clone();
+    node.runtime.spawn(Box::pin(
+        async move {
+            let outcome = run_handler(&cancel, future).await;
+            let mut st = link.lock();
+            st.served.remove(&mux);
+            st.streams.remove(&mux);
+            let now = Instant::now();
+            let sent = match outcome {
+                None => Ok(()),
+                Some(Ok(())) => st.link.finish(now, mux),
+                Some(Err(e)) => st.link.fail_stream(now, mux, payload_of(e)),
+            };
+            if let Err(e) = sent {
+                debug!(%e, ?mux, "stream end not sent");
+            }
+            st.flush();
+        }
+        .instrument(span),
+    ));
+}
+
+/// Runs a handler until it returns, panics (an error answer) or is
+/// cancelled (`None`: nobody waits for an answer).
+async fn run_handler<T: Send>(
+    cancel: &CancelSignal,
+    future: BoxFuture<Result<T, HandlerError>>,
+) -> Option<Result<T, Failure>> {
+    let outcome = cancel.run(AssertUnwindSafe(future).catch_unwind()).await?;
+    Some(match outcome {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Failure::Error(e)),
+        Err(_) => Err(Failure::Panicked),
+    })
+}
+
+/// How a handler failed.
+enum Failure {
+    Error(HandlerError),
+    Panicked,
+}
+
+fn payload_of(failure: Failure) -> ErrorPayload {
+    match failure {
+        Failure::Error(e) => ErrorPayload::new(ErrorCode::Application, e.0),
+        Failure::Panicked => ErrorPayload::new(ErrorCode::HandlerPanicked, "handler panicked"),
+    }
+}

@@ -1,0 +1,452 @@
+//! The node: its configuration, handlers, listener, dialers and the table
+//! of peer links; and the builder that starts it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gridmux_core::auth::{Authenticator, SharedSecret};
+use gridmux_core::cluster::{should_dial, ReconnectSchedule};
+use gridmux_core::http::Limits;
+use gridmux_core::link::{LinkConfig, RegisterError};
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::info;
+
+use crate::handler::{self, Context, Handlers};
+use crate::runtime::Runtime;
+use crate::shared::SharedLink;
+use crate::signal::{CancelSignal, Changes};
+use crate::stream::{StreamReceiver, StreamSender};
+use crate::{dial, listener, Error, HandlerError, Peer};
+
+/// Why a grid did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A handler could not be registered.
+    #[error("handler registration: {0}")]
+    Register(#[from] RegisterError),
+    /// The local name is not in the peer list.
+    #[error("the local node {0:?} is not in the peer list")]
+    NotAPeer(String),
+    /// The local name is not a socket address and no listener was given.
+    #[error("cannot listen on {0:?}: not a socket address")]
+    BadAddress(String),
+    /// Neither a secret nor an authenticator was given.
+    #[error("no authenticator: set a shared secret or an Authenticator")]
+    NoAuthenticator,
+    /// Binding or adopting the listener failed.
+    #[error("listener: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// A change to the link configuration, applied at start.
+type ConfigEdit = Box<dyn FnOnce(&mut LinkConfig) + Send>;
+
+/// Builds and starts a [`Grid`].
+pub struct GridBuilder {
+    local: String,
+    peers: Vec<String>,
+    authenticator: Option<Arc<dyn Authenticator>>,
+    handlers: Handlers,
+    error: Option<RegisterError>,
+    listener: Option<TcpListener>,
+    configure: Vec<ConfigEdit>,
+    reconnect: ReconnectSchedule,
+    http: Limits,
+}
+
+impl std::fmt::Debug for GridBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GridBuilder")
+            .field("local", &self.local)
+            .field("peers", &self.peers)
+            .field("handlers", &self.handlers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GridBuilder {
+    pub(crate) fn new(local: String, peers: Vec<String>) -> Self {
+        Self {
+            local,
+            peers,
+            authenticator: None,
+            handlers: Handlers::default(),
+            error: None,
+            listener: None,
+            configure: Vec::new(),
+            reconnect: ReconnectSchedule::default(),
+            http: Limits::default(),
+        }
+    }
+
+    /// Authenticates peers with HMAC-SHA256 under this cluster-wide secret.
+    pub fn secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.authenticator = Some(Arc::new(SharedSecret::new(secret)));
+        self
+    }
+
+    /// Authenticates peers with a custom scheme.
+    pub fn authenticator(mut self, authenticator: Arc<dyn Authenticator>) -> Self {
+        self.authenticator = Some(authenticator);
+        self
+    }
+
+    /// Serves on this already bound listener instead of binding the local
+    /// name (lets tests bind port 0 before naming the nodes).
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Adjusts the link configuration: limits and timeouts (see
+    /// [`LinkConfig`]). Identity, peers and handlers are set by the builder.
+    pub fn configure(mut self, f: impl FnOnce(&mut LinkConfig) + Send + 'static) -> Self {
+        self.configure.push(Box::new(f));
+        self
+    }
+
+    /// When failed dial attempts are retried (default: 1–2 s).
+    pub fn reconnect(mut self, schedule: ReconnectSchedule) -> Self {
+        self.reconnect = schedule;
+        self
+    }
+
+    /// Limits of the HTTP request heads on the node's port.
+    pub fn http_limits(mut self, limits: Limits) -> Self {
+        self.http = limits;
+        self
+    }
+
+    fn record(mut self, result: Result<(), RegisterError>) -> Self {
+        if let Err(e) = result {
+            self.error.get_or_insert(e);
+        }
+        self
+    }
+
+    /// Registers a request handler on raw bytes.
+    pub fn handler<F, Fut>(self, id: u8, f: F) -> Self
+    where
+        F: Fn(Context, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes, HandlerError>> + Send + 'static,
+    {
+        self.handler_at(id, None, f)
+    }
+
+    /// Registers a request handler on raw bytes under a sub-route.
+    pub fn handler_at<F, Fut>(mut self, id: u8, subroute: Option<&str>, f: F) -> Self
+    where
+        F: Fn(Context, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes, HandlerError>> + Send + 'static,
+    {
+        let result = self.handlers.add_request(id, subroute, handler::raw(f));
+        self.record(result)
+    }
+
+    /// Registers a typed request handler (MessagePack via rmp-serde).
+    pub fn typed_handler<Req, Resp, F, Fut>(mut self, id: u8, f: F) -> Self
+    where
+        Req: DeserializeOwned + Send + 'static,
+        Resp: Serialize + Send + 'static,
+        F: Fn(Context, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, HandlerError>> + Send + 'static,
+    {
+        let result = self.handlers.add_request(id, None, handler::typed(f));
+        self.record(result)
+    }
+
+    /// Registers a stream handler. The caller may send up to `in_capacity`
+    /// messages before the handler takes some (0: the stream has no input).
+    pub fn stream_handler<F, Fut>(self, id: u8, in_capacity: u32, f: F) -> Self
+    where
+        F: Fn(Context, Bytes, StreamReceiver, StreamSender) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.stream_handler_at(id, None, in_capacity, f)
+    }
+
+    /// Registers a stream handler under a sub-route.
+    pub fn stream_handler_at<F, Fut>(
+        mut self,
+        id: u8,
+        subroute: Option<&str>,
+        in_capacity: u32,
+        f: F,
+    ) -> Self
+    where
+        F: Fn(Context, Bytes, StreamReceiver, StreamSender) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let result = self
+            .handlers
+            .add_stream(id, subroute, in_capacity, handler::stream(f));
+        self.record(result)
+    }
+
+    /// Starts the node on `runtime`: listens, and dials the peers this node
+    /// dials (the other side dials the rest).
+    pub fn start(self, runtime: impl Runtime) -> Result<Grid, StartError> {
+        if let Some(e) = self.error {
+            return Err(e.into());
+        }
+        if !self.peers.contains(&self.local) {
+            return Err(StartError::NotAPeer(self.local));
+        }
+        let authenticator = self.authenticator.ok_or(StartError::NoAuthenticator)?;
+        let listener = match self.listener {
+            Some(l) => l,
+            None => {
+                let addr: SocketAddr = self
+                    .local
+                    .parse()
+                    .map_err(|_| StartError::BadAddress(self.local.clone()))?;
+                TcpListener::bind(addr)?
+            }
+        };
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        let runtime: Arc<dyn Runtime> = Arc::new(runtime);
+        let listener = runtime.adopt_listener(listener)?;
+        let mut node_id = [0; 16];
+        StdRng::from_os_rng().fill_bytes(&mut node_id);
+        let mut config = LinkConfig::new(&self.local, self.peers.clone(), node_id, authenticator);
+        for f in self.configure {
+            f(&mut config);
+        }
+        config.local.clone_from(&self.local);
+        config.peers.clone_from(&self.peers);
+        config.node_id = node_id;
+        config.handlers = self.handlers.table.clone();
+        let peers = self
+            .peers
+            .iter()
+            .filter(|p| **p != self.local)
+            .map(|p| (p.clone(), None))
+            .collect();
+        let node = Arc::new(Node {
+            runtime,
+            config: Arc::new(config),
+            handlers: self.handlers,
+            http: self.http,
+            reconnect: self.reconnect,
+            local_addr,
+            links: Mutex::new(peers),
+            changes: Changes::default(),
+            closing: AtomicBool::new(false),
+            shutdown: CancelSignal::new(),
+            live_links: AtomicUsize::new(0),
+        });
+        info!(local = %node.config.local, %local_addr, "grid started");
+        node.runtime
+            .spawn(Box::pin(listener::accept_loop(node.clone(), listener)));
+        for peer in &self.peers {
+            if should_dial(&self.local, peer) {
+                node.runtime
+                    .spawn(Box::pin(dial::dial_loop(node.clone(), peer.clone())));
+            }
+        }
+        Ok(Grid { node })
+    }
+}
+
+/// The state of a running node, shared by its tasks and handles.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) config: Arc<LinkConfig>,
+    pub(crate) handlers: Handlers,
+    pub(crate) http: Limits,
+    pub(crate) reconnect: ReconnectSchedule,
+    pub(crate) local_addr: SocketAddr,
+    /// The connected link of each peer.
+    links: Mutex<HashMap<String, Option<Arc<SharedLink>>>>,
+    /// Fires on every link state change.
+    pub(crate) changes: Changes,
+    /// Set when shutdown begins: no new links or exchanges.
+    pub(crate) closing: AtomicBool,
+    /// Fires when shutdown's grace period is over: every task stops.
+    pub(crate) shutdown: CancelSignal,
+    /// Drivers still running.
+    pub(crate) live_links: AtomicUsize,
+}
+
+impl Node {
+    /// The connected link to `peer`, if any.
+    pub(crate) fn link(&self, peer: &str) -> Result<Arc<SharedLink>, Error> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(Error::Shutdown);
+        }
+        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        match links.get(peer) {
+            Some(Some(link)) => Ok(link.clone()),
+            Some(None) => Err(Error::Disconnected),
+            None => Err(Error::UnknownPeer(peer.to_owned())),
+        }
+    }
+
+    /// Whether `peer` is a peer (not ourselves).
+    pub(crate) fn is_peer(&self, peer: &str) -> bool {
+        self.links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(peer)
+    }
+
+    /// A link to `remote` connected; it replaces an older one (the peer
+    /// restarted before we noticed the old link die).
+    pub(crate) fn link_connected(&self, remote: &str, link: &Arc<SharedLink>) {
+        let old = {
+            let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+            match links.get_mut(remote) {
+                Some(slot) => slot.replace(link.clone()),
+                None => None,
+            }
+        };
+        if let Some(old) = old.filter(|old| !Arc::ptr_eq(old, link)) {
+            let mut st = old.lock();
+            st.link.close(Instant::now());
+            st.flush();
+        }
+        if self.closing.load(Ordering::Acquire) {
+            let mut st = link.lock();
+            st.link.close(Instant::now());
+            st.flush();
+        }
+        self.changes.notify();
+    }
+
+    /// A link to `remote` closed.
+    pub(crate) fn link_closed(&self, remote: &str, link: &Arc<SharedLink>) {
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = links.get_mut(remote) {
+            if slot.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
+                *slot = None;
+            }
+        }
+        drop(links);
+        self.changes.notify();
+    }
+
+    /// The peers with a connected link.
+    fn connected(&self) -> Vec<String> {
+        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<String> = links
+            .iter()
+            .filter(|(_, l)| l.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Completes at `deadline`.
+    pub(crate) async fn sleep_until(&self, deadline: Instant) {
+        let mut timer = self.runtime.timer(deadline);
+        std::future::poll_fn(|cx| timer.as_mut().poll_fire(cx)).await;
+    }
+
+    /// Runs `future` until it completes or `timeout` passes.
+    pub(crate) async fn timeout<T>(
+        &self,
+        timeout: Duration,
+        future: impl Future<Output = T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        futures_lite::future::or(async { Some(future.await) }, async {
+            self.sleep_until(deadline).await;
+            None
+        })
+        .await
+    }
+}
+
+/// A running node of the grid. Cheap to clone; every clone is the same
+/// node. Call [`shutdown`](Self::shutdown) to stop it.
+#[derive(Debug, Clone)]
+pub struct Grid {
+    node: Arc<Node>,
+}
+
+impl Grid {
+    /// A builder for node `local` of the cluster `peers` (which includes
+    /// `local`). Names are `host:port` strings, the same on every node.
+    pub fn builder(
+        local: impl Into<String>,
+        peers: impl IntoIterator<Item = impl Into<String>>,
+    ) -> GridBuilder {
+        GridBuilder::new(local.into(), peers.into_iter().map(Into::into).collect())
+    }
+
+    /// This node's name.
+    pub fn local(&self) -> &str {
+        &self.node.config.local
+    }
+
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.node.local_addr
+    }
+
+    /// A handle for calling `name`; fails for names outside the cluster
+    /// and for ourselves.
+    pub fn peer(&self, name: &str) -> Result<Peer, Error> {
+        if self.node.is_peer(name) {
+            Ok(Peer::new(self.node.clone(), name.to_owned()))
+        } else {
+            Err(Error::UnknownPeer(name.to_owned()))
+        }
+    }
+
+    /// The peers a link is up with, sorted.
+    pub fn connected_peers(&self) -> Vec<String> {
+        self.node.connected()
+    }
+
+    /// Waits until every peer is connected, or `timeout` passes.
+    pub async fn wait_all_connected(&self, timeout: Duration) -> Result<(), Error> {
+        let node = &self.node;
+        let total = node.links.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let all = node.changes.wait_until(|| node.connected().len() == total);
+        node.timeout(timeout, all).await.ok_or(Error::Timeout)
+    }
+
+    /// Stops the node: no new links or exchanges; every link is closed
+    /// (in-flight exchanges end with [`Error::Disconnected`] on both sides,
+    /// handlers are cancelled) and its last bytes flushed, for at most
+    /// `grace`; then every task of the node stops.
+    pub async fn shutdown(&self, grace: Duration) {
+        let node = &self.node;
+        if node.closing.swap(true, Ordering::AcqRel) {
+            node.shutdown.cancelled().await;
+            return;
+        }
+        info!(local = %node.config.local, "grid shutting down");
+        let links: Vec<Arc<SharedLink>> = node
+            .links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
+        for link in links {
+            let mut st = link.lock();
+            st.link.close(Instant::now());
+            st.flush();
+        }
+        let drained = node
+            .changes
+            .wait_until(|| node.live_links.load(Ordering::Acquire) == 0);
+        let _ = node.timeout(grace, drained).await;
+        node.shutdown.cancel();
+        node.changes.notify();
+    }
+}

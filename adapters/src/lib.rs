@@ -1,0 +1,84 @@
+//! gridmux: inter-node RPC for a cluster of servers, over exactly one
+//! WebSocket connection per pair of nodes, on tokio or smol.
+//!
+//! A [`Grid`] is one node. It listens on one port (`GET /health` and the
+//! authenticated upgrade at `GET /gridmux/v1`), dials the peers the
+//! cluster rule says it dials, and re-dials lost links. Over each link any
+//! number of requests and streams run at once; see [`Peer`].
+//!
+//! The protocol lives in the sans-IO crate `gridmux_core`; this crate
+//! drives it over sockets ([`runtime`] holds the two runtime modules).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use gridmux::{runtime::TokioRuntime, Grid};
+//!
+//! // Two nodes in one process, on ports the OS picks.
+//! let listeners = [std::net::TcpListener::bind("127.0.0.1:0")?, std::net::TcpListener::bind("127.0.0.1:0")?];
+//! let names: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
+//! let mut grids = Vec::new();
+//! for (name, listener) in names.iter().zip(listeners) {
+//!     let grid = Grid::builder(name.as_str(), names.clone())
+//!         .secret("cluster secret")
+//!         .listener(listener)
+//!         .handler(1, |_ctx, payload| async move { Ok(payload) }) // echo
+//!         .start(TokioRuntime::current())?;
+//!     grids.push(grid);
+//! }
+//! let peer = grids[0].peer(&names[1])?;
+//! peer.wait_connected(Duration::from_secs(5)).await?;
+//! let answer = peer.request(1, "hello").timeout(Duration::from_secs(1)).await?;
+//! assert_eq!(answer, "hello");
+//! for grid in &grids {
+//!     grid.shutdown(Duration::from_secs(1)).await;
+//! }
+//! # Ok(()) }
+//! ```
+
+mod dial;
+mod dispatch;
+mod driver;
+mod error;
+mod grid;
+mod handler;
+mod io;
+mod listener;
+mod peer;
+pub mod runtime;
+mod shared;
+mod signal;
+mod stream;
+
+pub use error::{Error, HandlerError};
+pub use grid::{Grid, GridBuilder, StartError};
+pub use handler::Context;
+pub use peer::{Call, OpenStream, Peer, Request, RequestFuture};
+pub use signal::CancelSignal;
+pub use stream::{StreamReceiver, StreamSender};
+
+pub use gridmux_core::auth::{Authenticator, SharedSecret};
+pub use gridmux_core::cluster::ReconnectSchedule;
+pub use gridmux_core::link::LinkConfig;
+pub use gridmux_core::wire::{ErrorCode, SubrouteId};
+
+/// MessagePack encoding as typed handlers and calls use it (rmp-serde,
+/// structs as maps).
+pub mod codec {
+    use bytes::Bytes;
+    use serde::de::DeserializeOwned;
+    use serde::Serialize;
+
+    use crate::Error;
+
+    /// Encodes `value`.
+    pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, Error> {
+        crate::handler::encode(value).map_err(Error::Codec)
+    }
+
+    /// Decodes a `T`.
+    pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+        crate::handler::decode(bytes).map_err(Error::Codec)
+    }
+}

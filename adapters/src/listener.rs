@@ -1,0 +1,124 @@
+//! The node's one port: HTTP/1.1 through `core::http`, `GET /health`, and
+//! the authenticated upgrade to a grid link at `GET /gridmux/v1`.
+
+use std::future::poll_fn;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::BytesMut;
+use gridmux_core::http::{Event, RequestHead, Response, ServerConnection};
+use gridmux_core::link::Link;
+use gridmux_core::ws::Transmit;
+use tracing::{debug, info_span, warn, Instrument as _};
+
+use crate::driver::Driver;
+use crate::grid::Node;
+use crate::io::{read_some, shutdown, write_all};
+use crate::runtime::{Listener, Socket};
+use crate::shared::SharedLink;
+
+/// Accepts connections until shutdown.
+pub(crate) async fn accept_loop(node: Arc<Node>, listener: Box<dyn Listener>) {
+    loop {
+        let accept = poll_fn(|cx| listener.poll_accept(cx));
+        match node.shutdown.run(accept).await {
+            None => return,
+            Some(Ok(socket)) => {
+                if node.closing.load(Ordering::Acquire) {
+                    shutdown(&*socket);
+                    continue;
+                }
+                let from = socket2::SockRef::from(&socket.as_fd())
+                    .peer_addr()
+                    .ok()
+                    .and_then(|a| a.as_socket());
+                let span = info_span!("conn", local = %node.config.local, from = ?from);
+                let task = serve_connection(node.clone(), socket);
+                let stop = node.shutdown.clone();
+                node.runtime.spawn(Box::pin(
+                    async move {
+                        stop.run(task).await;
+                    }
+                    .instrument(span),
+                ));
+            }
+            Some(Err(e)) => {
+                // Out of descriptors and the like: back off a little.
+                warn!(%e, "accept failed");
+                let pause = node.sleep_until(Instant::now() + Duration::from_millis(50));
+                if node.shutdown.run(pause).await.is_none() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Serves HTTP requests on one connection until it is upgraded or closed.
+async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>) {
+    let timeout = node.config.handshake_timeout;
+    let mut http = ServerConnection::new(node.http, timeout, Instant::now());
+    let mut input = BytesMut::new();
+    let mut out = Transmit::new();
+    loop {
+        while let Some(event) = http.poll_event() {
+            match event {
+                Event::Request(head) => http.respond(Instant::now(), &answer(&node, &head)),
+                Event::Upgrade(head) => {
+                    let link = Link::accept_head(
+                        node.config.clone(),
+                        &head,
+                        Instant::now(),
+                        SystemTime::now(),
+                    );
+                    let span = info_span!("link", local = %node.config.local, role = "acceptor");
+                    let link = SharedLink::new(link, span);
+                    Driver::new(link, node.clone(), socket, input).await;
+                    return;
+                }
+                Event::Closed(reason) => {
+                    debug!(?reason, "http connection closed");
+                    while http.poll_transmit(&mut out) {}
+                    let _ = node.timeout(timeout, write_all(&*socket, &mut out)).await;
+                    shutdown(&*socket);
+                    return;
+                }
+            }
+        }
+        while http.poll_transmit(&mut out) {}
+        match node.timeout(timeout, write_all(&*socket, &mut out)).await {
+            Some(Ok(())) => {}
+            _ => return,
+        }
+        let read = read_some(&*socket, &mut input);
+        let outcome = match http.poll_timeout() {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                node.timeout(left, read).await
+            }
+            None => Some(read.await),
+        };
+        let now = Instant::now();
+        match outcome {
+            None => http.handle_timeout(now),
+            Some(Ok(0) | Err(_)) => http.handle_eof(now),
+            Some(Ok(_)) => http.handle_input(now, &mut input),
+        }
+    }
+}
+
+/// The answer to a plain HTTP request.
+fn answer(node: &Node, head: &RequestHead) -> Response {
+    let path = head.path();
+    if head.method != "GET" && head.method != "HEAD" {
+        return Response::text(405, "method not allowed\n").header("Allow", "GET, HEAD");
+    }
+    match path {
+        "/health" => Response::text(200, "ok"),
+        p if p == node.config.path => Response::text(426, "upgrade to a grid link\n")
+            .header("Upgrade", "websocket")
+            .header("Sec-WebSocket-Version", "13"),
+        _ => Response::text(404, "not found\n"),
+    }
+}

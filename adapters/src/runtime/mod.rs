@@ -1,0 +1,74 @@
+//! What gridmux needs from an async runtime, and the two it ships with.
+//!
+//! A runtime gives tasks, timers, TCP connect/listen and readiness for
+//! non-blocking socket IO; the shared driver does everything else, so a
+//! runtime module is small. Socket IO follows one pattern: try the
+//! non-blocking call first, and only when it reports `WouldBlock` wait
+//! for readiness with `poll_readable`/`poll_writable`.
+
+#[cfg(feature = "smol")]
+mod smol;
+#[cfg(feature = "tokio")]
+mod tokio;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::os::fd::BorrowedFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+#[cfg(feature = "smol")]
+pub use self::smol::SmolRuntime;
+#[cfg(feature = "tokio")]
+pub use self::tokio::TokioRuntime;
+
+/// A boxed future that can move between threads.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// An async runtime: tasks, timers and TCP.
+pub trait Runtime: Send + Sync + Debug + 'static {
+    /// Runs `future` to completion in the background.
+    fn spawn(&self, future: BoxFuture<()>);
+    /// A timer that fires at `deadline`.
+    fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>>;
+    /// Opens a TCP connection (with `TCP_NODELAY`).
+    fn connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<Box<dyn Socket>>>;
+    /// Takes over a bound, non-blocking listener.
+    fn adopt_listener(&self, listener: std::net::TcpListener) -> io::Result<Box<dyn Listener>>;
+}
+
+/// A resettable timer.
+pub trait Timer: Send + Sync + Debug {
+    /// Moves the deadline.
+    fn reset(self: Pin<&mut Self>, deadline: Instant);
+    /// Ready once the deadline has passed.
+    fn poll_fire(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// A connected, non-blocking TCP socket.
+pub trait Socket: Send + Sync + Debug {
+    /// Ready when a read may make progress; call after `try_read` gave
+    /// `WouldBlock`.
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Ready when a write may make progress; call after a write gave
+    /// `WouldBlock`.
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// One non-blocking read; `Ok(0)` is end of stream.
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// One non-blocking vectored write.
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// The socket's descriptor, for calls the runtime need not wrap
+    /// (shutdown, addresses, sendfile).
+    fn as_fd(&self) -> BorrowedFd<'_>;
+}
+
+/// A bound TCP listener.
+pub trait Listener: Send + Sync + Debug {
+    /// Accepts the next connection (with `TCP_NODELAY`).
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Box<dyn Socket>>>;
+    /// The bound address (useful after binding port 0).
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}

@@ -1,0 +1,149 @@
+//! The state a link's driver shares with the handles of its exchanges
+//! (request futures, stream halves, handler tasks): the core `Link`
+//! behind a mutex, plus the wakers and mailboxes of each exchange.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+
+use bytes::Bytes;
+use gridmux_core::link::{CallError, Link};
+use gridmux_core::mux::MuxId;
+
+use crate::signal::CancelSignal;
+use crate::Error;
+
+/// One link's shared state. Lock order: a task holds at most one link's
+/// lock, and never takes the grid's peer table while holding it.
+#[derive(Debug)]
+pub(crate) struct SharedLink {
+    state: Mutex<LinkState>,
+    /// The link's tracing span (also entered by its handler tasks).
+    pub(crate) span: tracing::Span,
+}
+
+impl SharedLink {
+    pub(crate) fn new(link: Link, span: tracing::Span) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(LinkState {
+                link,
+                calls: HashMap::new(),
+                streams: HashMap::new(),
+                served: HashMap::new(),
+                driver: None,
+                queue_waiters: Vec::new(),
+            }),
+            span,
+        })
+    }
+
+    /// Locks the state. A panic while locked cannot leave the core link
+    /// half-updated in a way that matters more than the panic itself, so a
+    /// poisoned lock is taken over.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, LinkState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The answer slot of one of our requests.
+#[derive(Debug)]
+pub(crate) enum CallSlot {
+    /// Waiting; the waker of the caller's task.
+    Waiting(Option<Waker>),
+    /// Answered.
+    Done(Result<Bytes, CallError>),
+}
+
+/// The mailbox of one stream (either role).
+#[derive(Debug, Default)]
+pub(crate) struct StreamSlot {
+    /// Messages not yet taken by the receiver.
+    pub(crate) inbound: VecDeque<Bytes>,
+    /// No more input will come (served: the caller finished its input).
+    pub(crate) input_done: bool,
+    /// The stream is over: `Ok` for a clean end.
+    pub(crate) end: Option<Result<(), Error>>,
+    /// The receiver's waker.
+    pub(crate) recv: Option<Waker>,
+    /// The sender's waker (waiting for credit).
+    pub(crate) send: Option<Waker>,
+    /// The receiver was dropped: input is taken (and credited) on arrival.
+    pub(crate) discard: bool,
+}
+
+/// What [`SharedLink`] guards.
+#[derive(Debug)]
+pub(crate) struct LinkState {
+    /// The sans-IO link.
+    pub(crate) link: Link,
+    /// Our pending requests.
+    pub(crate) calls: HashMap<MuxId, CallSlot>,
+    /// Open streams, both roles.
+    pub(crate) streams: HashMap<MuxId, StreamSlot>,
+    /// Exchanges we serve, with the signal that cancels their handler.
+    pub(crate) served: HashMap<MuxId, CancelSignal>,
+    /// The driver's waker.
+    pub(crate) driver: Option<Waker>,
+    /// Tasks waiting for the send queue to drain.
+    pub(crate) queue_waiters: Vec<Waker>,
+}
+
+impl LinkState {
+    /// Wakes the driver if the link has something to write. Call after
+    /// every command.
+    pub(crate) fn flush(&mut self) {
+        if self.link.has_pending_output() || self.link.is_closed() {
+            if let Some(waker) = self.driver.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Wakes every task waiting for the send queue.
+    pub(crate) fn wake_queue_waiters(&mut self) {
+        for waker in self.queue_waiters.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Ends every exchange that still waits (the link is gone).
+    pub(crate) fn end_everything(&mut self) {
+        for slot in self.calls.values_mut() {
+            if let CallSlot::Waiting(waker) = slot {
+                let waker = waker.take();
+                *slot = CallSlot::Done(Err(CallError::Disconnected));
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+        }
+        for slot in self.streams.values_mut() {
+            if slot.end.is_none() {
+                slot.end = Some(Err(Error::Disconnected));
+            }
+            wake(&mut slot.recv);
+            wake(&mut slot.send);
+        }
+        for signal in self.served.values() {
+            signal.cancel();
+        }
+        self.wake_queue_waiters();
+    }
+}
+
+/// Wakes and clears a waker slot.
+pub(crate) fn wake(slot: &mut Option<Waker>) {
+    if let Some(w) = slot.take() {
+        w.wake();
+    }
+}
+
+/// Stores `waker` in `slot` unless it already wakes the same task.
+pub(crate) fn register(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(w) if w.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
+    }
+}
