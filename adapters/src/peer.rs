@@ -47,6 +47,17 @@ impl Peer {
         self.node.link(&self.name).is_ok()
     }
 
+    /// Closes the current link to the peer, if any: its exchanges end
+    /// with [`Error::Disconnected`] on both sides, and the dialing side
+    /// re-dials at once.
+    pub fn disconnect(&self) {
+        if let Ok(link) = self.node.link(&self.name) {
+            let mut st = link.lock();
+            st.link.close(Instant::now());
+            st.flush();
+        }
+    }
+
     /// Waits until a link to the peer is up, or `timeout` passes.
     pub async fn wait_connected(&self, timeout: Duration) -> Result<(), Error> {
         let ready = self.node.changes.wait_until(|| {

@@ -72,3 +72,21 @@ pub trait Listener: Send + Sync + Debug {
     /// The bound address (useful after binding port 0).
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }
+
+impl<R: Runtime + ?Sized> Runtime for std::sync::Arc<R> {
+    fn spawn(&self, future: BoxFuture<()>) {
+        (**self).spawn(future);
+    }
+
+    fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
+        (**self).timer(deadline)
+    }
+
+    fn connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<Box<dyn Socket>>> {
+        (**self).connect(addr)
+    }
+
+    fn adopt_listener(&self, listener: std::net::TcpListener) -> io::Result<Box<dyn Listener>> {
+        (**self).adopt_listener(listener)
+    }
+}

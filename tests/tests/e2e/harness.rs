@@ -1,0 +1,270 @@
+//! Runs one test body on tokio and on smol, with a cluster of real nodes
+//! on loopback.
+
+use std::future::{poll_fn, Future};
+use std::net::TcpListener;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use gridmux::runtime::{Runtime, SmolRuntime, TokioRuntime};
+use gridmux::{Grid, GridBuilder, Peer, ReconnectSchedule};
+
+/// Every test body ends within this.
+const TEST_LIMIT: Duration = Duration::from_secs(60);
+
+/// Generates `on_tokio::NAME` and `on_smol::NAME` for each body `NAME`
+/// (an `async fn(Env)` in the calling module).
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod on_tokio {
+            $(#[test]
+            fn $name() {
+                $crate::harness::run_tokio(super::$name);
+            })*
+        }
+        mod on_smol {
+            $(#[test]
+            fn $name() {
+                $crate::harness::run_smol(super::$name);
+            })*
+        }
+    };
+}
+pub(crate) use suite;
+
+/// Runs `body` on a two-worker tokio runtime.
+pub(crate) fn run_tokio<F, Fut>(body: F)
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let env = Env {
+            rt: Arc::new(TokioRuntime::current()),
+        };
+        env.clone().within(TEST_LIMIT, body(env)).await;
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// Runs `body` on smol.
+pub(crate) fn run_smol<F, Fut>(body: F)
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    init_tracing();
+    smol::block_on(async {
+        let env = Env {
+            rt: Arc::new(SmolRuntime),
+        };
+        env.clone().within(TEST_LIMIT, body(env)).await;
+    });
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// What a test body gets: the runtime, and helpers on it.
+#[derive(Debug, Clone)]
+pub(crate) struct Env {
+    pub(crate) rt: Arc<dyn Runtime>,
+}
+
+impl Env {
+    /// Sleeps on the runtime's timer.
+    pub(crate) async fn sleep(&self, d: Duration) {
+        let mut timer = self.rt.timer(Instant::now() + d);
+        poll_fn(|cx| timer.as_mut().poll_fire(cx)).await;
+    }
+
+    /// `future`'s output; panics if it takes longer than `limit`.
+    pub(crate) async fn within<T>(&self, limit: Duration, future: impl Future<Output = T>) -> T {
+        self.maybe_within(limit, future)
+            .await
+            .unwrap_or_else(|| panic!("did not complete within {limit:?}"))
+    }
+
+    /// `future`'s output, or `None` after `limit`.
+    pub(crate) async fn maybe_within<T>(
+        &self,
+        limit: Duration,
+        future: impl Future<Output = T>,
+    ) -> Option<T> {
+        futures_lite::future::or(async { Some(future.await) }, async {
+            self.sleep(limit).await;
+            None
+        })
+        .await
+    }
+
+    /// Runs `future` as a task; await the handle for its output.
+    pub(crate) fn spawn<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> Task<T> {
+        let slot: Arc<Mutex<TaskSlot<T>>> = Arc::default();
+        let done = slot.clone();
+        self.rt.spawn(Box::pin(async move {
+            let value = future.await;
+            let mut slot = done.lock().unwrap();
+            slot.value = Some(value);
+            if let Some(w) = slot.waker.take() {
+                w.wake();
+            }
+        }));
+        Task { slot }
+    }
+
+    /// `n` nodes on loopback, all connected. `setup` adds handlers and
+    /// settings to node `i`'s builder.
+    pub(crate) async fn cluster(
+        &self,
+        n: usize,
+        setup: impl Fn(usize, GridBuilder) -> GridBuilder,
+    ) -> Cluster {
+        let cluster = self.start(n, setup);
+        for grid in &cluster.grids {
+            grid.wait_all_connected(Duration::from_secs(10))
+                .await
+                .expect("cluster connects");
+        }
+        cluster
+    }
+
+    /// `n` nodes on loopback, started but not waited for.
+    pub(crate) fn start(
+        &self,
+        n: usize,
+        setup: impl Fn(usize, GridBuilder) -> GridBuilder,
+    ) -> Cluster {
+        let listeners: Vec<TcpListener> = (0..n)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+            .collect();
+        let names: Vec<String> = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().to_string())
+            .collect();
+        let grids = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(i, listener)| {
+                let builder = Grid::builder(names[i].clone(), names.clone())
+                    .secret("e2e secret")
+                    .listener(listener)
+                    .reconnect(fast_reconnect());
+                setup(i, builder)
+                    .start(self.rt.clone())
+                    .expect("grid starts")
+            })
+            .collect();
+        Cluster { grids, names }
+    }
+}
+
+/// Retries failed dials every 50–100 ms.
+pub(crate) fn fast_reconnect() -> ReconnectSchedule {
+    ReconnectSchedule {
+        base: Duration::from_millis(50),
+        growth: 1.0,
+        cap: Duration::from_millis(50),
+    }
+}
+
+/// Nodes of one test.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    pub(crate) grids: Vec<Grid>,
+    pub(crate) names: Vec<String>,
+}
+
+impl Cluster {
+    /// Node `from`'s handle on node `to`.
+    pub(crate) fn peer(&self, from: usize, to: usize) -> Peer {
+        self.grids[from].peer(&self.names[to]).expect("a peer")
+    }
+
+    /// Stops every node.
+    pub(crate) async fn shutdown(self) {
+        for grid in &self.grids {
+            grid.shutdown(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct TaskSlot<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
+}
+
+impl<T> Default for TaskSlot<T> {
+    fn default() -> Self {
+        Self {
+            value: None,
+            waker: None,
+        }
+    }
+}
+
+/// The output of a spawned task.
+#[derive(Debug)]
+pub(crate) struct Task<T> {
+    slot: Arc<Mutex<TaskSlot<T>>>,
+}
+
+impl<T> Future for Task<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<T> {
+        let mut slot = self.slot.lock().unwrap();
+        match slot.value.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                slot.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// A flag a handler sets when it is dropped or cancelled, for tests to
+/// wait on.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Flag(Arc<gridmux::CancelSignal>);
+
+impl Flag {
+    pub(crate) fn set(&self) {
+        self.0.cancel();
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
+    pub(crate) async fn wait(&self) {
+        self.0.cancelled().await;
+    }
+}
+
+/// Sets its flag when dropped (a handler future being dropped on cancel).
+#[derive(Debug)]
+pub(crate) struct DropGuard(pub(crate) Flag);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}

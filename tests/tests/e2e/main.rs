@@ -1,0 +1,10 @@
+//! End-to-end suite over real loopback TCP: twins of MinIO's grid tests
+//! (`../shared/reference/minio-grid.md` §8) and our extensions, each body
+//! written once and run on tokio (`on_tokio::*`) and smol (`on_smol::*`).
+
+mod harness;
+
+mod cluster;
+mod hostile;
+mod requests;
+mod streams;
