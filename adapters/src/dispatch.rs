@@ -154,11 +154,14 @@ fn serve_request(
         subroute,
         deadline: Some(deadline),
     };
-    let future = f(ctx.context(st, &cancel), payload);
+    let (f, context) = (f.clone(), ctx.context(st, &cancel));
     let link = link.clone();
     let span = link.span.clone();
     node.runtime.spawn(Box::pin(
         async move {
+            // Called here, not under the link's lock: the handler may drop
+            // what it is given right away, and handles lock the link.
+            let future = f(context, payload);
             let Some(outcome) = run_handler(&cancel, future).await else {
                 return;
             };
@@ -201,11 +204,13 @@ fn serve_stream(
         },
     );
     let (rx, tx) = crate::stream::pair(link.clone(), mux);
-    let future = f(ctx.context(st, &cancel), payload, rx, tx);
+    let (f, context) = (f.clone(), ctx.context(st, &cancel));
     let link = link.clone();
     let span = link.span.clone();
     node.runtime.spawn(Box::pin(
         async move {
+            // Not under the link's lock (see `serve_request`).
+            let future = f(context, payload, rx, tx);
             let outcome = run_handler(&cancel, future).await;
             let mut st = link.lock();
             st.served.remove(&mux);
