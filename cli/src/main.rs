@@ -1,0 +1,128 @@
+//! `gridmux`: run a node, run a local cluster, or benchmark one link.
+
+mod bench;
+mod builtin;
+mod cluster;
+mod node;
+mod rt;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gridmux",
+    version,
+    about = "Inter-node RPC over one WebSocket per pair of servers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Which async runtime drives the nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RuntimeKind {
+    Tokio,
+    Smol,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs one node with the built-in handlers (1 echo, 2 checksum,
+    /// 3 counting stream) until Ctrl-C.
+    Node {
+        /// Address to listen on; also the node's name unless --name is given.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Every node of the cluster (host:port, comma-separated; this one
+        /// may be included).
+        #[arg(long, value_delimiter = ',', required = true)]
+        peers: Vec<String>,
+        /// File holding the cluster's shared secret.
+        #[arg(long)]
+        secret_file: PathBuf,
+        /// The node's name as the peers know it (default: --listen).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_enum, default_value = "tokio")]
+        runtime: RuntimeKind,
+    },
+    /// Runs a cluster on loopback in this process, exchanges requests and
+    /// streams between all nodes, and prints what happened.
+    Cluster {
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// How long the nodes talk.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+        #[arg(long, value_enum, default_value = "tokio")]
+        runtime: RuntimeKind,
+    },
+    /// Measures request latency and rate on one loopback link, beside a
+    /// raw TCP ping-pong on the same runtime.
+    Bench {
+        /// Payload size in bytes.
+        #[arg(long, default_value_t = 512)]
+        payload: usize,
+        /// Concurrency levels to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1,256")]
+        concurrency: Vec<usize>,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Runtimes to measure.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "tokio,smol")]
+        runtime: Vec<RuntimeKind>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Node {
+            listen,
+            peers,
+            secret_file,
+            name,
+            runtime,
+        } => node::run(node::Options {
+            listen,
+            name: name.unwrap_or_else(|| listen.to_string()),
+            peers,
+            secret_file,
+            runtime,
+        }),
+        Command::Cluster {
+            nodes,
+            seconds,
+            runtime,
+        } => cluster::run(nodes, std::time::Duration::from_secs(seconds), runtime),
+        Command::Bench {
+            payload,
+            concurrency,
+            seconds,
+            runtime,
+        } => bench::run(&bench::Options {
+            payload,
+            concurrency,
+            duration: std::time::Duration::from_secs_f64(seconds),
+            runtimes: runtime,
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gridmux: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Running an async `main` on the chosen runtime, and Ctrl-C.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gridmux::runtime::{Runtime, SmolRuntime, TokioRuntime};
+use gridmux::CancelSignal;
+
+use crate::RuntimeKind;
+
+/// Runs `body` to completion on `kind`, giving it the runtime.
+pub(crate) fn block_on<T, F, Fut>(kind: RuntimeKind, body: F) -> T
+where
+    F: FnOnce(Arc<dyn Runtime>) -> Fut,
+    Fut: Future<Output = T>,
+{
+    match kind {
+        RuntimeKind::Tokio => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            let out = rt.block_on(async { body(Arc::new(TokioRuntime::current())).await });
+            rt.shutdown_timeout(Duration::from_secs(1));
+            out
+        }
+        RuntimeKind::Smol => {
+            // smol's global executor runs tasks on SMOL_THREADS threads
+            // (default 1); use every core, as tokio does.
+            if std::env::var_os("SMOL_THREADS").is_none() {
+                let cores = std::thread::available_parallelism().map_or(1, usize::from);
+                std::env::set_var("SMOL_THREADS", cores.to_string());
+            }
+            smol::block_on(body(Arc::new(SmolRuntime)))
+        }
+    }
+}
+
+/// A signal that fires on Ctrl-C (SIGINT) or SIGTERM.
+pub(crate) fn interrupt() -> Result<CancelSignal, String> {
+    let signal = CancelSignal::new();
+    let fire = signal.clone();
+    ctrlc::set_handler(move || fire.cancel()).map_err(|e| format!("signal handler: {e}"))?;
+    Ok(signal)
+}
+
+/// Sleeps on `rt`'s timer.
+pub(crate) async fn sleep(rt: &dyn Runtime, d: Duration) {
+    let mut timer = rt.timer(Instant::now() + d);
+    std::future::poll_fn(|cx| timer.as_mut().poll_fire(cx)).await;
+}
