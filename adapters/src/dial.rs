@@ -14,6 +14,7 @@ use tracing::{debug, info_span, warn};
 
 use crate::driver::Driver;
 use crate::grid::Node;
+use crate::runtime::Socket;
 use crate::shared::SharedLink;
 
 /// Keeps a link to `remote` up until shutdown. A lost link is re-dialled
@@ -63,12 +64,9 @@ async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> bool {
         Box::new(StdRng::from_rng(rng)),
     );
     let span = info_span!("link", local = %node.config.local, %remote, role = "dialer");
-    let mut driver = Driver::new(
-        SharedLink::new(link, span),
-        node.clone(),
-        socket,
-        BytesMut::new(),
-    );
+    let socket: Arc<dyn Socket> = Arc::from(socket);
+    let shared = SharedLink::new(link, span);
+    let mut driver = Driver::new(shared, node.clone(), socket, BytesMut::new());
     (&mut driver).await;
     driver.was_connected()
 }

@@ -19,13 +19,26 @@ use crate::shared::{wake, CallSlot, LinkState, SharedLink, StreamSlot};
 use crate::signal::CancelSignal;
 use crate::HandlerError;
 
-/// What the grid must hear about (after the link's lock is released).
-#[derive(Debug)]
+/// What the driver acts on after the link's lock is released.
 pub(crate) enum Notice {
     /// The link is up with this peer.
     Connected(String),
     /// The link is over.
     Closed(LinkError),
+    /// A request handler to run: the driver polls it once itself (most
+    /// answer at once, and their answers join the same write) and spawns
+    /// it only if it has to wait.
+    Serve(BoxFuture<()>),
+}
+
+impl std::fmt::Debug for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connected(remote) => f.debug_tuple("Connected").field(remote).finish(),
+            Self::Closed(reason) => f.debug_tuple("Closed").field(reason).finish(),
+            Self::Serve(_) => f.write_str("Serve(..)"),
+        }
+    }
 }
 
 /// Routes one event. Runs with the link locked.
@@ -58,7 +71,15 @@ pub(crate) fn route(
             subroute,
             payload,
             deadline,
-        } => serve_request(st, link, node, mux, handler, subroute, payload, deadline),
+        } => {
+            let ctx = Ctx {
+                mux,
+                handler,
+                subroute,
+                deadline: Some(deadline),
+            };
+            return serve_request(st, link, node, ctx, payload).map(Notice::Serve);
+        }
         Event::StreamOpened {
             mux,
             handler,
@@ -128,36 +149,28 @@ impl Ctx {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The task that serves a request, or `None` if the handler is unknown
+/// (answered at once).
 fn serve_request(
     st: &mut LinkState,
     link: &Arc<SharedLink>,
     node: &Arc<Node>,
-    mux: MuxId,
-    handler: u8,
-    subroute: Option<SubrouteId>,
+    ctx: Ctx,
     payload: Bytes,
-    deadline: Instant,
-) {
-    let now = Instant::now();
-    let Some(f) = node.handlers.request(handler, subroute) else {
+) -> Option<BoxFuture<()>> {
+    let mux = ctx.mux;
+    let Some(f) = node.handlers.request(ctx.handler, ctx.subroute) else {
         // The core checked the protocol's table; the two are built together.
         let e = ErrorPayload::new(ErrorCode::UnknownHandler, "no such handler");
-        let _ = st.link.respond(now, mux, Err(e));
-        return;
+        let _ = st.link.respond(Instant::now(), mux, Err(e));
+        return None;
     };
     let cancel = CancelSignal::new();
     st.served.insert(mux, cancel.clone());
-    let ctx = Ctx {
-        mux,
-        handler,
-        subroute,
-        deadline: Some(deadline),
-    };
     let (f, context) = (f.clone(), ctx.context(st, &cancel));
     let link = link.clone();
     let span = link.span.clone();
-    node.runtime.spawn(Box::pin(
+    Some(Box::pin(
         async move {
             // Called here, not under the link's lock: the handler may drop
             // what it is given right away, and handles lock the link.
@@ -176,7 +189,7 @@ fn serve_request(
             st.flush();
         }
         .instrument(span),
-    ));
+    ))
 }
 
 fn serve_stream(

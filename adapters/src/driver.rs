@@ -40,19 +40,23 @@ const MAX_SLICES: usize = 64;
 pub(crate) struct Driver {
     link: Arc<SharedLink>,
     node: Arc<Node>,
-    socket: Box<dyn Socket>,
+    socket: Arc<dyn Socket>,
     timer: Option<(Pin<Box<dyn Timer>>, Instant)>,
     /// Bytes read and not yet consumed by the link.
     input: BytesMut,
+    /// Bytes taken from the link and not yet written.
+    out: Transmit,
+    /// The read side ended; the link has not heard yet.
+    eof_pending: bool,
+    /// A write failed; the link has not heard yet (or has, once
+    /// `write_failed` is set).
+    write_error: Option<io::Error>,
+    write_failed: bool,
     /// Zeroed room that reads go into; split off into `input` (no copy
     /// while both come from one allocation).
     spare: BytesMut,
-    /// Bytes taken from the link and not yet written.
-    out: Transmit,
     read_done: bool,
-    write_done: bool,
-    /// Polled at least once.
-    started: bool,
+
     /// The peer, once connected.
     remote: Option<String>,
 }
@@ -61,7 +65,6 @@ impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver")
             .field("remote", &self.remote)
-            .field("unwritten", &self.out.len())
             .finish_non_exhaustive()
     }
 }
@@ -72,7 +75,7 @@ impl Driver {
     pub(crate) fn new(
         link: Arc<SharedLink>,
         node: Arc<Node>,
-        socket: Box<dyn Socket>,
+        socket: Arc<dyn Socket>,
         input: BytesMut,
     ) -> Self {
         node.live_links.fetch_add(1, Ordering::AcqRel);
@@ -82,11 +85,13 @@ impl Driver {
             socket,
             timer: None,
             input,
-            spare: BytesMut::new(),
             out: Transmit::new(),
+            eof_pending: false,
+            write_error: None,
+            write_failed: false,
+            spare: BytesMut::new(),
             read_done: false,
-            write_done: false,
-            started: false,
+
             remote: None,
         }
     }
@@ -96,86 +101,96 @@ impl Driver {
         self.remote.is_some()
     }
 
-    /// Reads until the socket has nothing more or the budget is spent;
-    /// returns whether the budget ran out.
-    fn read(&mut self, cx: &mut Context<'_>, st: &mut LinkState, now: Instant) -> bool {
+    /// Reads what the socket has into `input`, without the link's lock,
+    /// until it has nothing more or the budget is spent. Returns whether
+    /// the budget ran out.
+    fn read(&mut self, cx: &mut Context<'_>) -> bool {
         let mut budget = READ_BUDGET;
         while !self.read_done {
             if budget == 0 {
                 return true;
             }
+            budget -= 1;
             if self.spare.len() < MIN_READ {
                 self.spare = BytesMut::zeroed(READ_CHUNK);
             }
             match self.socket.try_read(&mut self.spare) {
-                Ok(0) => self.on_read_end(st, now, None),
-                Ok(n) => {
-                    budget -= 1;
-                    self.input.unsplit(self.spare.split_to(n));
-                    st.link.handle_input(now, &mut self.input);
-                }
+                Ok(0) => self.read_end(None),
+                Ok(n) => self.input.unsplit(self.spare.split_to(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    budget -= 1;
                     match self.socket.poll_readable(cx) {
                         Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(e)) => self.on_read_end(st, now, Some(e)),
+                        Poll::Ready(Err(e)) => self.read_end(Some(e)),
                         Poll::Pending => break,
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => self.on_read_end(st, now, Some(e)),
+                Err(e) => self.read_end(Some(e)),
             }
         }
         false
     }
 
-    fn on_read_end(&mut self, st: &mut LinkState, now: Instant, error: Option<io::Error>) {
+    fn read_end(&mut self, error: Option<io::Error>) {
         debug!(error = ?error, "socket read ended");
         self.read_done = true;
-        st.link.handle_eof(now);
+        self.eof_pending = true;
     }
 
-    /// Writes what the link has while the socket takes it; returns whether
-    /// anything was written.
-    fn write(&mut self, cx: &mut Context<'_>, st: &mut LinkState, now: Instant) -> bool {
-        let mut wrote = false;
-        while !self.write_done {
-            if self.out.is_empty() {
-                while self.out.len() < WRITE_BATCH && st.link.poll_transmit(now, &mut self.out) {}
-                if self.out.is_empty() {
-                    break;
-                }
-            }
+    /// Writes `out` without the link's lock while the socket takes it;
+    /// returns whether all of it is written. A failure is recorded for
+    /// the next round.
+    fn write(&mut self, cx: &mut Context<'_>) -> bool {
+        while !self.out.is_empty() && self.write_error.is_none() {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let n = self.out.io_slices(&mut slices);
             match self.socket.try_write_vectored(&slices[..n]) {
-                Ok(0) => self.on_write_error(st, now, io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.out.advance(n);
-                    wrote = true;
-                }
+                Ok(0) => self.write_error = Some(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.out.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     match self.socket.poll_writable(cx) {
                         Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(e)) => self.on_write_error(st, now, e),
-                        Poll::Pending => break,
+                        Poll::Ready(Err(e)) => self.write_error = Some(e),
+                        Poll::Pending => return false,
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => self.on_write_error(st, now, e),
+                Err(e) => self.write_error = Some(e),
             }
         }
-        wrote
+        true
     }
 
-    fn on_write_error(&mut self, st: &mut LinkState, now: Instant, error: io::Error) {
-        debug!(%error, "socket write failed");
-        self.write_done = true;
-        self.out.clear();
-        // The connection is gone both ways.
-        st.link.handle_eof(now);
-        while st.link.poll_transmit(now, &mut self.out) {}
-        self.out.clear();
+    /// Feeds the link what happened to the socket and takes its output.
+    /// Runs with the link locked.
+    fn exchange(&mut self, st: &mut LinkState, now: Instant) {
+        if !self.input.is_empty() {
+            st.link.handle_input(now, &mut self.input);
+        }
+        if std::mem::take(&mut self.eof_pending) {
+            st.link.handle_eof(now);
+        }
+        if let Some(error) = &self.write_error {
+            if !self.write_failed {
+                debug!(%error, "socket write failed");
+                self.write_failed = true;
+                // The connection is gone both ways.
+                st.link.handle_eof(now);
+            }
+            self.out.clear();
+        }
+        if self.timer.as_ref().is_some_and(|(_, at)| *at <= now) {
+            st.link.handle_timeout(now);
+        }
+        // Take more only once the last batch is out: the link's
+        // write-stall detection counts on it.
+        if self.out.is_empty() {
+            st.wake_queue_waiters();
+            while self.out.len() < WRITE_BATCH && st.link.poll_transmit(now, &mut self.out) {}
+            if self.write_failed {
+                self.out.clear();
+            }
+        }
     }
 
     /// Routes the link's events; returns the notices for the grid.
@@ -187,9 +202,25 @@ impl Driver {
         notices
     }
 
-    fn notify(&mut self, notices: Vec<Notice>) {
+    /// Acts on notices with the link unlocked; returns whether a handler
+    /// answered (its answer waits to be written).
+    fn notify(&mut self, cx: &mut Context<'_>, notices: Vec<Notice>) -> bool {
+        let serves = notices.iter().any(|n| matches!(n, Notice::Serve(_)));
+        if serves {
+            // Handlers answering inline must not wake this very task: the
+            // next round writes their answers anyway.
+            self.link.lock().driver = None;
+        }
+        let mut answered = false;
         for notice in notices {
             match notice {
+                Notice::Serve(mut task) => {
+                    if task.as_mut().poll(cx).is_ready() {
+                        answered = true;
+                    } else {
+                        self.node.runtime.spawn(task);
+                    }
+                }
                 Notice::Connected(remote) => {
                     info!(%remote, "link up");
                     self.node.link_connected(&remote, &self.link);
@@ -209,6 +240,12 @@ impl Driver {
                 }
             }
         }
+        if serves {
+            let mut st = self.link.lock();
+            register(&mut st.driver, cx.waker());
+            answered |= st.link.has_pending_output();
+        }
+        answered
     }
 
     /// Arms the timer for `next`; returns whether it already fired.
@@ -237,38 +274,30 @@ impl Future for Driver {
         let this = self.get_mut();
         let span = this.link.span.clone();
         let _entered = span.enter();
-        // Bounded rounds per wake-up; each round is a full drain.
+        // Bounded rounds per wake-up. Socket calls happen outside the
+        // link's lock, so handles are not held up by the kernel.
         for _ in 0..4 {
+            let more_to_read = this.read(cx);
             let link = this.link.clone();
             let mut st = link.lock();
             register(&mut st.driver, cx.waker());
-            let now = Instant::now();
-            if !this.input.is_empty() && !this.started {
-                // Bytes that came with the HTTP head.
-                st.link.handle_input(now, &mut this.input);
-            }
-            this.started = true;
-            let more_to_read = this.read(cx, &mut st, now);
-            if this.timer.as_ref().is_some_and(|(_, at)| *at <= now) {
-                st.link.handle_timeout(now);
-            }
-            let mut notices = this.route_events(&mut st);
-            if this.write(cx, &mut st, now) {
-                st.wake_queue_waiters();
-            }
-            notices.extend(this.route_events(&mut st));
+            this.exchange(&mut st, Instant::now());
+            let notices = this.route_events(&mut st);
             let next = st.link.poll_timeout();
-            let finished = st.link.is_closed()
-                && (this.write_done || (this.out.is_empty() && !st.link.has_pending_output()));
+            let closed = st.link.is_closed();
+            let more_output = st.link.has_pending_output();
             drop(st);
-            this.notify(notices);
-            if finished {
+            let answered = this.notify(cx, notices);
+            let written = this.write(cx);
+            let failed = this.write_error.is_some();
+            if closed && (this.write_failed || (written && !more_output && !answered)) {
                 let _ =
                     socket2::SockRef::from(&this.socket.as_fd()).shutdown(std::net::Shutdown::Both);
                 return Poll::Ready(());
             }
             let timer_fired = this.arm_timer(cx, next);
-            if !timer_fired && !more_to_read {
+            let again = more_to_read || answered || failed || (written && more_output);
+            if !timer_fired && !again {
                 return Poll::Pending;
             }
         }
@@ -286,7 +315,18 @@ impl Drop for Driver {
             st.link.close(Instant::now());
             let notices = self.route_events(&mut st);
             drop(st);
-            self.notify(notices);
+            // No task context here: handlers still to run are dropped
+            // (their exchanges just ended with the link).
+            for notice in notices {
+                match notice {
+                    Notice::Connected(_) | Notice::Serve(_) => {}
+                    Notice::Closed(_) => {
+                        if let Some(remote) = &self.remote {
+                            self.node.link_closed(remote, &self.link);
+                        }
+                    }
+                }
+            }
         }
         self.node.live_links.fetch_sub(1, Ordering::AcqRel);
         self.node.changes.notify();

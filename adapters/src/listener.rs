@@ -73,6 +73,7 @@ async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>) {
                         SystemTime::now(),
                     );
                     let span = info_span!("link", local = %node.config.local, role = "acceptor");
+                    let socket: Arc<dyn Socket> = Arc::from(socket);
                     let link = SharedLink::new(link, span);
                     Driver::new(link, node.clone(), socket, input).await;
                     return;

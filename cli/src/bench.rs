@@ -21,6 +21,8 @@ pub(crate) struct Options {
     pub(crate) concurrency: Vec<usize>,
     pub(crate) duration: Duration,
     pub(crate) runtimes: Vec<RuntimeKind>,
+    /// Also measure the raw TCP ping-pong.
+    pub(crate) baseline: bool,
 }
 
 /// Time before samples count.
@@ -44,10 +46,15 @@ pub(crate) fn run(opts: &Options) -> Result<(), String> {
     for &kind in &opts.runtimes {
         rt::block_on(kind, |rt| async move {
             for &c in &opts.concurrency {
-                let raw = raw_ping_pong(&rt, c, opts).await?;
-                print_row(kind, "raw TCP ping-pong", c, &raw, None);
+                let raw = if opts.baseline {
+                    let raw = raw_ping_pong(&rt, c, opts).await?;
+                    print_row(kind, "raw TCP ping-pong", c, &raw, None);
+                    Some(raw.rate)
+                } else {
+                    None
+                };
                 let grid = grid_requests(&rt, c, opts).await?;
-                print_row(kind, "grid request", c, &grid, Some(raw.rate));
+                print_row(kind, "grid request", c, &grid, raw);
             }
             Ok::<(), String>(())
         })?;

@@ -77,6 +77,9 @@ enum Command {
         /// Runtimes to measure.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "tokio,smol")]
         runtime: Vec<RuntimeKind>,
+        /// Skip the raw TCP baseline.
+        #[arg(long)]
+        no_baseline: bool,
     },
 }
 
@@ -111,11 +114,13 @@ fn main() -> ExitCode {
             concurrency,
             seconds,
             runtime,
+            no_baseline,
         } => bench::run(&bench::Options {
             payload,
             concurrency,
             duration: std::time::Duration::from_secs_f64(seconds),
             runtimes: runtime,
+            baseline: !no_baseline,
         }),
     };
     match result {
