@@ -49,7 +49,10 @@ pub(crate) fn route(
     node: &Arc<Node>,
 ) -> Option<Notice> {
     match event {
-        Event::Connected { remote, .. } => return Some(Notice::Connected(remote)),
+        Event::Connected { remote, .. } => {
+            st.remote = Some(remote.as_str().into());
+            return Some(Notice::Connected(remote));
+        }
         Event::Closed(reason) => {
             st.end_everything();
             return Some(Notice::Closed(reason));
@@ -140,7 +143,7 @@ struct Ctx {
 impl Ctx {
     fn context(&self, st: &LinkState, cancel: &CancelSignal) -> Context {
         Context {
-            caller: st.link.remote().unwrap_or_default().into(),
+            caller: st.remote.clone().unwrap_or_else(|| "".into()),
             handler: self.handler,
             subroute: self.subroute,
             deadline: self.deadline,

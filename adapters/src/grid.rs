@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -229,7 +229,7 @@ impl GridBuilder {
             .peers
             .iter()
             .filter(|p| **p != self.local)
-            .map(|p| (p.clone(), None))
+            .map(|p| (p.clone(), Arc::new(PeerSlot::default())))
             .collect();
         let node = Arc::new(Node {
             runtime,
@@ -238,7 +238,7 @@ impl GridBuilder {
             http: self.http,
             reconnect: self.reconnect,
             local_addr,
-            links: Mutex::new(peers),
+            links: peers,
             changes: Changes::default(),
             closing: AtomicBool::new(false),
             shutdown: CancelSignal::new(),
@@ -266,8 +266,8 @@ pub(crate) struct Node {
     pub(crate) http: Limits,
     pub(crate) reconnect: ReconnectSchedule,
     pub(crate) local_addr: SocketAddr,
-    /// The connected link of each peer.
-    links: Mutex<HashMap<String, Option<Arc<SharedLink>>>>,
+    /// The connected link of each peer (the set of peers is fixed).
+    links: HashMap<String, Arc<PeerSlot>>,
     /// Fires on every link state change.
     pub(crate) changes: Changes,
     /// Set when shutdown begins: no new links or exchanges.
@@ -278,38 +278,46 @@ pub(crate) struct Node {
     pub(crate) live_links: AtomicUsize,
 }
 
+/// The current link of one peer. Read on every call, written when links
+/// come and go: a read-mostly lock.
+#[derive(Debug, Default)]
+pub(crate) struct PeerSlot {
+    link: RwLock<Option<Arc<SharedLink>>>,
+}
+
+impl PeerSlot {
+    /// The connected link, if any.
+    pub(crate) fn get(&self) -> Option<Arc<SharedLink>> {
+        self.link.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn replace(&self, link: Option<Arc<SharedLink>>) -> Option<Arc<SharedLink>> {
+        let mut slot = self.link.write().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *slot, link)
+    }
+}
+
 impl Node {
-    /// The connected link to `peer`, if any.
-    pub(crate) fn link(&self, peer: &str) -> Result<Arc<SharedLink>, Error> {
+    /// The slot of `peer`, if it is one.
+    pub(crate) fn slot(&self, peer: &str) -> Option<Arc<PeerSlot>> {
+        self.links.get(peer).cloned()
+    }
+
+    /// The connected link in `slot`, failing fast while there is none.
+    pub(crate) fn link(&self, slot: &PeerSlot) -> Result<Arc<SharedLink>, Error> {
         if self.closing.load(Ordering::Acquire) {
             return Err(Error::Shutdown);
         }
-        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        match links.get(peer) {
-            Some(Some(link)) => Ok(link.clone()),
-            Some(None) => Err(Error::Disconnected),
-            None => Err(Error::UnknownPeer(peer.to_owned())),
-        }
-    }
-
-    /// Whether `peer` is a peer (not ourselves).
-    pub(crate) fn is_peer(&self, peer: &str) -> bool {
-        self.links
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(peer)
+        slot.get().ok_or(Error::Disconnected)
     }
 
     /// A link to `remote` connected; it replaces an older one (the peer
     /// restarted before we noticed the old link die).
     pub(crate) fn link_connected(&self, remote: &str, link: &Arc<SharedLink>) {
-        let old = {
-            let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-            match links.get_mut(remote) {
-                Some(slot) => slot.replace(link.clone()),
-                None => None,
-            }
-        };
+        let old = self
+            .links
+            .get(remote)
+            .and_then(|slot| slot.replace(Some(link.clone())));
         if let Some(old) = old.filter(|old| !Arc::ptr_eq(old, link)) {
             let mut st = old.lock();
             st.link.close(Instant::now());
@@ -325,22 +333,21 @@ impl Node {
 
     /// A link to `remote` closed.
     pub(crate) fn link_closed(&self, remote: &str, link: &Arc<SharedLink>) {
-        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = links.get_mut(remote) {
-            if slot.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
-                *slot = None;
+        if let Some(slot) = self.links.get(remote) {
+            let mut current = slot.link.write().unwrap_or_else(|e| e.into_inner());
+            if current.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
+                *current = None;
             }
         }
-        drop(links);
         self.changes.notify();
     }
 
     /// The peers with a connected link.
     fn connected(&self) -> Vec<String> {
-        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        let mut names: Vec<String> = links
+        let mut names: Vec<String> = self
+            .links
             .iter()
-            .filter(|(_, l)| l.is_some())
+            .filter(|(_, slot)| slot.get().is_some())
             .map(|(n, _)| n.clone())
             .collect();
         names.sort();
@@ -398,11 +405,11 @@ impl Grid {
     /// A handle for calling `name`; fails for names outside the cluster
     /// and for ourselves.
     pub fn peer(&self, name: &str) -> Result<Peer, Error> {
-        if self.node.is_peer(name) {
-            Ok(Peer::new(self.node.clone(), name.to_owned()))
-        } else {
-            Err(Error::UnknownPeer(name.to_owned()))
-        }
+        let slot = self
+            .node
+            .slot(name)
+            .ok_or_else(|| Error::UnknownPeer(name.to_owned()))?;
+        Ok(Peer::new(self.node.clone(), name.to_owned(), slot))
     }
 
     /// The peers a link is up with, sorted.
@@ -413,7 +420,7 @@ impl Grid {
     /// Waits until every peer is connected, or `timeout` passes.
     pub async fn wait_all_connected(&self, timeout: Duration) -> Result<(), Error> {
         let node = &self.node;
-        let total = node.links.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let total = node.links.len();
         let all = node.changes.wait_until(|| node.connected().len() == total);
         node.timeout(timeout, all).await.ok_or(Error::Timeout)
     }
@@ -429,14 +436,7 @@ impl Grid {
             return;
         }
         info!(local = %node.config.local, "grid shutting down");
-        let links: Vec<Arc<SharedLink>> = node
-            .links
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .flatten()
-            .cloned()
-            .collect();
+        let links: Vec<Arc<SharedLink>> = node.links.values().filter_map(|s| s.get()).collect();
         for link in links {
             let mut st = link.lock();
             st.link.close(Instant::now());

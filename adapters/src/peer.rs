@@ -4,7 +4,7 @@ use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,7 +14,7 @@ use gridmux_core::wire::SubrouteId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::grid::Node;
+use crate::grid::{Node, PeerSlot};
 use crate::handler::{decode, encode};
 use crate::shared::{register, CallSlot, SharedLink, StreamSlot};
 use crate::stream::{self, StreamReceiver, StreamSender};
@@ -27,14 +27,20 @@ use crate::Error;
 pub struct Peer {
     node: Arc<Node>,
     name: Arc<str>,
+    slot: Arc<PeerSlot>,
 }
 
 impl Peer {
-    pub(crate) fn new(node: Arc<Node>, name: String) -> Self {
+    pub(crate) fn new(node: Arc<Node>, name: String, slot: Arc<PeerSlot>) -> Self {
         Self {
             node,
             name: name.into(),
+            slot,
         }
+    }
+
+    fn link(&self) -> Result<Arc<SharedLink>, Error> {
+        self.node.link(&self.slot)
     }
 
     /// The peer's name.
@@ -44,14 +50,14 @@ impl Peer {
 
     /// Whether a link to the peer is up.
     pub fn is_connected(&self) -> bool {
-        self.node.link(&self.name).is_ok()
+        self.link().is_ok()
     }
 
     /// Closes the current link to the peer, if any: its exchanges end
     /// with [`Error::Disconnected`] on both sides, and the dialing side
     /// re-dials at once.
     pub fn disconnect(&self) {
-        if let Ok(link) = self.node.link(&self.name) {
+        if let Ok(link) = self.link() {
             let mut st = link.lock();
             st.link.close(Instant::now());
             st.flush();
@@ -67,7 +73,7 @@ impl Peer {
             .timeout(timeout, ready)
             .await
             .ok_or(Error::Timeout)?;
-        self.node.link(&self.name).map(drop)
+        self.link().map(drop)
     }
 
     /// A request to `handler` with raw bytes; `.await` it for the answer.
@@ -139,18 +145,23 @@ impl Request {
         self
     }
 
-    fn send(self) -> Result<Pending, Error> {
-        let link = self.peer.node.link(&self.peer.name)?;
+    /// Puts the request on the link; the caller's task waits for `waker`.
+    fn send(self, waker: &Waker) -> Result<Pending, Error> {
+        let link = self.peer.link()?;
         let now = Instant::now();
         let mut st = link.lock();
         let deadline = self.timeout.map(|t| now + t);
         let mux = st
             .link
             .request(now, self.handler, self.subroute, self.payload, deadline)?;
-        st.calls.insert(mux, CallSlot::Waiting(None));
+        st.calls.insert(mux, CallSlot::Waiting(Some(waker.clone())));
         st.flush();
         drop(st);
-        Ok(Pending { link, mux })
+        Ok(Pending {
+            link,
+            mux,
+            answered: false,
+        })
     }
 }
 
@@ -159,57 +170,71 @@ impl IntoFuture for Request {
     type IntoFuture = RequestFuture;
 
     fn into_future(self) -> RequestFuture {
-        RequestFuture(Some(self.send()))
+        RequestFuture(State::Unsent(self))
     }
 }
 
-/// The answer to a [`Request`]. Dropping it before the answer cancels the
-/// request at the peer.
+/// The answer to a [`Request`]: sent when first polled. Dropping it
+/// before the answer cancels the request at the peer.
 #[derive(Debug)]
-pub struct RequestFuture(Option<Result<Pending, Error>>);
+pub struct RequestFuture(State);
+
+#[derive(Debug)]
+enum State {
+    Unsent(Request),
+    Sent(Pending),
+    Done,
+}
 
 /// A request on the wire.
 #[derive(Debug)]
 struct Pending {
     link: Arc<SharedLink>,
     mux: MuxId,
+    answered: bool,
 }
 
 impl Future for RequestFuture {
     type Output = Result<Bytes, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let pending = match self.0.as_ref() {
-            None => return Poll::Ready(Err(Error::Canceled)),
-            Some(Err(_)) => {
-                let Some(Err(e)) = self.0.take() else {
-                    unreachable!("matched above")
-                };
-                return Poll::Ready(Err(e));
-            }
-            Some(Ok(pending)) => pending,
+        let pending = match std::mem::replace(&mut self.0, State::Done) {
+            State::Unsent(request) => match request.send(cx.waker()) {
+                Ok(pending) => {
+                    self.0 = State::Sent(pending);
+                    return Poll::Pending;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            },
+            State::Sent(pending) => pending,
+            State::Done => return Poll::Ready(Err(Error::Canceled)),
         };
+        let mut pending = pending;
         let mut st = pending.link.lock();
-        match st.calls.get_mut(&pending.mux) {
+        let result = match st.calls.get_mut(&pending.mux) {
             Some(CallSlot::Waiting(waker)) => {
                 register(waker, cx.waker());
-                Poll::Pending
-            }
-            Some(CallSlot::Done(_)) => {
-                let Some(CallSlot::Done(result)) = st.calls.remove(&pending.mux) else {
-                    unreachable!("matched above")
-                };
                 drop(st);
-                self.0 = None;
-                Poll::Ready(result.map_err(Into::into))
+                self.0 = State::Sent(pending);
+                return Poll::Pending;
             }
-            None => Poll::Ready(Err(Error::Disconnected)),
-        }
+            Some(CallSlot::Done(_)) => match st.calls.remove(&pending.mux) {
+                Some(CallSlot::Done(result)) => result.map_err(Into::into),
+                _ => unreachable!("matched above"),
+            },
+            None => Err(Error::Disconnected),
+        };
+        drop(st);
+        pending.answered = true;
+        Poll::Ready(result)
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
         let mut st = self.link.lock();
         if let Some(CallSlot::Waiting(_)) = st.calls.remove(&self.mux) {
             st.link.cancel(Instant::now(), self.mux);
@@ -297,7 +322,7 @@ impl OpenStream {
     }
 
     fn open(mut self) -> Result<(StreamSender, StreamReceiver), Error> {
-        let link = self.peer.node.link(&self.peer.name)?;
+        let link = self.peer.link()?;
         let now = Instant::now();
         self.opts.deadline = self.timeout.map(|t| now + t);
         let mut st = link.lock();

@@ -3,15 +3,19 @@
 //! behind a mutex, plus the wakers and mailboxes of each exchange.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use bytes::Bytes;
 use gridmux_core::link::{CallError, Link};
-use gridmux_core::mux::MuxId;
+use gridmux_core::mux::{IdHasher, MuxId};
 
 use crate::signal::CancelSignal;
 use crate::Error;
+
+/// A map keyed by mux id (a multiplication instead of SipHash).
+pub(crate) type MuxMap<V> = HashMap<MuxId, V, BuildHasherDefault<IdHasher>>;
 
 /// One link's shared state. Lock order: a task holds at most one link's
 /// lock, and never takes the grid's peer table while holding it.
@@ -27,9 +31,10 @@ impl SharedLink {
         Arc::new(Self {
             state: Mutex::new(LinkState {
                 link,
-                calls: HashMap::new(),
-                streams: HashMap::new(),
-                served: HashMap::new(),
+                calls: MuxMap::default(),
+                streams: MuxMap::default(),
+                served: MuxMap::default(),
+                remote: None,
                 driver: None,
                 queue_waiters: Vec::new(),
             }),
@@ -79,11 +84,13 @@ pub(crate) struct LinkState {
     /// The sans-IO link.
     pub(crate) link: Link,
     /// Our pending requests.
-    pub(crate) calls: HashMap<MuxId, CallSlot>,
+    pub(crate) calls: MuxMap<CallSlot>,
     /// Open streams, both roles.
-    pub(crate) streams: HashMap<MuxId, StreamSlot>,
+    pub(crate) streams: MuxMap<StreamSlot>,
     /// Exchanges we serve, with the signal that cancels their handler.
-    pub(crate) served: HashMap<MuxId, CancelSignal>,
+    pub(crate) served: MuxMap<CancelSignal>,
+    /// The peer's name, once connected (shared by handler contexts).
+    pub(crate) remote: Option<Arc<str>>,
     /// The driver's waker.
     pub(crate) driver: Option<Waker>,
     /// Tasks waiting for the send queue to drain.
