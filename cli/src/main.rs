@@ -84,13 +84,20 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A node logs its links; the cluster and bench commands print tables.
+    let default_filter = match cli.command {
+        Command::Node { .. } => "info",
+        Command::Cluster { .. } | Command::Bench { .. } => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = match Cli::parse().command {
+    let result = match cli.command {
         Command::Node {
             listen,
             peers,
