@@ -1,0 +1,198 @@
+//! Interoperability with a third-party WebSocket implementation
+//! (tungstenite): our client against its server, its client against our
+//! server, and its client against a node's authenticated grid upgrade.
+
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use gridmux_core::auth::{Authenticator, SharedSecret};
+use gridmux_core::ws::{ClientRequest, CloseCause, Endpoint, Event, Message};
+use gridmux_tests::ws_loop::{harness_config, run};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Messages both sides exchange: text, binary, empty, and one large
+/// enough to need the 64-bit length form.
+fn messages() -> Vec<Message> {
+    vec![
+        Message::text("hello"),
+        Message::binary(Bytes::from_static(b"\x00\x01\x02")),
+        Message::binary(Bytes::new()),
+        Message::text("ü".repeat(1000)),
+        Message::binary(Bytes::from(vec![7; 200_000])),
+    ]
+}
+
+#[test]
+fn our_client_against_tungstenite_server() {
+    let rt = tokio_rt();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+        while let Some(Ok(msg)) = ws.next().await {
+            if msg.is_text() || msg.is_binary() {
+                ws.send(msg).await.unwrap();
+            }
+        }
+    });
+    let client = std::thread::spawn(move || {
+        let stream = TcpStream::connect(addr).unwrap();
+        let request = ClientRequest::new(addr.to_string(), "/");
+        let rng = Box::new(StdRng::seed_from_u64(5));
+        let endpoint = Endpoint::client(harness_config(), &request, rng, Instant::now());
+        let mut pending = messages();
+        let mut echoed = Vec::new();
+        let cause = run(
+            stream,
+            endpoint,
+            Duration::from_secs(10),
+            |ep, event| match event {
+                Event::Open(_) => {
+                    for m in &pending {
+                        ep.send(m.clone()).unwrap();
+                    }
+                }
+                Event::Message(m) => {
+                    echoed.push(m);
+                    if echoed.len() == pending.len() {
+                        ep.close(Instant::now(), gridmux_core::ws::CloseCode::NORMAL, "done")
+                            .unwrap();
+                    }
+                }
+                _ => {}
+            },
+        )
+        .unwrap();
+        pending.truncate(echoed.len());
+        (pending, echoed, cause)
+    });
+    let (sent, echoed, cause) = rt.block_on(async {
+        tokio::task::spawn_blocking(move || client.join().unwrap())
+            .await
+            .unwrap()
+    });
+    assert_eq!(echoed.len(), messages().len());
+    assert_eq!(sent, echoed);
+    assert!(matches!(cause, CloseCause::Clean { .. }), "{cause:?}");
+}
+
+#[test]
+fn tungstenite_client_against_our_server() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let endpoint = Endpoint::server(harness_config(), Instant::now());
+        run(stream, endpoint, Duration::from_secs(10), |ep, event| {
+            if let Event::Message(m) = event {
+                let _ = ep.send(m);
+            }
+        })
+        .unwrap()
+    });
+    let rt = tokio_rt();
+    rt.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/echo"))
+            .await
+            .unwrap();
+        let sent = vec![
+            tungstenite::Message::text("hello"),
+            tungstenite::Message::binary(vec![1u8, 2, 3]),
+            tungstenite::Message::text("ü".repeat(1000)),
+            tungstenite::Message::binary(vec![9u8; 200_000]),
+        ];
+        for m in &sent {
+            ws.send(m.clone()).await.unwrap();
+        }
+        ws.send(tungstenite::Message::Ping(Bytes::from_static(b"p")))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut pong = false;
+        while got.len() < sent.len() || !pong {
+            match ws.next().await.unwrap().unwrap() {
+                tungstenite::Message::Pong(p) => {
+                    assert_eq!(&p[..], b"p");
+                    pong = true;
+                }
+                m => got.push(m),
+            }
+        }
+        assert_eq!(got, sent);
+        ws.close(None).await.unwrap();
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    let cause = server.join().unwrap();
+    assert!(matches!(cause, CloseCause::Clean { .. }), "{cause:?}");
+}
+
+/// tungstenite accepts a node's answer to an authenticated upgrade (the
+/// `Sec-WebSocket-Accept` and headers are right); a peer that then sends
+/// no grid `Connect` gets a Close frame.
+#[test]
+fn tungstenite_client_against_a_node() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listeners = [
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+        ];
+        let names: Vec<String> = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().to_string())
+            .collect();
+        let [l0, _l1] = listeners;
+        let grid = gridmux::Grid::builder(names[0].clone(), names.clone())
+            .secret("interop")
+            .listener(l0)
+            .configure(|c| c.handshake_timeout = Duration::from_millis(500))
+            .start(gridmux::runtime::TokioRuntime::current())
+            .unwrap();
+        let now = SystemTime::now();
+        let nanos = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let token = SharedSecret::new("interop").token(&names[1], &names[0], now);
+        let mut request = format!("ws://{}/gridmux/v1", names[0])
+            .into_client_request()
+            .unwrap();
+        let headers = request.headers_mut();
+        headers.insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        headers.insert("X-Gridmux-Host", names[1].parse().unwrap());
+        headers.insert("X-Gridmux-Time", nanos.to_string().parse().unwrap());
+        let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(response.status(), 101);
+        ws.send(tungstenite::Message::binary(vec![0xc1u8; 8]))
+            .await
+            .unwrap();
+        let mut closed = false;
+        while let Some(Ok(m)) = ws.next().await {
+            if let tungstenite::Message::Close(frame) = m {
+                let frame = frame.expect("a close code");
+                assert_ne!(u16::from(frame.code), 1000, "{frame:?}");
+                closed = true;
+            }
+        }
+        assert!(closed, "the node sent a Close frame");
+        grid.shutdown(Duration::from_secs(1)).await;
+    });
+}
