@@ -15,6 +15,7 @@ use tracing::{debug, info_span, warn};
 use crate::driver::Driver;
 use crate::grid::Node;
 use crate::runtime::Socket;
+use crate::session::LinkSession;
 use crate::shared::SharedLink;
 
 /// Keeps a link to `remote` up until shutdown. A lost link is re-dialled
@@ -66,9 +67,10 @@ async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> bool {
     let span = info_span!("link", local = %node.config.local, %remote, role = "dialer");
     let socket: Arc<dyn Socket> = Arc::from(socket);
     let shared = SharedLink::new(link, span);
-    let mut driver = Driver::new(shared, node.clone(), socket, BytesMut::new());
+    let session = LinkSession::new(shared, node.clone());
+    let mut driver = Driver::new(session, node.runtime.clone(), socket, BytesMut::new());
     (&mut driver).await;
-    driver.was_connected()
+    driver.session().was_connected()
 }
 
 /// The first address of `name` (`host:port`). Host names go through the

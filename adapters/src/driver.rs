@@ -1,28 +1,27 @@
-//! Drives one core link over one socket: reads go to `handle_input`,
-//! `poll_transmit` goes to vectored writes, `poll_timeout` to a timer, and
-//! events to the exchanges' handles.
+//! Drives one sans-IO connection over one socket: reads go to
+//! `handle_input`, `poll_transmit` goes to vectored writes, `poll_timeout`
+//! to a timer, and events to the [`Session`] the driver works for (a grid
+//! link, or a plain WebSocket).
 //!
 //! Reading never waits for writing: a peer that does not read our output
 //! cannot stop us from reading its input (the core bounds what that input
-//! may make us queue, and fails the link past the bound).
+//! may make us queue, and fails the connection past the bound). Socket
+//! calls happen outside the session's lock, so handles are never held up
+//! by the kernel.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::BytesMut;
-use gridmux_core::link::LinkError;
-use gridmux_core::ws::Transmit;
-use tracing::{debug, info};
+use gridmux_core::link::Link;
+use gridmux_core::ws::{self, Transmit};
+use tracing::debug;
 
-use crate::dispatch::{route, Notice};
-use crate::grid::Node;
-use crate::runtime::{Socket, Timer};
-use crate::shared::{register, LinkState, SharedLink};
+use crate::runtime::{Runtime, Socket, Timer};
 
 /// Bytes read per `read` call (the buffer is refilled when less is left).
 const READ_CHUNK: usize = 64 * 1024;
@@ -30,80 +29,153 @@ const READ_CHUNK: usize = 64 * 1024;
 const MIN_READ: usize = 4 * 1024;
 /// Reads per wake-up before yielding to other tasks.
 const READ_BUDGET: usize = 16;
-/// Bytes taken from the link per write.
+/// Bytes taken from the connection per write.
 const WRITE_BATCH: usize = 256 * 1024;
 /// Slices per vectored write.
 const MAX_SLICES: usize = 64;
 
-/// The task of one link. Completes when the link is closed and its last
+/// A sans-IO connection of `gridmux_core`.
+pub(crate) trait SansIo {
+    fn handle_input(&mut self, now: Instant, buf: &mut BytesMut);
+    fn handle_eof(&mut self, now: Instant);
+    fn handle_timeout(&mut self, now: Instant);
+    fn poll_transmit(&mut self, now: Instant, out: &mut Transmit) -> bool;
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn has_pending_output(&self) -> bool;
+    fn is_closed(&self) -> bool;
+}
+
+macro_rules! sans_io {
+    ($t:ty, $pending:ident) => {
+        impl SansIo for $t {
+            fn handle_input(&mut self, now: Instant, buf: &mut BytesMut) {
+                <$t>::handle_input(self, now, buf);
+            }
+            fn handle_eof(&mut self, now: Instant) {
+                <$t>::handle_eof(self, now);
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$t>::handle_timeout(self, now);
+            }
+            fn poll_transmit(&mut self, now: Instant, out: &mut Transmit) -> bool {
+                <$t>::poll_transmit(self, now, out)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                <$t>::poll_timeout(self)
+            }
+            fn has_pending_output(&self) -> bool {
+                <$t>::$pending(self)
+            }
+            fn is_closed(&self) -> bool {
+                <$t>::is_closed(self)
+            }
+        }
+    };
+}
+sans_io!(Link, has_pending_output);
+sans_io!(ws::Endpoint, has_pending_transmit);
+
+/// What a driver works for: a connection behind a lock, and what its
+/// events mean.
+pub(crate) trait Session: Send + Unpin + 'static {
+    /// What the lock guards.
+    type State;
+    /// The connection inside it.
+    type Conn: SansIo;
+    /// Work to do outside the lock.
+    type Notice;
+
+    fn lock(&self) -> MutexGuard<'_, Self::State>;
+    fn conn(state: &mut Self::State) -> &mut Self::Conn;
+    /// Stores the driver's waker (handles wake it after commands).
+    fn set_waker(state: &mut Self::State, waker: &Waker);
+    /// Under the lock, before output is taken: the previous batch is out.
+    fn on_drained(_state: &mut Self::State) {}
+    /// Under the lock: routes the connection's events.
+    fn route(&self, state: &mut Self::State, notices: &mut Vec<Self::Notice>);
+    /// Outside the lock; returns whether new output may be waiting.
+    fn notify(&mut self, cx: &mut Context<'_>, notices: Vec<Self::Notice>) -> bool;
+    /// The span every poll runs in.
+    fn span(&self) -> tracing::Span;
+    /// The driver is dropped before the connection closed (forced
+    /// shutdown): end it without a task context.
+    fn abort(&mut self);
+}
+
+/// The task of one connection. Completes when it is closed and its last
 /// bytes are written (or the socket failed).
-pub(crate) struct Driver {
-    link: Arc<SharedLink>,
-    node: Arc<Node>,
+pub(crate) struct Driver<S: Session> {
+    session: S,
+    io: Io,
+    finished: bool,
+}
+
+/// The socket side of a driver.
+struct Io {
+    runtime: Arc<dyn Runtime>,
     socket: Arc<dyn Socket>,
     timer: Option<(Pin<Box<dyn Timer>>, Instant)>,
-    /// Bytes read and not yet consumed by the link.
+    /// Bytes read and not yet consumed.
     input: BytesMut,
-    /// Bytes taken from the link and not yet written.
-    out: Transmit,
-    /// The read side ended; the link has not heard yet.
-    eof_pending: bool,
-    /// A write failed; the link has not heard yet (or has, once
-    /// `write_failed` is set).
-    write_error: Option<io::Error>,
-    write_failed: bool,
     /// Zeroed room that reads go into; split off into `input` (no copy
     /// while both come from one allocation).
     spare: BytesMut,
+    /// Bytes taken from the connection and not yet written.
+    out: Transmit,
     read_done: bool,
-
-    /// The peer, once connected.
-    remote: Option<String>,
+    /// The read side ended; the connection has not heard yet.
+    eof_pending: bool,
+    /// A write failed; the connection has not heard yet (or has, once
+    /// `write_failed` is set).
+    write_error: Option<io::Error>,
+    write_failed: bool,
 }
 
-impl std::fmt::Debug for Driver {
+impl<S: Session> std::fmt::Debug for Driver<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver")
-            .field("remote", &self.remote)
+            .field("unwritten", &self.io.out.len())
             .finish_non_exhaustive()
     }
 }
 
-impl Driver {
-    /// A driver for `link` over `socket`; `input` holds bytes already read
-    /// (after an HTTP head).
+impl<S: Session> Driver<S> {
+    /// A driver for `session` over `socket`; `input` holds bytes already
+    /// read (after an HTTP head).
     pub(crate) fn new(
-        link: Arc<SharedLink>,
-        node: Arc<Node>,
+        session: S,
+        runtime: Arc<dyn Runtime>,
         socket: Arc<dyn Socket>,
         input: BytesMut,
     ) -> Self {
-        node.live_links.fetch_add(1, Ordering::AcqRel);
-        Self {
-            link,
-            node,
+        let io = Io {
+            runtime,
             socket,
             timer: None,
             input,
+            spare: BytesMut::new(),
             out: Transmit::new(),
+            read_done: false,
             eof_pending: false,
             write_error: None,
             write_failed: false,
-            spare: BytesMut::new(),
-            read_done: false,
-
-            remote: None,
+        };
+        Self {
+            session,
+            io,
+            finished: false,
         }
     }
 
-    /// Whether the link ever connected (the dialer resets its back-off).
-    pub(crate) fn was_connected(&self) -> bool {
-        self.remote.is_some()
+    /// The session (after the driver completed: how it went).
+    pub(crate) fn session(&self) -> &S {
+        &self.session
     }
+}
 
-    /// Reads what the socket has into `input`, without the link's lock,
-    /// until it has nothing more or the budget is spent. Returns whether
-    /// the budget ran out.
+impl Io {
+    /// Reads what the socket has into `input` until it has nothing more
+    /// or the budget is spent; returns whether the budget ran out.
     fn read(&mut self, cx: &mut Context<'_>) -> bool {
         let mut budget = READ_BUDGET;
         while !self.read_done {
@@ -137,9 +209,8 @@ impl Driver {
         self.eof_pending = true;
     }
 
-    /// Writes `out` without the link's lock while the socket takes it;
-    /// returns whether all of it is written. A failure is recorded for
-    /// the next round.
+    /// Writes `out` while the socket takes it; returns whether all of it
+    /// is written. A failure is recorded for the next round.
     fn write(&mut self, cx: &mut Context<'_>) -> bool {
         while !self.out.is_empty() && self.write_error.is_none() {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
@@ -161,91 +232,41 @@ impl Driver {
         true
     }
 
-    /// Feeds the link what happened to the socket and takes its output.
-    /// Runs with the link locked.
-    fn exchange(&mut self, st: &mut LinkState, now: Instant) {
+    /// Feeds the connection what happened to the socket and takes its
+    /// output. Runs with the session locked.
+    fn exchange<S: Session>(&mut self, state: &mut S::State, now: Instant) {
+        let timer_due = self.timer.as_ref().is_some_and(|(_, at)| *at <= now);
+        let drained = self.out.is_empty();
+        if drained {
+            S::on_drained(state);
+        }
+        let conn = S::conn(state);
         if !self.input.is_empty() {
-            st.link.handle_input(now, &mut self.input);
+            conn.handle_input(now, &mut self.input);
         }
         if std::mem::take(&mut self.eof_pending) {
-            st.link.handle_eof(now);
+            conn.handle_eof(now);
         }
         if let Some(error) = &self.write_error {
             if !self.write_failed {
                 debug!(%error, "socket write failed");
                 self.write_failed = true;
                 // The connection is gone both ways.
-                st.link.handle_eof(now);
+                conn.handle_eof(now);
             }
             self.out.clear();
         }
-        if self.timer.as_ref().is_some_and(|(_, at)| *at <= now) {
-            st.link.handle_timeout(now);
+        if timer_due {
+            conn.handle_timeout(now);
         }
-        // Take more only once the last batch is out: the link's
+        // Take more only once the last batch is out: the core's
         // write-stall detection counts on it.
-        if self.out.is_empty() {
-            st.wake_queue_waiters();
-            while self.out.len() < WRITE_BATCH && st.link.poll_transmit(now, &mut self.out) {}
+        if drained {
+            while self.out.len() < WRITE_BATCH && conn.poll_transmit(now, &mut self.out) {}
             if self.write_failed {
                 self.out.clear();
             }
         }
-    }
-
-    /// Routes the link's events; returns the notices for the grid.
-    fn route_events(&self, st: &mut LinkState) -> Vec<Notice> {
-        let mut notices = Vec::new();
-        while let Some(event) = st.link.poll_event() {
-            notices.extend(route(st, event, &self.link, &self.node));
-        }
-        notices
-    }
-
-    /// Acts on notices with the link unlocked; returns whether a handler
-    /// answered (its answer waits to be written).
-    fn notify(&mut self, cx: &mut Context<'_>, notices: Vec<Notice>) -> bool {
-        let serves = notices.iter().any(|n| matches!(n, Notice::Serve(_)));
-        if serves {
-            // Handlers answering inline must not wake this very task: the
-            // next round writes their answers anyway.
-            self.link.lock().driver = None;
-        }
-        let mut answered = false;
-        for notice in notices {
-            match notice {
-                Notice::Serve(mut task) => {
-                    if task.as_mut().poll(cx).is_ready() {
-                        answered = true;
-                    } else {
-                        self.node.runtime.spawn(task);
-                    }
-                }
-                Notice::Connected(remote) => {
-                    info!(%remote, "link up");
-                    self.node.link_connected(&remote, &self.link);
-                    self.remote = Some(remote);
-                }
-                Notice::Closed(reason) => {
-                    match (&self.remote, &reason) {
-                        (Some(remote), _) => info!(%remote, %reason, "link down"),
-                        (None, LinkError::Refused(_) | LinkError::Rejected(_)) => {
-                            info!(%reason, "link refused");
-                        }
-                        (None, _) => debug!(%reason, "link failed before connecting"),
-                    }
-                    if let Some(remote) = &self.remote {
-                        self.node.link_closed(remote, &self.link);
-                    }
-                }
-            }
-        }
-        if serves {
-            let mut st = self.link.lock();
-            register(&mut st.driver, cx.waker());
-            answered |= st.link.has_pending_output();
-        }
-        answered
     }
 
     /// Arms the timer for `next`; returns whether it already fired.
@@ -255,47 +276,50 @@ impl Driver {
             return false;
         };
         match &mut self.timer {
-            Some((timer, at)) if *at == next => {}
+            Some((_, at)) if *at == next => {}
             Some((timer, at)) => {
                 timer.as_mut().reset(next);
                 *at = next;
             }
-            None => self.timer = Some((self.node.runtime.timer(next), next)),
+            None => self.timer = Some((self.runtime.timer(next), next)),
         }
         let (timer, _) = self.timer.as_mut().expect("armed above");
         timer.as_mut().poll_fire(cx).is_ready()
     }
 }
 
-impl Future for Driver {
+impl<S: Session> Future for Driver<S> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let span = this.link.span.clone();
+        let span = this.session.span();
         let _entered = span.enter();
-        // Bounded rounds per wake-up. Socket calls happen outside the
-        // link's lock, so handles are not held up by the kernel.
+        // Bounded rounds per wake-up.
+        let io = &mut this.io;
         for _ in 0..4 {
-            let more_to_read = this.read(cx);
-            let link = this.link.clone();
-            let mut st = link.lock();
-            register(&mut st.driver, cx.waker());
-            this.exchange(&mut st, Instant::now());
-            let notices = this.route_events(&mut st);
-            let next = st.link.poll_timeout();
-            let closed = st.link.is_closed();
-            let more_output = st.link.has_pending_output();
-            drop(st);
-            let answered = this.notify(cx, notices);
-            let written = this.write(cx);
-            let failed = this.write_error.is_some();
-            if closed && (this.write_failed || (written && !more_output && !answered)) {
+            let more_to_read = io.read(cx);
+            let mut notices = Vec::new();
+            let mut guard = this.session.lock();
+            let state = &mut *guard;
+            S::set_waker(state, cx.waker());
+            io.exchange::<S>(state, Instant::now());
+            this.session.route(state, &mut notices);
+            let conn = S::conn(state);
+            let next = conn.poll_timeout();
+            let closed = conn.is_closed();
+            let more_output = conn.has_pending_output();
+            drop(guard);
+            let answered = this.session.notify(cx, notices);
+            let written = io.write(cx);
+            let failed = io.write_error.is_some();
+            if closed && (io.write_failed || (written && !more_output && !answered)) {
                 let _ =
-                    socket2::SockRef::from(&this.socket.as_fd()).shutdown(std::net::Shutdown::Both);
+                    socket2::SockRef::from(&io.socket.as_fd()).shutdown(std::net::Shutdown::Both);
+                this.finished = true;
                 return Poll::Ready(());
             }
-            let timer_fired = this.arm_timer(cx, next);
+            let timer_fired = io.arm_timer(cx, next);
             let again = more_to_read || answered || failed || (written && more_output);
             if !timer_fired && !again {
                 return Poll::Pending;
@@ -306,29 +330,10 @@ impl Future for Driver {
     }
 }
 
-impl Drop for Driver {
+impl<S: Session> Drop for Driver<S> {
     fn drop(&mut self) {
-        // A driver dropped before its link closed (forced shutdown) ends
-        // the link's exchanges here.
-        let mut st = self.link.lock();
-        if !st.link.is_closed() {
-            st.link.close(Instant::now());
-            let notices = self.route_events(&mut st);
-            drop(st);
-            // No task context here: handlers still to run are dropped
-            // (their exchanges just ended with the link).
-            for notice in notices {
-                match notice {
-                    Notice::Connected(_) | Notice::Serve(_) => {}
-                    Notice::Closed(_) => {
-                        if let Some(remote) = &self.remote {
-                            self.node.link_closed(remote, &self.link);
-                        }
-                    }
-                }
-            }
+        if !self.finished {
+            self.session.abort();
         }
-        self.node.live_links.fetch_sub(1, Ordering::AcqRel);
-        self.node.changes.notify();
     }
 }

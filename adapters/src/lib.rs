@@ -47,6 +47,7 @@ mod io;
 mod listener;
 mod peer;
 pub mod runtime;
+mod session;
 mod shared;
 mod signal;
 mod stream;

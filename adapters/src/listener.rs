@@ -16,6 +16,7 @@ use crate::driver::Driver;
 use crate::grid::Node;
 use crate::io::{read_some, shutdown, write_all};
 use crate::runtime::{Listener, Socket};
+use crate::session::LinkSession;
 use crate::shared::SharedLink;
 
 /// Accepts connections until shutdown.
@@ -75,7 +76,8 @@ async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>) {
                     let span = info_span!("link", local = %node.config.local, role = "acceptor");
                     let socket: Arc<dyn Socket> = Arc::from(socket);
                     let link = SharedLink::new(link, span);
-                    Driver::new(link, node.clone(), socket, input).await;
+                    let session = LinkSession::new(link, node.clone());
+                    Driver::new(session, node.runtime.clone(), socket, input).await;
                     return;
                 }
                 Event::Closed(reason) => {
