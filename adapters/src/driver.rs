@@ -117,6 +117,8 @@ struct Io {
     timer: Option<(Pin<Box<dyn Timer>>, Instant)>,
     /// Bytes read and not yet consumed.
     input: BytesMut,
+    /// `input` grew since the connection last saw it.
+    fresh_input: bool,
     /// Zeroed room that reads go into; split off into `input` (no copy
     /// while both come from one allocation).
     spare: BytesMut,
@@ -152,6 +154,7 @@ impl<S: Session> Driver<S> {
             runtime,
             socket,
             timer: None,
+            fresh_input: !input.is_empty(),
             input,
             spare: BytesMut::new(),
             out: Transmit::new(),
@@ -188,7 +191,10 @@ impl Io {
             }
             match self.socket.try_read(&mut self.spare) {
                 Ok(0) => self.read_end(None),
-                Ok(n) => self.input.unsplit(self.spare.split_to(n)),
+                Ok(n) => {
+                    self.input.unsplit(self.spare.split_to(n));
+                    self.fresh_input = true;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     match self.socket.poll_readable(cx) {
                         Poll::Ready(Ok(())) => {}
@@ -233,7 +239,10 @@ impl Io {
     }
 
     /// Feeds the connection what happened to the socket and takes its
-    /// output. Runs with the session locked.
+    /// output. Runs with the session locked. One input per round: the
+    /// core's events are drained between inputs (a WebSocket endpoint
+    /// settles its close handshake only as its events are polled), so an
+    /// end of stream that arrives with the last bytes waits one round.
     fn exchange<S: Session>(&mut self, state: &mut S::State, now: Instant) {
         let timer_due = self.timer.as_ref().is_some_and(|(_, at)| *at <= now);
         let drained = self.out.is_empty();
@@ -241,32 +250,31 @@ impl Io {
             S::on_drained(state);
         }
         let conn = S::conn(state);
-        if !self.input.is_empty() {
+        if std::mem::take(&mut self.fresh_input) {
             conn.handle_input(now, &mut self.input);
-        }
-        if std::mem::take(&mut self.eof_pending) {
+        } else if std::mem::take(&mut self.eof_pending) {
             conn.handle_eof(now);
-        }
-        if let Some(error) = &self.write_error {
-            if !self.write_failed {
-                debug!(%error, "socket write failed");
-                self.write_failed = true;
-                // The connection is gone both ways.
-                conn.handle_eof(now);
-            }
-            self.out.clear();
-        }
-        if timer_due {
+        } else if let Some(error) = self.write_error.as_ref().filter(|_| !self.write_failed) {
+            debug!(%error, "socket write failed");
+            self.write_failed = true;
+            // The connection is gone both ways.
+            conn.handle_eof(now);
+        } else if timer_due {
             conn.handle_timeout(now);
+        }
+        if self.write_failed {
+            self.out.clear();
         }
         // Take more only once the last batch is out: the core's
         // write-stall detection counts on it.
-        if drained {
+        if drained && !self.write_failed {
             while self.out.len() < WRITE_BATCH && conn.poll_transmit(now, &mut self.out) {}
-            if self.write_failed {
-                self.out.clear();
-            }
         }
+    }
+
+    /// Whether an input waits for the next round.
+    fn deferred(&self) -> bool {
+        self.eof_pending || (self.write_error.is_some() && !self.write_failed)
     }
 
     /// Arms the timer for `next`; returns whether it already fired.
@@ -312,7 +320,6 @@ impl<S: Session> Future for Driver<S> {
             drop(guard);
             let answered = this.session.notify(cx, notices);
             let written = io.write(cx);
-            let failed = io.write_error.is_some();
             if closed && (io.write_failed || (written && !more_output && !answered)) {
                 let _ =
                     socket2::SockRef::from(&io.socket.as_fd()).shutdown(std::net::Shutdown::Both);
@@ -320,7 +327,7 @@ impl<S: Session> Future for Driver<S> {
                 return Poll::Ready(());
             }
             let timer_fired = io.arm_timer(cx, next);
-            let again = more_to_read || answered || failed || (written && more_output);
+            let again = more_to_read || answered || io.deferred() || (written && more_output);
             if !timer_fired && !again {
                 return Poll::Pending;
             }

@@ -51,6 +51,7 @@ mod session;
 mod shared;
 mod signal;
 mod stream;
+mod websocket;
 
 pub use error::{Error, HandlerError};
 pub use grid::{Grid, GridBuilder, StartError};
@@ -58,6 +59,7 @@ pub use handler::Context;
 pub use peer::{Call, OpenStream, Peer, Request, RequestFuture};
 pub use signal::CancelSignal;
 pub use stream::{StreamReceiver, StreamSender};
+pub use websocket::WebSocket;
 
 pub use gridmux_core::auth::{Authenticator, SharedSecret};
 pub use gridmux_core::cluster::ReconnectSchedule;

@@ -38,7 +38,7 @@ mkdir -p "$reports"
 
 # Server role: kosoku drives our echo server.
 port=$(free_port)
-"$bin/ws-echo" --listen "127.0.0.1:$port" --idle-secs 120 2>"$reports/ws-echo.log" &
+"$bin/ws-echo" --listen "127.0.0.1:$port" --idle-secs 120 --runtime tokio 2>"$reports/ws-echo.log" &
 pids+=($!)
 for _ in $(seq 50); do
     (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -57,7 +57,7 @@ for _ in $(seq 50); do
     (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
 done
-timeout 900 "$bin/ws-autobahn-client" --server "ws://127.0.0.1:$port" --agent gridmux \
+timeout 900 "$bin/ws-autobahn-client" --server "ws://127.0.0.1:$port" --agent gridmux --runtime smol \
     2>"$reports/ws-autobahn-client.log" || true
 wait "$kosoku_pid" || true
 

@@ -1,7 +1,7 @@
 //! Test support for gridmux: the deterministic cluster simulation, the
-//! blocking socket loop of the WebSocket conformance harnesses, and seeded
+//! shared pieces of the WebSocket conformance harnesses, and seeded
 //! corpora for the fuzz bodies.
 pub mod corpus;
+pub mod harness;
 pub mod sim;
 pub mod twin;
-pub mod ws_loop;

@@ -1,17 +1,20 @@
 //! Interoperability with a third-party WebSocket implementation
-//! (tungstenite): our client against its server, its client against our
-//! server, and its client against a node's authenticated grid upgrade.
+//! (tungstenite): our client (`gridmux::WebSocket`) against its server, its
+//! client against our server, and its client against a node's
+//! authenticated grid upgrade.
 
-use std::net::{TcpListener, TcpStream};
-use std::time::{Duration, Instant, SystemTime};
+use std::future::poll_fn;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use gridmux::runtime::{Runtime, TokioRuntime};
+use gridmux::WebSocket;
 use gridmux_core::auth::{Authenticator, SharedSecret};
-use gridmux_core::ws::{ClientRequest, CloseCause, Endpoint, Event, Message};
-use gridmux_tests::ws_loop::{harness_config, run};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use gridmux_core::ws::{ClientRequest, CloseCause, CloseCode, Event, Message};
+use gridmux_tests::harness::harness_config;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
 fn tokio_rt() -> tokio::runtime::Runtime {
@@ -36,76 +39,68 @@ fn messages() -> Vec<Message> {
 #[test]
 fn our_client_against_tungstenite_server() {
     let rt = tokio_rt();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
-        while let Some(Ok(msg)) = ws.next().await {
-            if msg.is_text() || msg.is_binary() {
-                ws.send(msg).await.unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+            while let Some(Ok(msg)) = ws.next().await {
+                if msg.is_text() || msg.is_binary() {
+                    ws.send(msg).await.unwrap();
+                }
+            }
+        });
+        let runtime: Arc<dyn Runtime> = Arc::new(TokioRuntime::current());
+        let request = ClientRequest::new(addr.to_string(), "/");
+        let ws = WebSocket::connect(runtime, addr, &request, harness_config())
+            .await
+            .unwrap();
+        assert!(matches!(ws.recv().await, Some(Event::Open(_))));
+        for m in messages() {
+            ws.send(m).unwrap();
+        }
+        let mut echoed = Vec::new();
+        while echoed.len() < messages().len() {
+            match ws.recv().await.unwrap() {
+                Event::Message(m) => echoed.push(m),
+                other => panic!("unexpected {other:?}"),
             }
         }
+        assert_eq!(echoed, messages());
+        ws.close(CloseCode::NORMAL, "done").unwrap();
+        let Some(Event::Closed(cause)) = ws.recv().await else {
+            panic!("no close")
+        };
+        assert!(matches!(cause, CloseCause::Clean { .. }), "{cause:?}");
     });
-    let client = std::thread::spawn(move || {
-        let stream = TcpStream::connect(addr).unwrap();
-        let request = ClientRequest::new(addr.to_string(), "/");
-        let rng = Box::new(StdRng::seed_from_u64(5));
-        let endpoint = Endpoint::client(harness_config(), &request, rng, Instant::now());
-        let mut pending = messages();
-        let mut echoed = Vec::new();
-        let cause = run(
-            stream,
-            endpoint,
-            Duration::from_secs(10),
-            |ep, event| match event {
-                Event::Open(_) => {
-                    for m in &pending {
-                        ep.send(m.clone()).unwrap();
-                    }
-                }
-                Event::Message(m) => {
-                    echoed.push(m);
-                    if echoed.len() == pending.len() {
-                        ep.close(Instant::now(), gridmux_core::ws::CloseCode::NORMAL, "done")
-                            .unwrap();
-                    }
-                }
-                _ => {}
-            },
-        )
-        .unwrap();
-        pending.truncate(echoed.len());
-        (pending, echoed, cause)
-    });
-    let (sent, echoed, cause) = rt.block_on(async {
-        tokio::task::spawn_blocking(move || client.join().unwrap())
-            .await
-            .unwrap()
-    });
-    assert_eq!(echoed.len(), messages().len());
-    assert_eq!(sent, echoed);
-    assert!(matches!(cause, CloseCause::Clean { .. }), "{cause:?}");
 }
 
 #[test]
 fn tungstenite_client_against_our_server() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let endpoint = Endpoint::server(harness_config(), Instant::now());
-        run(stream, endpoint, Duration::from_secs(10), |ep, event| {
-            if let Event::Message(m) = event {
-                let _ = ep.send(m);
-            }
-        })
-        .unwrap()
-    });
     let rt = tokio_rt();
     rt.block_on(async {
+        let runtime: Arc<dyn Runtime> = Arc::new(TokioRuntime::current());
+        let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let listener = runtime.adopt_listener(std_listener).unwrap();
+        let server = {
+            let runtime = runtime.clone();
+            tokio::spawn(async move {
+                let socket = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+                let ws = WebSocket::accept(runtime, socket, harness_config());
+                let mut last = None;
+                while let Some(event) = ws.recv().await {
+                    match event {
+                        Event::Message(m) => ws.send(m).unwrap(),
+                        Event::Closed(cause) => last = Some(cause),
+                        _ => {}
+                    }
+                }
+                last
+            })
+        };
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/echo"))
             .await
             .unwrap();
@@ -135,9 +130,9 @@ fn tungstenite_client_against_our_server() {
         assert_eq!(got, sent);
         ws.close(None).await.unwrap();
         while let Some(Ok(_)) = ws.next().await {}
+        let cause = server.await.unwrap().expect("closed");
+        assert!(matches!(cause, CloseCause::Clean { .. }), "{cause:?}");
     });
-    let cause = server.join().unwrap();
-    assert!(matches!(cause, CloseCause::Clean { .. }), "{cause:?}");
 }
 
 /// tungstenite accepts a node's answer to an authenticated upgrade (the
@@ -164,7 +159,7 @@ fn tungstenite_client_against_a_node() {
             .secret("interop")
             .listener(l0)
             .configure(|c| c.handshake_timeout = Duration::from_millis(500))
-            .start(gridmux::runtime::TokioRuntime::current())
+            .start(TokioRuntime::current())
             .unwrap();
         let now = SystemTime::now();
         let nanos = now

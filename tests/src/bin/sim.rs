@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use gridmux_tests::harness::{arg_value, init_tracing};
 use gridmux_tests::sim::{self, Failure, Faults};
-use gridmux_tests::ws_loop::{arg_value, init_tracing};
 
 fn main() -> ExitCode {
     init_tracing();

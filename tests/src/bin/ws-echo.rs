@@ -1,17 +1,21 @@
-//! `ws-echo --listen 127.0.0.1:PORT [--idle-secs N]`: a WebSocket echo server
-//! on `gridmux_core::ws::Endpoint`, for the Autobahn TestSuite (server role).
-//! Exits after `--idle-secs` (default 120) without a new connection.
+//! `ws-echo --listen 127.0.0.1:PORT [--idle-secs N] [--runtime tokio|smol]`:
+//! a WebSocket echo server on `gridmux::WebSocket`, for the Autobahn
+//! TestSuite (server role). Exits after `--idle-secs` (default 120) without
+//! a new connection.
 
+use std::future::poll_fn;
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use gridmux_core::ws::{Endpoint, Event};
-use gridmux_tests::ws_loop::{arg_value, harness_config, init_tracing, run};
+use gridmux::WebSocket;
+use gridmux_core::ws::Event;
+use gridmux_tests::harness::{arg_value, block_on, harness_config, init_tracing, within};
 
 fn main() -> std::io::Result<()> {
     init_tracing();
     let args: Vec<String> = std::env::args().collect();
     let listen = arg_value(&args, "--listen").unwrap_or_else(|| "127.0.0.1:9002".into());
+    let runtime = arg_value(&args, "--runtime").unwrap_or_else(|| "tokio".into());
     let idle = Duration::from_secs(
         arg_value(&args, "--idle-secs")
             .and_then(|s| s.parse().ok())
@@ -19,30 +23,27 @@ fn main() -> std::io::Result<()> {
     );
     let listener = TcpListener::bind(&listen)?;
     listener.set_nonblocking(true)?;
-    eprintln!("ws-echo listening on {}", listener.local_addr()?);
-    let mut last_activity = Instant::now();
-    while last_activity.elapsed() < idle {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        last_activity = Instant::now();
-        stream.set_nonblocking(false)?;
-        std::thread::spawn(move || {
-            let endpoint = Endpoint::server(harness_config(), Instant::now());
-            let result = run(stream, endpoint, Duration::from_secs(60), |ep, event| {
-                if let Event::Message(msg) = event {
-                    // Fails only once the connection is closing.
-                    let _ = ep.send(msg);
+    eprintln!(
+        "ws-echo listening on {} ({runtime})",
+        listener.local_addr()?
+    );
+    block_on(&runtime, |rt| async move {
+        let listener = rt.adopt_listener(listener)?;
+        loop {
+            let accept = poll_fn(|cx| listener.poll_accept(cx));
+            let Some(socket) = within(&*rt, idle, accept).await else {
+                eprintln!("ws-echo: idle for {idle:?}, exiting");
+                return Ok(());
+            };
+            let ws = WebSocket::accept(rt.clone(), socket?, harness_config());
+            rt.spawn(Box::pin(async move {
+                while let Some(event) = ws.recv().await {
+                    if let Event::Message(msg) = event {
+                        // Fails only once the connection is closing.
+                        let _ = ws.send(msg);
+                    }
                 }
-            });
-            tracing::debug!(?result, "connection ended");
-        });
-    }
-    eprintln!("ws-echo: idle for {idle:?}, exiting");
-    Ok(())
+            }));
+        }
+    })
 }
