@@ -91,6 +91,12 @@ pub(crate) trait Session: Send + Unpin + 'static {
     fn set_waker(state: &mut Self::State, waker: &Waker);
     /// Under the lock, before output is taken: the previous batch is out.
     fn on_drained(_state: &mut Self::State) {}
+    /// Under the lock: the application has not taken the connection's
+    /// events yet, so no input goes in and no more is read (backpressure;
+    /// grid links never hold, a plain WebSocket does).
+    fn holds_input(_state: &mut Self::State) -> bool {
+        false
+    }
     /// Under the lock: routes the connection's events.
     fn route(&self, state: &mut Self::State, notices: &mut Vec<Self::Notice>);
     /// Outside the lock; returns whether new output may be waiting.
@@ -119,6 +125,8 @@ struct Io {
     input: BytesMut,
     /// `input` grew since the connection last saw it.
     fresh_input: bool,
+    /// The session held input back in the last round.
+    held: bool,
     /// Zeroed room that reads go into; split off into `input` (no copy
     /// while both come from one allocation).
     spare: BytesMut,
@@ -155,6 +163,7 @@ impl<S: Session> Driver<S> {
             socket,
             timer: None,
             fresh_input: !input.is_empty(),
+            held: false,
             input,
             spare: BytesMut::new(),
             out: Transmit::new(),
@@ -181,7 +190,7 @@ impl Io {
     /// or the budget is spent; returns whether the budget ran out.
     fn read(&mut self, cx: &mut Context<'_>) -> bool {
         let mut budget = READ_BUDGET;
-        while !self.read_done {
+        while !self.read_done && !self.held {
             if budget == 0 {
                 return true;
             }
@@ -249,8 +258,14 @@ impl Io {
         if drained {
             S::on_drained(state);
         }
+        self.held = S::holds_input(state);
         let conn = S::conn(state);
-        if std::mem::take(&mut self.fresh_input) {
+        if self.held {
+            // Only time and output move until the application catches up.
+            if timer_due {
+                conn.handle_timeout(now);
+            }
+        } else if std::mem::take(&mut self.fresh_input) {
             conn.handle_input(now, &mut self.input);
         } else if std::mem::take(&mut self.eof_pending) {
             conn.handle_eof(now);
@@ -274,7 +289,7 @@ impl Io {
 
     /// Whether an input waits for the next round.
     fn deferred(&self) -> bool {
-        self.eof_pending || (self.write_error.is_some() && !self.write_failed)
+        !self.held && (self.eof_pending || (self.write_error.is_some() && !self.write_failed))
     }
 
     /// Arms the timer for `next`; returns whether it already fired.
@@ -306,6 +321,7 @@ impl<S: Session> Future for Driver<S> {
         // Bounded rounds per wake-up.
         let io = &mut this.io;
         for _ in 0..4 {
+            let was_held = io.held;
             let more_to_read = io.read(cx);
             let mut notices = Vec::new();
             let mut guard = this.session.lock();
@@ -327,7 +343,11 @@ impl<S: Session> Future for Driver<S> {
                 return Poll::Ready(());
             }
             let timer_fired = io.arm_timer(cx, next);
-            let again = more_to_read || answered || io.deferred() || (written && more_output);
+            // Released from holding: read what waited (and register for
+            // readiness again).
+            let released = was_held && !io.held;
+            let again =
+                more_to_read || released || answered || io.deferred() || (written && more_output);
             if !timer_fired && !again {
                 return Poll::Pending;
             }

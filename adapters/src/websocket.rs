@@ -2,11 +2,9 @@
 //! on the runtime, in either role — what the Autobahn harnesses and the
 //! interoperability tests run on. Grid links use the same driver.
 //!
-//! Messages queue in the endpoint without backpressure (its limits bound
-//! what a peer can make us hold on the receiving side); this is a harness
-//! and tooling API, not a streaming one.
+//! Reading waits while the application has events to take (TCP
+//! backpressure); sends queue in the endpoint up to its `max_send_queue`.
 
-use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
@@ -39,7 +37,6 @@ struct Shared {
 #[derive(Debug)]
 struct State {
     endpoint: Endpoint,
-    events: VecDeque<Event>,
     reader: Option<Waker>,
     driver: Option<Waker>,
     /// The driver stopped without a `Closed` event (shutdown).
@@ -93,7 +90,6 @@ impl WebSocket {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 endpoint,
-                events: VecDeque::new(),
                 reader: None,
                 driver: None,
                 aborted: false,
@@ -121,7 +117,14 @@ impl WebSocket {
         if st.finished {
             return Poll::Ready(None);
         }
-        if let Some(event) = st.events.pop_front() {
+        let had_events = st.endpoint.has_events();
+        let event = st.endpoint.poll_event();
+        if had_events {
+            // Taking events may queue output (a close answer) and lets the
+            // driver read on once none are left.
+            st.flush();
+        }
+        if let Some(event) = event {
             st.finished = matches!(event, Event::Closed(_));
             return Poll::Ready(Some(event));
         }
@@ -183,13 +186,15 @@ impl Session for WsSession {
         register(&mut state.driver, waker);
     }
 
+    fn holds_input(state: &mut State) -> bool {
+        state.endpoint.has_events()
+    }
+
     fn route(&self, state: &mut State, _: &mut Vec<()>) {
-        let mut any = false;
-        while let Some(event) = state.endpoint.poll_event() {
-            state.events.push_back(event);
-            any = true;
-        }
-        if any {
+        // The application takes events from the endpoint itself, in order,
+        // so that it can answer a message before an error that followed
+        // it closes the connection.
+        if state.endpoint.has_events() {
             wake(&mut state.reader);
         }
     }

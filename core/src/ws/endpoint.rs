@@ -403,6 +403,13 @@ impl Endpoint {
         out.len() > before
     }
 
+    /// Whether events wait for [`poll_event`](Self::poll_event). Feed no
+    /// more input until they are polled: the close handshake and deferred
+    /// failures settle as the events before them are taken.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The next event, if any.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {

@@ -303,9 +303,11 @@ async fn stream_ping_running(env: Env) {
     let c = env
         .cluster(2, |_, b| {
             counting_handler(b, 20).configure(|c| {
+                // Timeouts of 5 and 10 ping periods: room for a loaded
+                // machine, and still far shorter than the blocked time.
                 c.stream_ping_interval = Duration::from_millis(100);
-                c.stream_ping_timeout = Duration::from_millis(300);
-                c.stream_idle_timeout = Duration::from_millis(600);
+                c.stream_ping_timeout = Duration::from_millis(500);
+                c.stream_idle_timeout = Duration::from_millis(1000);
             })
         })
         .await;
