@@ -1,6 +1,7 @@
 //! Routes what a link reports to the exchanges' handles, and runs the
 //! handlers it asks for as tasks.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,6 +56,11 @@ pub(crate) fn route(
         }
         Event::Closed(reason) => {
             st.end_everything();
+            // Leave the peer table now, under the link's lock, so that no
+            // caller woken by `end_everything` finds this link there.
+            if let Some(remote) = &st.remote {
+                node.link_closed(remote, link);
+            }
             return Some(Notice::Closed(reason));
         }
         Event::Response { mux, result } => {
@@ -175,9 +181,10 @@ fn serve_request(
     let span = link.span.clone();
     Some(Box::pin(
         async move {
-            // Called here, not under the link's lock: the handler may drop
-            // what it is given right away, and handles lock the link.
-            let future = f(context, payload);
+            // Called here, not under the link's lock (the handler may drop
+            // what it is given right away, and handles lock the link), and
+            // inside the panic guard (the call itself may panic).
+            let future = async move { f(context, payload).await };
             let Some(outcome) = run_handler(&cancel, future).await else {
                 return;
             };
@@ -225,8 +232,9 @@ fn serve_stream(
     let span = link.span.clone();
     node.runtime.spawn(Box::pin(
         async move {
-            // Not under the link's lock (see `serve_request`).
-            let future = f(context, payload, rx, tx);
+            // Not under the link's lock, inside the panic guard (see
+            // `serve_request`).
+            let future = async move { f(context, payload, rx, tx).await };
             let outcome = run_handler(&cancel, future).await;
             let mut st = link.lock();
             st.served.remove(&mux);
@@ -248,9 +256,9 @@ fn serve_stream(
 
 /// Runs a handler until it returns, panics (an error answer) or is
 /// cancelled (`None`: nobody waits for an answer).
-async fn run_handler<T: Send>(
+async fn run_handler<T>(
     cancel: &CancelSignal,
-    future: BoxFuture<Result<T, HandlerError>>,
+    future: impl Future<Output = Result<T, HandlerError>>,
 ) -> Option<Result<T, Failure>> {
     let outcome = cancel.run(AssertUnwindSafe(future).catch_unwind()).await?;
     Some(match outcome {

@@ -218,8 +218,13 @@ impl GridBuilder {
         let mut node_id = [0; 16];
         StdRng::from_os_rng().fill_bytes(&mut node_id);
         let mut config = LinkConfig::new(&self.local, self.peers.clone(), node_id, authenticator);
+        let default_max = config.max_message_size;
         for f in self.configure {
             f(&mut config);
+        }
+        if config.max_message_size != default_max {
+            // The WebSocket limits follow the message limit.
+            config.sync_ws_limits();
         }
         config.local.clone_from(&self.local);
         config.peers.clone_from(&self.peers);
@@ -331,7 +336,8 @@ impl Node {
         self.changes.notify();
     }
 
-    /// A link to `remote` closed.
+    /// A link to `remote` closed. Called with that link locked (slot locks
+    /// are never held while a link is locked elsewhere).
     pub(crate) fn link_closed(&self, remote: &str, link: &Arc<SharedLink>) {
         if let Some(slot) = self.links.get(remote) {
             let mut current = slot.link.write().unwrap_or_else(|e| e.into_inner());

@@ -47,9 +47,6 @@ impl LinkSession {
             }
             (None, _) => debug!(%reason, "link failed before connecting"),
         }
-        if let Some(remote) = &self.remote {
-            self.node.link_closed(remote, &self.link);
-        }
     }
 }
 

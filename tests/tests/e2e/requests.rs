@@ -22,6 +22,8 @@ suite!(
     overloaded,
     fail_fast_while_disconnected,
     unknown_peer,
+    panicking_handlers,
+    message_size_limit,
 );
 
 const ECHO: u8 = 78;
@@ -251,5 +253,82 @@ async fn unknown_peer(env: Env) {
     let err = c.grids[0].peer("127.0.0.1:1").unwrap_err();
     assert_eq!(err, Error::UnknownPeer("127.0.0.1:1".into()));
     assert!(c.grids[0].peer(&c.names[0]).is_err(), "not ourselves");
+    c.shutdown().await;
+}
+
+/// A handler that panics — while being called or while running — is
+/// answered `HandlerPanicked`; the link and the node go on.
+async fn panicking_handlers(env: Env) {
+    let c = env
+        .cluster(2, |_, b| {
+            b.handler(ECHO, |_, p| async move { Ok(p) })
+                .handler(
+                    FAIL,
+                    |_, _| -> std::future::Ready<Result<Bytes, HandlerError>> {
+                        panic!("handler panics when called, on purpose")
+                    },
+                )
+                .handler(BLOCK, |_, _| async move {
+                    panic!("handler panics while running, on purpose")
+                })
+        })
+        .await;
+    let peer = c.peer(0, 1);
+    for id in [FAIL, BLOCK] {
+        let err = peer.request(id, "x").await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Remote {
+                    code: ErrorCode::HandlerPanicked,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    assert_eq!(peer.request(ECHO, "still").await.unwrap(), "still");
+    c.shutdown().await;
+}
+
+/// Payloads over `max_message_size` are refused before sending; an answer
+/// over it becomes an error answer.
+async fn message_size_limit(env: Env) {
+    let c = env
+        .cluster(2, |i, b| {
+            let b = b.configure(|c| c.max_message_size = 64 * 1024);
+            if i == 1 {
+                b.handler(ECHO, |_, p: Bytes| async move {
+                    Ok(Bytes::from(vec![0; p.len() * 2]))
+                })
+            } else {
+                b
+            }
+        })
+        .await;
+    let peer = c.peer(0, 1);
+    let err = peer
+        .request(ECHO, vec![0u8; 64 * 1024 + 1])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::TooLarge {
+            size: 64 * 1024 + 1,
+            max: 64 * 1024
+        }
+    );
+    let err = peer.request(ECHO, vec![0u8; 40 * 1024]).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Remote {
+                code: ErrorCode::Application,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(peer.request(ECHO, "ok").await.unwrap().len(), 4);
     c.shutdown().await;
 }
