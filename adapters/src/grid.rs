@@ -60,6 +60,7 @@ pub struct GridBuilder {
     configure: Vec<ConfigEdit>,
     reconnect: ReconnectSchedule,
     http: Limits,
+    max_pending_connections: usize,
 }
 
 impl std::fmt::Debug for GridBuilder {
@@ -84,6 +85,7 @@ impl GridBuilder {
             configure: Vec::new(),
             reconnect: ReconnectSchedule::default(),
             http: Limits::default(),
+            max_pending_connections: 1024,
         }
     }
 
@@ -122,6 +124,14 @@ impl GridBuilder {
     /// Limits of the HTTP request heads on the node's port.
     pub fn http_limits(mut self, limits: Limits) -> Self {
         self.http = limits;
+        self
+    }
+
+    /// Most connections on the node's port that have not become grid links
+    /// yet (HTTP requests, upgrades in progress); more are closed at once
+    /// (default 1024). Bounds what idle or slow clients can hold.
+    pub fn max_pending_connections(mut self, n: usize) -> Self {
+        self.max_pending_connections = n.max(1);
         self
     }
 
@@ -241,6 +251,8 @@ impl GridBuilder {
             config: Arc::new(config),
             handlers: self.handlers,
             http: self.http,
+            max_pending_connections: self.max_pending_connections,
+            pending_connections: AtomicUsize::new(0),
             reconnect: self.reconnect,
             local_addr,
             links: peers,
@@ -269,6 +281,10 @@ pub(crate) struct Node {
     pub(crate) config: Arc<LinkConfig>,
     pub(crate) handlers: Handlers,
     pub(crate) http: Limits,
+    /// Cap of `pending_connections`.
+    pub(crate) max_pending_connections: usize,
+    /// Connections on our port not yet upgraded to links.
+    pub(crate) pending_connections: AtomicUsize,
     pub(crate) reconnect: ReconnectSchedule,
     pub(crate) local_addr: SocketAddr,
     /// The connected link of each peer (the set of peers is fixed).

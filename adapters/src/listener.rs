@@ -30,12 +30,17 @@ pub(crate) async fn accept_loop(node: Arc<Node>, listener: Box<dyn Listener>) {
                     shutdown(&*socket);
                     continue;
                 }
+                let Some(pending) = Pending::take(&node) else {
+                    debug!("too many pending connections: closed a new one");
+                    shutdown(&*socket);
+                    continue;
+                };
                 let from = socket2::SockRef::from(&socket.as_fd())
                     .peer_addr()
                     .ok()
                     .and_then(|a| a.as_socket());
                 let span = info_span!("conn", local = %node.config.local, from = ?from);
-                let task = serve_connection(node.clone(), socket);
+                let task = serve_connection(node.clone(), socket, pending);
                 let stop = node.shutdown.clone();
                 node.runtime.spawn(Box::pin(
                     async move {
@@ -57,7 +62,7 @@ pub(crate) async fn accept_loop(node: Arc<Node>, listener: Box<dyn Listener>) {
 }
 
 /// Serves HTTP requests on one connection until it is upgraded or closed.
-async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>) {
+async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>, pending: Pending) {
     let timeout = node.config.handshake_timeout;
     let mut http = ServerConnection::new(node.http, timeout, Instant::now());
     let mut input = BytesMut::new();
@@ -67,6 +72,7 @@ async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>) {
             match event {
                 Event::Request(head) => http.respond(Instant::now(), &answer(&node, &head)),
                 Event::Upgrade(head) => {
+                    drop(pending);
                     let link = Link::accept_head(
                         node.config.clone(),
                         &head,
@@ -123,5 +129,27 @@ fn answer(node: &Node, head: &RequestHead) -> Response {
             .header("Upgrade", "websocket")
             .header("Sec-WebSocket-Version", "13"),
         _ => Response::text(404, "not found\n"),
+    }
+}
+
+/// One of the node's pending connections; dropping it frees the place.
+#[derive(Debug)]
+struct Pending(Arc<Node>);
+
+impl Pending {
+    /// A place, if one is free.
+    fn take(node: &Arc<Node>) -> Option<Self> {
+        let taken = node.pending_connections.fetch_add(1, Ordering::AcqRel);
+        if taken >= node.max_pending_connections {
+            node.pending_connections.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(node.clone()))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.pending_connections.fetch_sub(1, Ordering::AcqRel);
     }
 }

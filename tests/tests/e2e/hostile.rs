@@ -20,6 +20,7 @@ suite!(
     connect_from_wrong_dialer,
     frame_announcing_huge_length,
     health_endpoint,
+    pending_connections_are_capped,
 );
 
 const ECHO: u8 = 1;
@@ -255,5 +256,31 @@ async fn health_endpoint(env: Env) {
         );
     }
     still_serving(&c).await;
+    c.shutdown().await;
+}
+
+/// Connections that are not links yet are capped: past the cap a new one
+/// is closed at once, links are not affected, and places free up.
+async fn pending_connections_are_capped(env: Env) {
+    let c = env
+        .cluster(2, |_, b| {
+            b.handler(ECHO, |_, p| async move { Ok(p) })
+                .max_pending_connections(2)
+        })
+        .await;
+    let idle = [connect(&c.names[0]), connect(&c.names[0])];
+    env.sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let refused = read_to_close(connect(&c.names[0]));
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "closed at once");
+    still_serving(&c).await;
+    drop(idle);
+    env.sleep(Duration::from_millis(100)).await;
+    let mut s = connect(&c.names[0]);
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let answer = read_to_close(s);
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
     c.shutdown().await;
 }
