@@ -2,12 +2,14 @@
 //! exchanges' handles, tells the grid when the link comes and goes, and
 //! runs request handlers.
 
-use std::sync::atomic::Ordering;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Waker};
 use std::time::Instant;
 
 use gridmux_core::link::{Link, LinkError};
+use gridmux_core::ws::Transmit;
 use tracing::{debug, info};
 
 use crate::dispatch::{route, Notice};
@@ -19,6 +21,8 @@ use crate::shared::{register, LinkState, SharedLink};
 #[derive(Debug)]
 pub(crate) struct LinkSession {
     link: Arc<SharedLink>,
+    /// The driver's "writing" flag (see `LinkState::writing`).
+    writing: Arc<AtomicBool>,
     node: Arc<Node>,
     /// The peer, once connected.
     remote: Option<String>,
@@ -27,7 +31,9 @@ pub(crate) struct LinkSession {
 impl LinkSession {
     pub(crate) fn new(link: Arc<SharedLink>, node: Arc<Node>) -> Self {
         node.live_links.fetch_add(1, Ordering::AcqRel);
+        let writing = link.lock().writing.clone();
         Self {
+            writing,
             link,
             node,
             remote: None,
@@ -67,8 +73,24 @@ impl Session for LinkSession {
         register(&mut state.driver, waker);
     }
 
-    fn on_drained(state: &mut LinkState) {
+    fn on_drained(state: &mut LinkState, out: &mut Transmit) -> Option<io::Error> {
         state.wake_queue_waiters();
+        if !state.direct.is_empty() {
+            std::mem::swap(out, &mut state.direct);
+        }
+        state.direct_error.take()
+    }
+
+    fn set_writing(state: &mut LinkState, writing: bool) {
+        state.writing.store(writing, Ordering::Release);
+    }
+
+    fn set_armed(state: &mut LinkState, next: Option<Instant>) {
+        state.armed = next;
+    }
+
+    fn writing_done(&self) {
+        self.writing.store(false, Ordering::Release);
     }
 
     fn route(&self, state: &mut LinkState, notices: &mut Vec<Notice>) {

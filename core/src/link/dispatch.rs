@@ -508,7 +508,13 @@ impl Link {
                 let Some(stream) = self.remove_stream(mux) else {
                     return;
                 };
-                let end = Message::new(end_op, mux.id).seq(stream.send_seq);
+                let mut end = Message::new(end_op, mux.id).seq(stream.send_seq);
+                if mux.origin == Origin::Remote && error == CallError::Timeout {
+                    // (ext) The caller learns why, even when our deadline
+                    // fires before its own.
+                    let e = ErrorPayload::new(ErrorCode::Timeout, "deadline exceeded");
+                    end = end.flags(Flags::PAYLOAD_IS_ERR).payload(e.encode());
+                }
                 self.send_msg(now, Lane::Control, &end);
                 if stream.end_is_reported(mux) {
                     self.ended(mux, Err(error));
