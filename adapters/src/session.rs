@@ -127,7 +127,9 @@ impl Session for LinkSession {
         if serves {
             let mut st = self.link.lock();
             register(&mut st.driver, cx.waker());
-            answered |= st.link.has_pending_output();
+            // An answer may also sit in what a direct write left over.
+            answered |=
+                st.link.has_pending_output() || !st.direct.is_empty() || st.direct_error.is_some();
         }
         answered
     }
