@@ -66,7 +66,7 @@ async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> bool {
     );
     let span = info_span!("link", local = %node.config.local, %remote, role = "dialer");
     let socket: Arc<dyn Socket> = Arc::from(socket);
-    let shared = SharedLink::new(link, socket.clone(), span);
+    let shared = SharedLink::new(link, span);
     let session = LinkSession::new(shared, node.clone());
     let mut driver = Driver::new(session, node.runtime.clone(), socket, BytesMut::new());
     (&mut driver).await;

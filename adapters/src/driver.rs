@@ -90,18 +90,7 @@ pub(crate) trait Session: Send + Unpin + 'static {
     /// Stores the driver's waker (handles wake it after commands).
     fn set_waker(state: &mut Self::State, waker: &Waker);
     /// Under the lock, before output is taken: the previous batch is out.
-    /// Puts bytes others took from the connection but did not write into
-    /// `out` (they go first), and reports their write failure.
-    fn on_drained(_state: &mut Self::State, _out: &mut Transmit) -> Option<io::Error> {
-        None
-    }
-    /// Under the lock, after output is taken: whether the driver now
-    /// writes outside the lock.
-    fn set_writing(_state: &mut Self::State, _writing: bool) {}
-    /// Outside the lock: the driver's writing is done.
-    fn writing_done(&self) {}
-    /// Under the lock: the driver's timer will fire at `next`.
-    fn set_armed(_state: &mut Self::State, _next: Option<Instant>) {}
+    fn on_drained(_state: &mut Self::State) {}
     /// Under the lock: the application has not taken the connection's
     /// events yet, so no input goes in and no more is read (backpressure;
     /// grid links never hold, a plain WebSocket does).
@@ -267,9 +256,7 @@ impl Io {
         let timer_due = self.timer.as_ref().is_some_and(|(_, at)| *at <= now);
         let drained = self.out.is_empty();
         if drained {
-            if let Some(e) = S::on_drained(state, &mut self.out) {
-                self.write_error.get_or_insert(e);
-            }
+            S::on_drained(state);
         }
         self.held = S::holds_input(state);
         let conn = S::conn(state);
@@ -298,7 +285,6 @@ impl Io {
         if drained && !self.write_failed {
             while self.out.len() < WRITE_BATCH && conn.poll_transmit(now, &mut self.out) {}
         }
-        S::set_writing(state, !self.out.is_empty());
     }
 
     /// Whether an input waits for the next round.
@@ -347,13 +333,9 @@ impl<S: Session> Future for Driver<S> {
             let next = conn.poll_timeout();
             let closed = conn.is_closed();
             let more_output = conn.has_pending_output();
-            S::set_armed(state, next);
             drop(guard);
             let answered = this.session.notify(cx, notices);
             let written = io.write(cx);
-            if io.out.is_empty() {
-                this.session.writing_done();
-            }
             if closed && (io.write_failed || (written && !more_output && !answered)) {
                 let _ =
                     socket2::SockRef::from(&io.socket.as_fd()).shutdown(std::net::Shutdown::Both);

@@ -81,7 +81,7 @@ async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>, pending: Pen
                     );
                     let span = info_span!("link", local = %node.config.local, role = "acceptor");
                     let socket: Arc<dyn Socket> = Arc::from(socket);
-                    let link = SharedLink::new(link, socket.clone(), span);
+                    let link = SharedLink::new(link, span);
                     let session = LinkSession::new(link, node.clone());
                     Driver::new(session, node.runtime.clone(), socket, input).await;
                     return;

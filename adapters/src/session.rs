@@ -2,14 +2,12 @@
 //! exchanges' handles, tells the grid when the link comes and goes, and
 //! runs request handlers.
 
-use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Waker};
 use std::time::Instant;
 
 use gridmux_core::link::{Link, LinkError};
-use gridmux_core::ws::Transmit;
 use tracing::{debug, info};
 
 use crate::dispatch::{route, Notice};
@@ -21,8 +19,6 @@ use crate::shared::{register, LinkState, SharedLink};
 #[derive(Debug)]
 pub(crate) struct LinkSession {
     link: Arc<SharedLink>,
-    /// The driver's "writing" flag (see `LinkState::writing`).
-    writing: Arc<AtomicBool>,
     node: Arc<Node>,
     /// The peer, once connected.
     remote: Option<String>,
@@ -31,9 +27,7 @@ pub(crate) struct LinkSession {
 impl LinkSession {
     pub(crate) fn new(link: Arc<SharedLink>, node: Arc<Node>) -> Self {
         node.live_links.fetch_add(1, Ordering::AcqRel);
-        let writing = link.lock().writing.clone();
         Self {
-            writing,
             link,
             node,
             remote: None,
@@ -73,24 +67,8 @@ impl Session for LinkSession {
         register(&mut state.driver, waker);
     }
 
-    fn on_drained(state: &mut LinkState, out: &mut Transmit) -> Option<io::Error> {
+    fn on_drained(state: &mut LinkState) {
         state.wake_queue_waiters();
-        if !state.direct.is_empty() {
-            std::mem::swap(out, &mut state.direct);
-        }
-        state.direct_error.take()
-    }
-
-    fn set_writing(state: &mut LinkState, writing: bool) {
-        state.writing.store(writing, Ordering::Release);
-    }
-
-    fn set_armed(state: &mut LinkState, next: Option<Instant>) {
-        state.armed = next;
-    }
-
-    fn writing_done(&self) {
-        self.writing.store(false, Ordering::Release);
     }
 
     fn route(&self, state: &mut LinkState, notices: &mut Vec<Notice>) {
@@ -127,9 +105,7 @@ impl Session for LinkSession {
         if serves {
             let mut st = self.link.lock();
             register(&mut st.driver, cx.waker());
-            // An answer may also sit in what a direct write left over.
-            answered |=
-                st.link.has_pending_output() || !st.direct.is_empty() || st.direct_error.is_some();
+            answered |= st.link.has_pending_output();
         }
         answered
     }

@@ -4,18 +4,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
-use std::io::{self, IoSlice};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
-use std::time::Instant;
 
 use bytes::Bytes;
 use gridmux_core::link::{CallError, Link};
 use gridmux_core::mux::{IdHasher, MuxId};
-use gridmux_core::ws::Transmit;
-
-use crate::runtime::Socket;
 
 use crate::signal::CancelSignal;
 use crate::Error;
@@ -33,15 +27,10 @@ pub(crate) struct SharedLink {
 }
 
 impl SharedLink {
-    pub(crate) fn new(link: Link, socket: Arc<dyn Socket>, span: tracing::Span) -> Arc<Self> {
+    pub(crate) fn new(link: Link, span: tracing::Span) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(LinkState {
                 link,
-                socket,
-                direct: Transmit::new(),
-                direct_error: None,
-                writing: Arc::new(AtomicBool::new(false)),
-                armed: None,
                 calls: MuxMap::default(),
                 streams: MuxMap::default(),
                 served: MuxMap::default(),
@@ -94,19 +83,6 @@ pub(crate) struct StreamSlot {
 pub(crate) struct LinkState {
     /// The sans-IO link.
     pub(crate) link: Link,
-    /// The link's socket: the driver reads and writes it; a caller may
-    /// write it while nothing else is in flight (see [`Self::flush`]).
-    socket: Arc<dyn Socket>,
-    /// Bytes a caller took from the link but could not write: the driver
-    /// writes them before anything else.
-    pub(crate) direct: Transmit,
-    /// A caller's write failed; the driver acts on it.
-    pub(crate) direct_error: Option<io::Error>,
-    /// Set while the driver writes outside the lock: nobody else may.
-    pub(crate) writing: Arc<AtomicBool>,
-    /// When the driver's timer fires (it must be woken for anything
-    /// earlier).
-    pub(crate) armed: Option<Instant>,
     /// Our pending requests.
     pub(crate) calls: MuxMap<CallSlot>,
     /// Open streams, both roles.
@@ -122,67 +98,14 @@ pub(crate) struct LinkState {
 }
 
 impl LinkState {
-    /// Gets what the link has to write on its way. Call after every
-    /// command. With nothing else in flight, the calling task writes
-    /// itself (saving a switch to the driver task, the larger part of a
-    /// lone request's latency); otherwise, or if the socket is full, the
-    /// driver is woken and batches the writes.
+    /// Wakes the driver if the link has something to write. Call after
+    /// every command.
     pub(crate) fn flush(&mut self) {
-        if !self.link.has_pending_output() && !self.link.is_closed() {
-            return;
-        }
-        if self.link.open_exchanges() <= 1
-            && !self.link.is_closed()
-            && self.write_direct()
-            && !self.needs_timer()
-        {
-            return;
-        }
-        if let Some(waker) = self.driver.take() {
-            waker.wake();
-        }
-    }
-
-    /// Whether the link wants a timeout earlier than the driver's timer.
-    fn needs_timer(&self) -> bool {
-        match (self.link.poll_timeout(), self.armed) {
-            (Some(want), Some(armed)) => want < armed,
-            (Some(_), None) => true,
-            (None, _) => false,
-        }
-    }
-
-    /// Writes the link's output from the calling task; returns whether
-    /// all of it went out. Only while the driver is not writing (its flag
-    /// is set and cleared under this lock's protection) and nothing a
-    /// caller left is waiting.
-    fn write_direct(&mut self) -> bool {
-        if self.writing.load(Ordering::Acquire) || !self.direct.is_empty() {
-            return false;
-        }
-        if self.direct_error.is_some() {
-            return false;
-        }
-        let now = Instant::now();
-        while self.link.poll_transmit(now, &mut self.direct) {}
-        while !self.direct.is_empty() {
-            let mut slices = [IoSlice::new(&[]); 16];
-            let n = self.direct.io_slices(&mut slices);
-            match self.socket.try_write_vectored(&slices[..n]) {
-                Ok(0) => {
-                    self.direct_error = Some(io::ErrorKind::WriteZero.into());
-                    return false;
-                }
-                Ok(n) => self.direct.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                Err(e) => {
-                    self.direct_error = Some(e);
-                    return false;
-                }
+        if self.link.has_pending_output() || self.link.is_closed() {
+            if let Some(waker) = self.driver.take() {
+                waker.wake();
             }
         }
-        true
     }
 
     /// Wakes every task waiting for the send queue.
