@@ -6,5 +6,6 @@ mod harness;
 
 mod cluster;
 mod hostile;
+mod proxy;
 mod requests;
 mod streams;

@@ -6,7 +6,8 @@ use bytes::Bytes;
 use gridmux::{Error, GridBuilder, HandlerError};
 use serde::{Deserialize, Serialize};
 
-use crate::harness::{suite, DropGuard, Env, Flag};
+use crate::harness::{fast_reconnect, suite, DropGuard, Env, Flag};
+use crate::proxy::Proxy;
 
 suite!(
     stream_round_trip,
@@ -20,6 +21,7 @@ suite!(
     stream_ping_running,
     stream_without_local_registration,
     stream_handler_error,
+    stream_without_pongs,
 );
 
 const ECHO: u8 = 10;
@@ -372,4 +374,71 @@ async fn stream_handler_error(env: Env) {
         "{err:?}"
     );
     c.shutdown().await;
+}
+
+/// MinIO `testServerStreamOnewayNoPing` / `TwowayNoPing`: nothing the
+/// serving node sends reaches the caller any more (a proxy holds it), so
+/// the caller's stream fails after its ping timeout, and its disconnect
+/// still reaches the handler, which is cancelled.
+async fn stream_without_pongs(env: Env) {
+    for in_capacity in [0, 1] {
+        let dropped = Flag::default();
+        // Node 1 is named by the proxy's address and listens behind it;
+        // node 0 must be the side that dials.
+        let (l0, proxy_listener) = loop {
+            let l0 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let p = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let (a, b) = (l0.local_addr().unwrap(), p.local_addr().unwrap());
+            if gridmux_core::cluster::should_dial(&a.to_string(), &b.to_string()) {
+                break (l0, p);
+            }
+        };
+        let l1 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let names = vec![
+            l0.local_addr().unwrap().to_string(),
+            proxy_listener.local_addr().unwrap().to_string(),
+        ];
+        let proxy = Proxy::start(proxy_listener, l1.local_addr().unwrap());
+        let start = |listener: std::net::TcpListener, b: GridBuilder| {
+            b.secret("e2e secret")
+                .listener(listener)
+                .reconnect(fast_reconnect())
+                .configure(|c| {
+                    c.stream_ping_interval = Duration::from_millis(100);
+                    c.stream_ping_timeout = Duration::from_millis(400);
+                })
+                .start(env.rt.clone())
+                .unwrap()
+        };
+        let caller = start(l0, gridmux::Grid::builder(names[0].clone(), names.clone()));
+        let server = start(
+            l1,
+            waiting_handler(
+                gridmux::Grid::builder(names[1].clone(), names.clone()),
+                in_capacity,
+                &dropped,
+            ),
+        );
+        let peer = caller.peer(&names[1]).unwrap();
+        peer.wait_connected(Duration::from_secs(5)).await.unwrap();
+        let open = peer.open_stream(ECHO_HANDLER, "").window(1);
+        let open = if in_capacity == 0 {
+            open.no_input()
+        } else {
+            open
+        };
+        let (_tx, mut rx) = open.await.unwrap();
+        env.sleep(Duration::from_millis(100)).await; // the ack is through
+        proxy
+            .freeze_back
+            .store(true, std::sync::atomic::Ordering::Release);
+        let failed = env.within(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(failed, Err(Error::Disconnected));
+        env.within(Duration::from_secs(5), dropped.wait()).await;
+        proxy
+            .freeze_back
+            .store(false, std::sync::atomic::Ordering::Release);
+        caller.shutdown(Duration::from_secs(1)).await;
+        server.shutdown(Duration::from_secs(1)).await;
+    }
 }
