@@ -251,7 +251,8 @@ impl Io {
     /// output. Runs with the session locked. One input per round: the
     /// core's events are drained between inputs (a WebSocket endpoint
     /// settles its close handshake only as its events are polled), so an
-    /// end of stream that arrives with the last bytes waits one round.
+    /// end of stream that arrives with the last bytes waits one round, and
+    /// so does input when a timer is due.
     fn exchange<S: Session>(&mut self, state: &mut S::State, now: Instant) {
         let timer_due = self.timer.as_ref().is_some_and(|(_, at)| *at <= now);
         let drained = self.out.is_empty();
@@ -260,11 +261,12 @@ impl Io {
         }
         self.held = S::holds_input(state);
         let conn = S::conn(state);
-        if self.held {
+        if timer_due {
+            // Time first: a peer that keeps sending must not starve the
+            // timers (pings, deadlines). Input waits one round.
+            conn.handle_timeout(now);
+        } else if self.held {
             // Only time and output move until the application catches up.
-            if timer_due {
-                conn.handle_timeout(now);
-            }
         } else if std::mem::take(&mut self.fresh_input) {
             conn.handle_input(now, &mut self.input);
         } else if std::mem::take(&mut self.eof_pending) {
@@ -274,8 +276,6 @@ impl Io {
             self.write_failed = true;
             // The connection is gone both ways.
             conn.handle_eof(now);
-        } else if timer_due {
-            conn.handle_timeout(now);
         }
         if self.write_failed {
             self.out.clear();
@@ -289,7 +289,10 @@ impl Io {
 
     /// Whether an input waits for the next round.
     fn deferred(&self) -> bool {
-        !self.held && (self.eof_pending || (self.write_error.is_some() && !self.write_failed))
+        !self.held
+            && (self.fresh_input
+                || self.eof_pending
+                || (self.write_error.is_some() && !self.write_failed))
     }
 
     /// Arms the timer for `next`; returns whether it already fired.
