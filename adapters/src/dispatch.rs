@@ -147,14 +147,19 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn context(&self, st: &LinkState, cancel: &CancelSignal) -> Context {
-        Context {
+    /// Registers the exchange as served, with the signal that cancels its
+    /// handler, and returns that signal and the handler's context.
+    fn serve(&self, st: &mut LinkState) -> (CancelSignal, Context) {
+        let cancel = CancelSignal::new();
+        st.served.insert(self.mux, cancel.clone());
+        let context = Context {
             caller: st.remote.clone().unwrap_or_else(|| "".into()),
             handler: self.handler,
             subroute: self.subroute,
             deadline: self.deadline,
             cancel: cancel.clone(),
-        }
+        };
+        (cancel, context)
     }
 }
 
@@ -174,9 +179,8 @@ fn serve_request(
         let _ = st.link.respond(Instant::now(), mux, Err(e));
         return None;
     };
-    let cancel = CancelSignal::new();
-    st.served.insert(mux, cancel.clone());
-    let (f, context) = (f.clone(), ctx.context(st, &cancel));
+    let f = f.clone();
+    let (cancel, context) = ctx.serve(st);
     let link = link.clone();
     let span = link.span.clone();
     Some(Box::pin(
@@ -217,8 +221,8 @@ fn serve_stream(
         let _ = st.link.fail_stream(now, mux, e);
         return;
     };
-    let cancel = CancelSignal::new();
-    st.served.insert(mux, cancel.clone());
+    let f = f.clone();
+    let (cancel, context) = ctx.serve(st);
     st.streams.insert(
         mux,
         StreamSlot {
@@ -227,7 +231,6 @@ fn serve_stream(
         },
     );
     let (rx, tx) = crate::stream::pair(link.clone(), mux);
-    let (f, context) = (f.clone(), ctx.context(st, &cancel));
     let link = link.clone();
     let span = link.span.clone();
     node.runtime.spawn(Box::pin(

@@ -340,8 +340,7 @@ impl<S: Session> Future for Driver<S> {
             let answered = this.session.notify(cx, notices);
             let written = io.write(cx);
             if closed && (io.write_failed || (written && !more_output && !answered)) {
-                let _ =
-                    socket2::SockRef::from(&io.socket.as_fd()).shutdown(std::net::Shutdown::Both);
+                crate::io::shutdown(&*io.socket);
                 this.finished = true;
                 return Poll::Ready(());
             }

@@ -20,7 +20,7 @@ use serde::Serialize;
 use tracing::info;
 
 use crate::handler::{self, Context, Handlers};
-use crate::runtime::Runtime;
+use crate::runtime::{self, Runtime};
 use crate::shared::SharedLink;
 use crate::signal::{CancelSignal, Changes};
 use crate::stream::{StreamReceiver, StreamSender};
@@ -378,22 +378,16 @@ impl Node {
 
     /// Completes at `deadline`.
     pub(crate) async fn sleep_until(&self, deadline: Instant) {
-        let mut timer = self.runtime.timer(deadline);
-        std::future::poll_fn(|cx| timer.as_mut().poll_fire(cx)).await;
+        runtime::sleep_until(&*self.runtime, deadline).await;
     }
 
-    /// Runs `future` until it completes or `timeout` passes.
+    /// Runs `future` until it completes or `limit` passes.
     pub(crate) async fn timeout<T>(
         &self,
-        timeout: Duration,
+        limit: Duration,
         future: impl Future<Output = T>,
     ) -> Option<T> {
-        let deadline = Instant::now() + timeout;
-        futures_lite::future::or(async { Some(future.await) }, async {
-            self.sleep_until(deadline).await;
-            None
-        })
-        .await
+        runtime::timeout(&*self.runtime, limit, future).await
     }
 }
 

@@ -47,6 +47,5 @@ pub(crate) fn interrupt() -> Result<CancelSignal, String> {
 
 /// Sleeps on `rt`'s timer.
 pub(crate) async fn sleep(rt: &dyn Runtime, d: Duration) {
-    let mut timer = rt.timer(Instant::now() + d);
-    std::future::poll_fn(|cx| timer.as_mut().poll_fire(cx)).await;
+    gridmux::runtime::sleep_until(rt, Instant::now() + d).await;
 }

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gridmux::runtime::{Runtime, SmolRuntime, TokioRuntime};
 use gridmux_core::ws::Config;
@@ -74,11 +74,5 @@ pub async fn within<T>(
     limit: Duration,
     future: impl Future<Output = T>,
 ) -> Option<T> {
-    let mut timer = rt.timer(Instant::now() + limit);
-    let expired = std::future::poll_fn(|cx| timer.as_mut().poll_fire(cx));
-    futures_lite::future::or(async { Some(future.await) }, async {
-        expired.await;
-        None
-    })
-    .await
+    gridmux::runtime::timeout(rt, limit, future).await
 }

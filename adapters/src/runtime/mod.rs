@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::os::fd::BorrowedFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[cfg(feature = "smol")]
 pub use self::smol::SmolRuntime;
@@ -38,6 +38,27 @@ pub trait Runtime: Send + Sync + Debug + 'static {
     fn connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<Box<dyn Socket>>>;
     /// Takes over a bound, non-blocking listener.
     fn adopt_listener(&self, listener: std::net::TcpListener) -> io::Result<Box<dyn Listener>>;
+}
+
+/// Completes at `deadline`, on `runtime`'s timer.
+pub async fn sleep_until(runtime: &dyn Runtime, deadline: Instant) {
+    let mut timer = runtime.timer(deadline);
+    std::future::poll_fn(|cx| timer.as_mut().poll_fire(cx)).await;
+}
+
+/// `future`'s output, or `None` once `limit` has passed (the future is
+/// then dropped).
+pub async fn timeout<T>(
+    runtime: &dyn Runtime,
+    limit: Duration,
+    future: impl Future<Output = T>,
+) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    futures_lite::future::or(async { Some(future.await) }, async {
+        sleep_until(runtime, deadline).await;
+        None
+    })
+    .await
 }
 
 /// A resettable timer.

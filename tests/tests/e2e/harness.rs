@@ -1,7 +1,7 @@
 //! Runs one test body on tokio and on smol, with a cluster of real nodes
 //! on loopback.
 
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::net::TcpListener;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -86,8 +86,7 @@ pub(crate) struct Env {
 impl Env {
     /// Sleeps on the runtime's timer.
     pub(crate) async fn sleep(&self, d: Duration) {
-        let mut timer = self.rt.timer(Instant::now() + d);
-        poll_fn(|cx| timer.as_mut().poll_fire(cx)).await;
+        gridmux::runtime::sleep_until(&*self.rt, Instant::now() + d).await;
     }
 
     /// `future`'s output; panics if it takes longer than `limit`.
@@ -103,11 +102,7 @@ impl Env {
         limit: Duration,
         future: impl Future<Output = T>,
     ) -> Option<T> {
-        futures_lite::future::or(async { Some(future.await) }, async {
-            self.sleep(limit).await;
-            None
-        })
-        .await
+        gridmux::runtime::timeout(&*self.rt, limit, future).await
     }
 
     /// Runs `future` as a task; await the handle for its output.

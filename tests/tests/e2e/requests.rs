@@ -189,9 +189,8 @@ async fn dropped_request_cancels_handler(env: Env) {
 async fn overloaded(env: Env) {
     let started = Arc::new(AtomicUsize::new(0));
     let release = Flag::default();
-    let c = {
-        let (started, release) = (started.clone(), release.clone());
-        env.cluster(2, move |_, b| {
+    let c = env
+        .cluster(2, |_, b| {
             let (started, release) = (started.clone(), release.clone());
             b.configure(|c| c.max_served_requests = 2)
                 .handler(BLOCK, move |_, p| {
@@ -203,8 +202,7 @@ async fn overloaded(env: Env) {
                     }
                 })
         })
-        .await
-    };
+        .await;
     let peer = c.peer(0, 1);
     let first = env.spawn(peer.request(BLOCK, "1").into_future());
     let second = env.spawn(peer.request(BLOCK, "2").into_future());

@@ -160,9 +160,8 @@ async fn server_out_congestion(env: Env) {
 /// order.
 async fn server_in_congestion(env: Env) {
     let release = Flag::default();
-    let c = {
-        let release = release.clone();
-        env.cluster(2, move |_, b| {
+    let c = env
+        .cluster(2, |_, b| {
             let release = release.clone();
             b.handler(ECHO, |_, p| async move { Ok(p) }).stream_handler(
                 ECHO_HANDLER,
@@ -179,8 +178,7 @@ async fn server_in_congestion(env: Env) {
                 },
             )
         })
-        .await
-    };
+        .await;
     let peer = c.peer(0, 1);
     let (mut tx, mut rx) = peer.open_stream(ECHO_HANDLER, "").window(5).await.unwrap();
     let pusher = env.spawn(async move {
@@ -266,9 +264,8 @@ async fn typed_stream_round_trip_subroute(env: Env) {
 /// the handler blocks on credit; cancelling then reaches the handler.
 async fn server_stream_response_blocked(env: Env) {
     let dropped = Flag::default();
-    let c = {
-        let dropped = dropped.clone();
-        env.cluster(2, move |_, b| {
+    let c = env
+        .cluster(2, |_, b| {
             let dropped = dropped.clone();
             b.stream_handler(OUT, 0, move |_, _, _, mut tx| {
                 let guard = DropGuard(dropped.clone());
@@ -281,8 +278,7 @@ async fn server_stream_response_blocked(env: Env) {
                 }
             })
         })
-        .await
-    };
+        .await;
     let (tx, mut rx) = c
         .peer(0, 1)
         .open_stream(OUT, "")
