@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use gridmux_core::auth::SharedSecret;
+use gridmux_core::auth::Keyring;
 use gridmux_core::cluster::should_dial;
 use gridmux_core::link::{Event, HandlerKind, Link, LinkConfig, StreamOpts};
 use gridmux_core::mux::MuxId;
@@ -73,7 +73,7 @@ impl Pair {
             ("b:1", "a:1")
         };
         let peers = vec![a.to_owned(), b.to_owned()];
-        let auth = Arc::new(SharedSecret::new(*b"bench"));
+        let auth = Arc::new(Keyring::new(["bench"]).expect("a non-empty secret"));
         let config = |me: &str| {
             let mut c = LinkConfig::new(me, peers.clone(), [1; 16], auth.clone());
             c.handlers.register(1, None, HandlerKind::Request).unwrap();
@@ -89,7 +89,7 @@ impl Pair {
             now,
             links: [
                 Link::dial(config(a), b, now, wall, rng),
-                Link::accept(config(b), now, wall),
+                Link::accept(config(b), now, wall, &mut SmallRng::seed_from_u64(2)),
             ],
             wire: [BytesMut::new(), BytesMut::new()],
             out: Transmit::new(),

@@ -10,7 +10,7 @@
 //!   requests and flow-controlled streams with deadlines, cancellation and
 //!   keepalive ([`link::Link`] has a complete example);
 //! - [`cluster`]: who dials whom, and when to retry;
-//! - [`auth`]: peer tokens;
+//! - [`auth`]: per-purpose keys from the cluster secrets, link set-up proofs, signed HTTP requests;
 //! - [`http`]: the HTTP/1.1 server side of the node's port (heads, responses,
 //!   keep-alive, upgrade hand-off).
 //!

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::BytesMut;
 
 use super::CountingRng;
-use crate::auth::SharedSecret;
+use crate::auth::Keyring;
 use crate::cluster::should_dial;
 use crate::link::{Event, HandlerKind, Link, LinkConfig};
 use crate::ws::Transmit;
@@ -36,7 +36,7 @@ impl LinkPair {
     pub fn configs(a: &str, b: &str, tweak: impl Fn(&mut LinkConfig)) -> [Arc<LinkConfig>; 2] {
         let (d, acc) = if should_dial(a, b) { (a, b) } else { (b, a) };
         let peers = vec![d.to_owned(), acc.to_owned()];
-        let auth = Arc::new(SharedSecret::new(*b"pair secret"));
+        let auth = Arc::new(Keyring::new(["pair secret"]).expect("a non-empty secret"));
         [d, acc].map(|me| {
             let mut c = LinkConfig::new(me, peers.clone(), [me.len() as u8; 16], auth.clone());
             Self::handlers(&mut c);
@@ -70,7 +70,7 @@ impl LinkPair {
         let [d, a] = configs;
         let remote = a.local.clone();
         let dialer = Link::dial(d, remote, origin, wall, Box::new(CountingRng(seed)));
-        let acceptor = Link::accept(a, origin, wall);
+        let acceptor = Link::accept(a, origin, wall, &mut CountingRng(seed ^ 0x5eed));
         Self {
             now: origin,
             wall,

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::Authenticator;
+use crate::auth::link::Membership;
+use crate::auth::Keyring;
 use crate::wire::SubrouteId;
 use crate::ws;
 
@@ -95,8 +96,14 @@ pub struct LinkConfig {
     pub node_id: [u8; 16],
     /// The HTTP path of the upgrade.
     pub path: String,
-    /// Makes and checks tokens.
-    pub authenticator: Arc<dyn Authenticator>,
+    /// The cluster's secrets (current first): proves this node and checks
+    /// its peers.
+    pub keys: Arc<Keyring>,
+    /// What this side is when it dials: a member of the cluster, or a
+    /// client (a tool that calls nodes and is never called).
+    pub membership: Membership,
+    /// Which clients the acceptor lets in.
+    pub clients: ClientAccess,
     /// The handlers we serve.
     pub handlers: HandlerTable,
     /// WebSocket limits and timeouts.
@@ -121,9 +128,10 @@ pub struct LinkConfig {
     pub stream_ping_timeout: Duration,
     /// A server cancels a stream not pinged for this long.
     pub stream_idle_timeout: Duration,
-    /// Largest clock difference accepted in `Connect`.
+    /// Largest clock difference accepted in `Connect` (checked once the
+    /// dialer has proven itself, so the log can say why).
     pub max_clock_skew: Duration,
-    /// Largest clock difference accepted in the upgrade request.
+    /// Largest clock difference accepted by the pre-upgrade filter.
     pub max_upgrade_skew: Duration,
     /// Largest payload of one message.
     pub max_message_size: usize,
@@ -148,7 +156,7 @@ impl LinkConfig {
         local: impl Into<String>,
         peers: Vec<String>,
         node_id: [u8; 16],
-        authenticator: Arc<dyn Authenticator>,
+        keys: Arc<Keyring>,
     ) -> Self {
         let max_message_size = 16 << 20;
         Self {
@@ -156,7 +164,9 @@ impl LinkConfig {
             peers,
             node_id,
             path: DEFAULT_PATH.to_owned(),
-            authenticator,
+            keys,
+            membership: Membership::Member,
+            clients: ClientAccess::ClusterSecret,
             handlers: HandlerTable::new(),
             ws: ws::Config {
                 max_frame_size: max_message_size + WS_OVERHEAD,
@@ -190,6 +200,30 @@ impl LinkConfig {
         let max = self.max_message_size + WS_OVERHEAD;
         self.ws.max_frame_size = max;
         self.ws.max_message_size = max;
+    }
+}
+
+/// Which clients (tools that are not cluster members) an acceptor lets in.
+#[derive(Debug, Clone, Default)]
+pub enum ClientAccess {
+    /// None: every client set-up is refused.
+    Refused,
+    /// Clients proving with a secret of the cluster's keyring.
+    #[default]
+    ClusterSecret,
+    /// Clients proving with a secret of this separate keyring (the cluster
+    /// secrets do not let clients in).
+    Keyring(Arc<Keyring>),
+}
+
+impl ClientAccess {
+    /// The keyring that checks clients, if clients are allowed.
+    pub fn keys<'a>(&'a self, cluster: &'a Arc<Keyring>) -> Option<&'a Arc<Keyring>> {
+        match self {
+            Self::Refused => None,
+            Self::ClusterSecret => Some(cluster),
+            Self::Keyring(keys) => Some(keys),
+        }
     }
 }
 

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::auth::link::Membership;
 use crate::mux::MuxId;
 use crate::wire::{ErrorCode, ErrorPayload, SubrouteId};
 use crate::ws::CloseCause;
@@ -98,9 +99,15 @@ pub enum LinkError {
     /// The acceptor refused our upgrade (HTTP status) or `Connect`.
     #[error("rejected by the remote: {0}")]
     Rejected(String),
-    /// We refused the peer's upgrade or `Connect`.
+    /// We refused an authenticated peer's `Connect` (clock skew, dialer
+    /// rule), and told it why.
     #[error("refused the remote: {0}")]
     Refused(String),
+    /// The other side did not prove that it holds a cluster secret (or
+    /// sent a malformed set-up). The peer is told only "unauthorized";
+    /// the reason is for our log.
+    #[error("authentication failed: {0}")]
+    Unauthenticated(String),
     /// No pong within the pong timeout.
     #[error("no pong for {0:?}")]
     PongTimeout(Duration),
@@ -122,6 +129,9 @@ pub enum Event {
         remote: String,
         /// The peer's process id (changes when it restarts).
         remote_id: [u8; 16],
+        /// Whether the peer is a member of the cluster or a client (a
+        /// client is served but never called).
+        membership: Membership,
     },
     /// Serve a request; answer with [`Link::respond`](super::Link::respond).
     Request {

@@ -11,7 +11,7 @@
 //! use std::sync::Arc;
 //! use std::time::{Instant, SystemTime};
 //! use bytes::{Bytes, BytesMut};
-//! use gridmux_core::auth::SharedSecret;
+//! use gridmux_core::auth::Keyring;
 //! use gridmux_core::link::{Event, HandlerKind, Link, LinkConfig};
 //! use gridmux_core::ws::Transmit;
 //! use rand_core::{RngCore, impls};
@@ -24,7 +24,7 @@
 //! # }
 //! let (now, wall) = (Instant::now(), SystemTime::now());
 //! let peers = vec!["a:1".to_string(), "b:1".to_string()];
-//! let auth = Arc::new(SharedSecret::new(*b"secret"));
+//! let auth = Arc::new(Keyring::new(["secret"]).unwrap());
 //! let config = |me: &str| {
 //!     let mut c = LinkConfig::new(me, peers.clone(), [0; 16], auth.clone());
 //!     c.handlers.register(7, None, HandlerKind::Request).unwrap();
@@ -37,7 +37,7 @@
 //!     ("b:1", "a:1")
 //! };
 //! let mut d = Link::dial(config(dialer), acceptor, now, wall, Box::new(Counter(0)));
-//! let mut a = Link::accept(config(acceptor), now, wall);
+//! let mut a = Link::accept(config(acceptor), now, wall, &mut Counter(100));
 //! // Move bytes both ways until both are connected.
 //! let pump = |from: &mut Link, to: &mut Link| {
 //!     let mut out = Transmit::new();
@@ -73,9 +73,11 @@ use std::time::{Instant, SystemTime};
 use bytes::{Bytes, BytesMut};
 use tracing::debug;
 
-pub use config::{HandlerKind, HandlerTable, LinkConfig, RegisterError, StreamOpts, DEFAULT_PATH};
+pub use config::{
+    ClientAccess, HandlerKind, HandlerTable, LinkConfig, RegisterError, StreamOpts, DEFAULT_PATH,
+};
 pub use event::{CallError, CommandError, Event, LinkError};
-pub use setup::{authorize_upgrade, UpgradeRejection};
+pub use setup::{authorize_upgrade, UpgradeRejection, CLIENT_ROLE, NODE_HEADER, NONCE_HEADER};
 
 use crate::mux::{MuxId, MuxTable, Origin, TimerQueue};
 use crate::wire::Message;
@@ -88,14 +90,11 @@ enum Phase {
     /// Acceptor: reading the HTTP upgrade request.
     AwaitUpgrade,
     /// Dialer: the WebSocket upgrade is in flight.
-    Upgrading,
-    /// Acceptor: upgraded, waiting for `Connect`.
-    AwaitConnect {
-        /// The sender named in the upgrade request.
-        claimed: String,
-    },
-    /// Dialer: `Connect` sent, waiting for `ConnectResponse`.
-    AwaitConnectResponse,
+    Upgrading(Box<setup::DialerSetup>),
+    /// Acceptor: answered 101 with its nonce, waiting for `Connect`.
+    AwaitConnect(Box<setup::AcceptorSetup>),
+    /// Dialer: `Connect` sent, waiting for the acceptor's proof.
+    AwaitConnectResponse(Box<setup::DialerSetup>),
     /// Exchanges may run.
     Connected,
     /// `Event::Closed` was queued.
@@ -123,6 +122,8 @@ pub struct Link {
     last_pong: Instant,
     /// Output has waited since then for the writer to take it.
     stall_since: Option<Instant>,
+    /// The acceptor's set-up nonce (drawn when it is created).
+    accept_nonce: crate::auth::link::Nonce,
 }
 
 impl std::fmt::Debug for Link {
@@ -155,6 +156,7 @@ impl Link {
             next_ping: None,
             last_pong: now,
             stall_since: None,
+            accept_nonce: [0; crate::auth::link::NONCE_LEN],
         }
     }
 
@@ -370,7 +372,7 @@ impl Link {
     fn pump_ws(&mut self, now: Instant) {
         while let Some(event) = self.ws.as_mut().and_then(ws::Endpoint::poll_event) {
             match event {
-                ws::Event::Open(_) => self.on_ws_open(now),
+                ws::Event::Open(handshake) => self.on_ws_open(now, &handshake),
                 ws::Event::Message(m) => self.on_ws_message(now, m.into_payload()),
                 ws::Event::Ping(_) => {}
                 // gridmux never sends WebSocket pings, so a pong is either a
@@ -420,7 +422,9 @@ impl Link {
         let code = match &reason {
             LinkError::Local => CloseCode::NORMAL,
             LinkError::Malformed(_) => CloseCode::PROTOCOL_ERROR,
-            LinkError::Refused(_) | LinkError::Rejected(_) => CloseCode::POLICY_VIOLATION,
+            LinkError::Refused(_) | LinkError::Rejected(_) | LinkError::Unauthenticated(_) => {
+                CloseCode::POLICY_VIOLATION
+            }
             _ => CloseCode::GOING_AWAY,
         };
         if let Some(ws) = self.ws.as_mut().filter(|ws| ws.is_open()) {
@@ -431,7 +435,12 @@ impl Link {
                     let _ = ws.send(ws::Message::binary(m));
                 }
             }
-            let text = reason.to_string();
+            // An unauthenticated peer learns nothing of what failed; the
+            // reason stays in our log.
+            let text = match &reason {
+                LinkError::Unauthenticated(_) => "unauthorized".to_owned(),
+                _ => reason.to_string(),
+            };
             // Only fails for codes that may not be sent; ours may.
             let _ = ws.close(now, code, truncate_utf8(&text, 120));
         }

@@ -9,6 +9,10 @@ use rand_core::RngCore;
 use tracing::debug;
 
 use super::{Event, Lane, Link, LinkConfig, LinkError, Phase};
+use crate::auth::link::{
+    upgrade_filter, verify_upgrade_filter, Membership, Nonce, Transcript, NONCE_LEN,
+};
+use crate::auth::{decode_hex, decode_hex_tag, hex, Keyring};
 use crate::cluster::should_dial;
 use crate::http::RequestHead;
 use crate::wire::{Connect, ConnectResponse, Frame, Message, Op};
@@ -19,60 +23,107 @@ use crate::ws::{self, ClientRequest, Role};
 pub(crate) const HOST_HEADER: &str = "X-Gridmux-Host";
 /// Header with the dialer's clock, in nanoseconds since the Unix epoch.
 pub(crate) const TIME_HEADER: &str = "X-Gridmux-Time";
+/// Header with the dialer's standing: absent for a member, [`CLIENT_ROLE`]
+/// for a client.
+pub(crate) const ROLE_HEADER: &str = "X-Gridmux-Role";
+/// The value of the role header for a client.
+pub const CLIENT_ROLE: &str = "client";
+/// Header of the `101` answer with the acceptor's nonce (64 hex digits).
+pub const NONCE_HEADER: &str = "X-Gridmux-Nonce";
+/// Header of the `101` answer with the acceptor's name.
+pub const NODE_HEADER: &str = "X-Gridmux-Node";
 
-/// Why an upgrade request was refused, as an HTTP answer.
+/// Why an upgrade request was refused, as an HTTP answer. The answer says
+/// only "unauthorized" (or "not found" for a wrong path); `reason` is for
+/// the acceptor's log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status}: {reason}")]
 pub struct UpgradeRejection {
-    /// 401 (no credentials), 403 (bad credentials) or 404 (wrong path).
+    /// 401 (any failed check) or 404 (wrong path).
     pub status: u16,
-    /// Why, for the body and the logs.
+    /// What failed, for the logs only.
     pub reason: String,
 }
 
 impl UpgradeRejection {
-    fn new(status: u16, reason: impl Into<String>) -> Self {
+    fn unauthorized(reason: String) -> Self {
         Self {
-            status,
-            reason: reason.into(),
+            status: 401,
+            reason,
         }
     }
 
-    /// The complete HTTP response.
+    /// The complete HTTP response: the same for every failed check.
     pub fn response(&self) -> Bytes {
-        let phrase = match self.status {
-            401 => "Unauthorized",
-            403 => "Forbidden",
-            404 => "Not Found",
-            _ => "Bad Request",
+        let (phrase, body, auth) = match self.status {
+            404 => ("Not Found", "not found\n", ""),
+            _ => ("Unauthorized", "unauthorized\n", "WWW-Authenticate: Bearer\r\n"),
         };
-        let body = format!("{}\n", self.reason);
-        let auth = if self.status == 401 {
-            "WWW-Authenticate: Bearer\r\n"
-        } else {
-            ""
-        };
+        let status = if self.status == 404 { 404 } else { 401 };
         Bytes::from(format!(
-            "HTTP/1.1 {} {phrase}\r\n{auth}Content-Type: text/plain; charset=utf-8\r\n\
+            "HTTP/1.1 {status} {phrase}\r\n{auth}Content-Type: text/plain; charset=utf-8\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.status,
             body.len()
         ))
     }
 }
 
-/// Checks an upgrade request before the acceptor upgrades: the path, the
-/// bearer token of the claimed sender and its clock. Returns the claimed
-/// sender. An HTTP router that upgrades by itself calls this and then
-/// [`Link::accept_upgraded`].
+/// The acceptor's state between its `101` and the dialer's `Connect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct AcceptorSetup {
+    /// The sender named in the upgrade request.
+    claimed: String,
+    membership: Membership,
+    /// `Sec-WebSocket-Key`, as received.
+    ws_key: String,
+    /// Our nonce, sent in the `101`.
+    nonce: Nonce,
+}
+
+/// The dialer's state from its upgrade request to the acceptor's proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct DialerSetup {
+    /// `Sec-WebSocket-Key`, as sent.
+    ws_key: String,
+    /// Our nonce, sent in `Connect`.
+    nonce: Nonce,
+    /// The acceptor's name and nonce, from its `101`.
+    acceptor: String,
+    acceptor_nonce: Nonce,
+    /// Our clock in `Connect`, ns since the Unix epoch.
+    time_nanos: u64,
+}
+
+impl DialerSetup {
+    fn transcript<'a>(&'a self, config: &'a LinkConfig) -> Transcript<'a> {
+        Transcript {
+            membership: config.membership,
+            dialer: &config.local,
+            acceptor: &self.acceptor,
+            ws_key: self.ws_key.as_bytes(),
+            acceptor_nonce: &self.acceptor_nonce,
+            dialer_nonce: &self.nonce,
+            dialer_id: &config.node_id,
+            time_nanos: self.time_nanos,
+        }
+    }
+}
+
+/// The pre-upgrade filter: the path, then the claimed sender, its clock
+/// and its filter token. Returns the claimed sender and its standing.
+/// Passing it grants nothing: the link still needs the `Connect` proof
+/// over the acceptor's fresh nonce.
 pub fn authorize_upgrade(
     config: &LinkConfig,
     request: &UpgradeRequest,
     wall: SystemTime,
-) -> Result<String, UpgradeRejection> {
+) -> Result<(String, Membership), UpgradeRejection> {
     let path = request.path.split('?').next().unwrap_or_default();
     if path != config.path {
-        return Err(UpgradeRejection::new(404, format!("no grid at {path}")));
+        return Err(UpgradeRejection {
+            status: 404,
+            reason: format!("no grid at {path}"),
+        });
     }
     let text = |name| {
         request
@@ -80,29 +131,53 @@ pub fn authorize_upgrade(
             .and_then(|v| std::str::from_utf8(v).ok())
             .map(str::trim)
     };
+    let unauthorized = UpgradeRejection::unauthorized;
     let token = text("authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| UpgradeRejection::new(401, "missing bearer token"))?;
-    let host =
-        text(HOST_HEADER).ok_or_else(|| UpgradeRejection::new(401, "missing host header"))?;
+        .ok_or_else(|| unauthorized("missing bearer token".into()))?;
+    let host = text(HOST_HEADER).ok_or_else(|| unauthorized("missing host header".into()))?;
     let nanos: u64 = text(TIME_HEADER)
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| UpgradeRejection::new(401, "missing or malformed time header"))?;
+        .ok_or_else(|| unauthorized("missing or malformed time header".into()))?;
+    let membership = match text(ROLE_HEADER) {
+        None => Membership::Member,
+        Some(CLIENT_ROLE) => Membership::Client,
+        Some(other) => return Err(unauthorized(format!("unknown role {other:?}"))),
+    };
+    let ws_key = request.header("sec-websocket-key").unwrap_or_default().trim_ascii();
+    let keys = dialer_keys(config, membership, host).map_err(unauthorized)?;
+    let tag = decode_hex_tag(token).map_err(|_| unauthorized("malformed bearer token".into()))?;
+    verify_upgrade_filter(keys, membership, host, nanos, ws_key, &tag)
+        .map_err(|_| unauthorized(format!("bad filter token for {host}")))?;
     let time = UNIX_EPOCH + Duration::from_nanos(nanos);
-    if !is_peer(config, host) {
-        return Err(UpgradeRejection::new(
-            403,
-            format!("unknown incoming host: {host}"),
-        ));
+    let skew = skew(wall, time);
+    if skew > config.max_upgrade_skew {
+        return Err(unauthorized(format!(
+            "clock skew {skew:?} with {host} exceeds {:?}",
+            config.max_upgrade_skew
+        )));
     }
-    if skew(wall, time) > config.max_upgrade_skew {
-        return Err(UpgradeRejection::new(403, "time difference too large"));
+    Ok((host.to_owned(), membership))
+}
+
+/// The keyring that checks a dialer named `host` with this standing.
+fn dialer_keys<'a>(
+    config: &'a LinkConfig,
+    membership: Membership,
+    host: &str,
+) -> Result<&'a Keyring, String> {
+    match membership {
+        Membership::Member if is_peer(config, host) => Ok(&config.keys),
+        Membership::Member => Err(format!("unknown member {host:?}")),
+        Membership::Client if config.peers.iter().any(|p| p == host) => {
+            Err(format!("client uses a member's name {host:?}"))
+        }
+        Membership::Client => config
+            .clients
+            .keys(&config.keys)
+            .map(|k| &**k)
+            .ok_or_else(|| format!("clients are refused (client {host:?})")),
     }
-    config
-        .authenticator
-        .verify(host, &config.local, time, token)
-        .map_err(|e| UpgradeRejection::new(403, format!("auth token: {e}")))?;
-    Ok(host.to_owned())
 }
 
 fn is_peer(config: &LinkConfig, host: &str) -> bool {
@@ -115,67 +190,85 @@ fn skew(a: SystemTime, b: SystemTime) -> Duration {
         .unwrap_or(Duration::MAX)
 }
 
+fn nanos_since_epoch(t: SystemTime) -> u64 {
+    let nanos = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+    u64::try_from(nanos).unwrap_or(u64::MAX)
+}
+
 impl Link {
     /// The dialing side of the link to `remote`: sends the upgrade request
-    /// at once. `rng` supplies the WebSocket nonce and masking keys.
+    /// at once. `rng` supplies the WebSocket key, the set-up nonce and the
+    /// masking keys; it must be unpredictable (an OS-seeded CSPRNG).
     pub fn dial(
         config: Arc<LinkConfig>,
         remote: impl Into<String>,
         now: Instant,
         wall: SystemTime,
-        rng: Box<dyn RngCore + Send>,
+        mut rng: Box<dyn RngCore + Send>,
     ) -> Self {
         let remote = remote.into();
+        let mut key = [0u8; 16];
+        rng.fill_bytes(&mut key);
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
+        let ws_key = handshake::client_key(key);
+        let nanos = nanos_since_epoch(wall);
+        let token = upgrade_filter(
+            &config.keys,
+            config.membership,
+            &config.local,
+            nanos,
+            ws_key.as_bytes(),
+        );
         let mut request = ClientRequest::new(remote.clone(), config.path.clone());
-        let token = config.authenticator.token(&config.local, &remote, wall);
-        let nanos = wall
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
         request.headers = vec![
-            ("Authorization".into(), format!("Bearer {token}")),
+            ("Authorization".into(), format!("Bearer {}", hex(&token))),
             (HOST_HEADER.into(), config.local.clone()),
             (TIME_HEADER.into(), nanos.to_string()),
         ];
-        let endpoint = ws::Endpoint::client(config.ws.clone(), &request, rng, now);
-        let mut link = Self::new(config, Phase::Upgrading, now, wall);
+        if config.membership == Membership::Client {
+            request.headers.push((ROLE_HEADER.into(), CLIENT_ROLE.into()));
+        }
+        let endpoint = ws::Endpoint::client_with_nonce(config.ws.clone(), &request, key, rng, now);
+        let setup = DialerSetup {
+            ws_key,
+            nonce,
+            acceptor: String::new(),
+            acceptor_nonce: [0; NONCE_LEN],
+            time_nanos: 0,
+        };
+        let mut link = Self::new(config, Phase::Upgrading(Box::new(setup)), now, wall);
         link.ws = Some(endpoint);
         link.remote = Some(remote);
         link
     }
 
     /// The accepting side: reads and checks the upgrade request itself.
-    pub fn accept(config: Arc<LinkConfig>, now: Instant, wall: SystemTime) -> Self {
-        Self::new(config, Phase::AwaitUpgrade, now, wall)
-    }
-
-    /// The accepting side on a connection that an HTTP router already
-    /// upgraded after [`authorize_upgrade`] named `claimed` as the sender.
-    pub fn accept_upgraded(
+    /// `rng` supplies the acceptor's set-up nonce; it must be unpredictable.
+    pub fn accept(
         config: Arc<LinkConfig>,
-        claimed: String,
         now: Instant,
         wall: SystemTime,
+        rng: &mut dyn RngCore,
     ) -> Self {
-        let endpoint = ws::Endpoint::upgraded(config.ws.clone(), Role::Server, None);
-        let mut link = Self::new(config, Phase::AwaitConnect { claimed }, now, wall);
-        link.ws = Some(endpoint);
-        link.pump_ws(now);
+        let mut link = Self::new(config, Phase::AwaitUpgrade, now, wall);
+        rng.fill_bytes(&mut link.accept_nonce);
         link
     }
 
     /// The accepting side of a connection whose upgrade request an HTTP
     /// router already parsed (`head`; the bytes after it are the link's
-    /// first input). Checks the WebSocket handshake and the credentials:
-    /// the link then answers 101 and waits for `Connect`, or, refused, has
-    /// the error answer queued and is closed.
+    /// first input). Checks the WebSocket handshake and the filter token:
+    /// the link then answers 101 with its nonce and waits for `Connect`,
+    /// or, refused, has the error answer queued and is closed.
     pub fn accept_head(
         config: Arc<LinkConfig>,
         head: &RequestHead,
         now: Instant,
         wall: SystemTime,
+        rng: &mut dyn RngCore,
     ) -> Self {
-        let mut link = Self::new(config, Phase::AwaitUpgrade, now, wall);
+        let mut link = Self::accept(config, now, wall, rng);
         let valid = handshake::validate_request(
             &head.method,
             head.minor_version,
@@ -210,56 +303,97 @@ impl Link {
         self.upgrade(now, &request);
     }
 
-    /// Answers a valid upgrade request: 101 and `AwaitConnect` when it is
-    /// authorized, the rejection and `Closed` otherwise.
+    /// Answers a valid upgrade request: 101 with our nonce and
+    /// `AwaitConnect` when the filter passes, 401 and `Closed` otherwise.
     fn upgrade(&mut self, now: Instant, request: &UpgradeRequest) {
         match authorize_upgrade(&self.config, request, self.wall(now)) {
-            Ok(claimed) => {
-                self.raw_out = Some(handshake::accept_response(request));
+            Ok((claimed, membership)) => {
+                let nonce = self.accept_nonce;
+                let nonce_hex = hex(&nonce);
+                self.raw_out = Some(handshake::accept_response_with(
+                    request,
+                    &[
+                        (NONCE_HEADER, &nonce_hex),
+                        (NODE_HEADER, &self.config.local),
+                    ],
+                ));
                 self.ws = Some(ws::Endpoint::upgraded(
                     self.config.ws.clone(),
                     Role::Server,
                     None,
                 ));
-                self.phase = Phase::AwaitConnect { claimed };
+                let ws_key = request.header("sec-websocket-key").unwrap_or_default();
+                let setup = AcceptorSetup {
+                    claimed,
+                    membership,
+                    ws_key: String::from_utf8_lossy(ws_key.trim_ascii()).into_owned(),
+                    nonce,
+                };
+                self.phase = Phase::AwaitConnect(Box::new(setup));
             }
             Err(rejection) => {
                 self.raw_out = Some(rejection.response());
-                self.fail(now, LinkError::Refused(rejection.to_string()));
+                let reason = rejection.reason;
+                self.fail(now, LinkError::Unauthenticated(format!("upgrade: {reason}")));
             }
         }
     }
 
-    /// The WebSocket is open: the dialer sends `Connect`.
-    pub(super) fn on_ws_open(&mut self, now: Instant) {
-        if self.phase != Phase::Upgrading {
+    /// The WebSocket is open: the dialer reads the acceptor's nonce and
+    /// sends `Connect` with its proof.
+    pub(super) fn on_ws_open(&mut self, now: Instant, opened: &ws::Handshake) {
+        let Phase::Upgrading(setup) = &self.phase else {
             return;
-        }
+        };
+        let mut setup = setup.clone();
+        let ws::Handshake::Client(response) = opened else {
+            return self.fail(now, LinkError::Malformed("no upgrade answer".into()));
+        };
+        let text = |name| {
+            response
+                .header(name)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::trim)
+        };
+        let Some(nonce) = text(NONCE_HEADER).and_then(|h| decode_hex::<NONCE_LEN>(h).ok()) else {
+            let e = LinkError::Unauthenticated("the acceptor sent no valid nonce".into());
+            return self.fail(now, e);
+        };
+        let acceptor = text(NODE_HEADER).unwrap_or_default().to_owned();
         let remote = self.remote.clone().unwrap_or_default();
+        if self.config.membership == Membership::Member && acceptor != remote {
+            let e = LinkError::Unauthenticated(format!("dialed {remote}, {acceptor:?} answered"));
+            return self.fail(now, e);
+        }
         let time = self.wall(now);
+        setup.acceptor = acceptor;
+        setup.acceptor_nonce = nonce;
+        setup.time_nanos = nanos_since_epoch(time);
         let connect = Connect {
             id: self.config.node_id,
             host: self.config.local.clone(),
-            time,
-            token: self
-                .config
-                .authenticator
-                .token(&self.config.local, &remote, time),
+            time: UNIX_EPOCH + Duration::from_nanos(setup.time_nanos),
+            nonce: setup.nonce,
+            proof: setup.transcript(&self.config).dialer_proof(&self.config.keys),
+            client: self.config.membership == Membership::Client,
         };
         let msg = Message::new(Op::CONNECT, 0).payload(connect.encode());
         self.outbox.push(Lane::Control, &msg, false);
-        self.phase = Phase::AwaitConnectResponse;
+        self.phase = Phase::AwaitConnectResponse(setup);
     }
 
     /// A WebSocket message arrived.
     pub(super) fn on_ws_message(&mut self, now: Instant, data: Bytes) {
         match &self.phase {
             Phase::Connected => self.on_frame(now, data),
-            Phase::AwaitConnect { claimed } => {
-                let claimed = claimed.clone();
-                self.on_connect(now, data, &claimed);
+            Phase::AwaitConnect(setup) => {
+                let setup = setup.clone();
+                self.on_connect(now, data, &setup);
             }
-            Phase::AwaitConnectResponse => self.on_connect_response(now, data),
+            Phase::AwaitConnectResponse(setup) => {
+                let setup = setup.clone();
+                self.on_connect_response(now, data, &setup);
+            }
             _ => debug!(phase = ?self.phase, "message outside the connected phase ignored"),
         }
     }
@@ -282,53 +416,110 @@ impl Link {
         }
     }
 
-    fn on_connect(&mut self, now: Instant, data: Bytes, claimed: &str) {
-        let verdict = self.check_connect(now, &data, claimed);
-        let (accepted, reason) = match &verdict {
-            Ok(_) => (true, String::new()),
-            Err(reason) => (false, reason.clone()),
+    fn on_connect(&mut self, now: Instant, data: Bytes, setup: &AcceptorSetup) {
+        let connect = match self.check_connect(&data, setup) {
+            Ok(checked) => checked,
+            // No answer beyond a Close frame that says "unauthorized".
+            Err(reason) => return self.fail(now, LinkError::Unauthenticated(reason)),
         };
+        let (connect, key_index) = connect;
+        // The dialer proved itself: from here on it may learn why we refuse.
+        let verdict = self.admit(now, &connect, setup.membership);
+        let reason = verdict.as_ref().err().cloned().unwrap_or_default();
+        let transcript = Transcript {
+            membership: setup.membership,
+            dialer: &connect.host,
+            acceptor: &self.config.local,
+            ws_key: setup.ws_key.as_bytes(),
+            acceptor_nonce: &setup.nonce,
+            dialer_nonce: &connect.nonce,
+            dialer_id: &connect.id,
+            time_nanos: nanos_since_epoch(connect.time),
+        };
+        let keys = dialer_keys(&self.config, setup.membership, &connect.host)
+            .unwrap_or(&self.config.keys);
+        let proof = transcript.acceptor_proof(
+            keys,
+            key_index,
+            &self.config.node_id,
+            verdict.is_ok(),
+            &reason,
+        );
         let response = ConnectResponse {
             id: self.config.node_id,
-            accepted,
-            rejected_reason: reason,
+            accepted: verdict.is_ok(),
+            rejected_reason: reason.clone(),
+            proof: Some(proof),
         };
         let msg = Message::new(Op::CONNECT_RESPONSE, 0).payload(response.encode());
         self.outbox.push(Lane::Control, &msg, false);
         match verdict {
-            Ok(connect) => {
+            Ok(()) => {
                 self.remote = Some(connect.host);
-                self.on_connected(now, connect.id);
+                self.on_connected(now, connect.id, setup.membership);
             }
             Err(reason) => self.fail(now, LinkError::Refused(reason)),
         }
     }
 
-    fn check_connect(&self, now: Instant, data: &Bytes, claimed: &str) -> Result<Connect, String> {
+    /// Checks `Connect` up to and including the dialer's proof; returns it
+    /// with the index of the secret it proved with. Errors are for the log.
+    fn check_connect(
+        &self,
+        data: &Bytes,
+        setup: &AcceptorSetup,
+    ) -> Result<(Connect, usize), String> {
         let msg = Message::decode(data).map_err(|e| format!("malformed first message: {e}"))?;
         if msg.op != Op::CONNECT {
             return Err(format!("first message is {:?}, not Connect", msg.op));
         }
         let connect = Connect::decode(&msg.payload.unwrap_or_default())
             .map_err(|e| format!("malformed Connect: {e}"))?;
-        let config = &self.config;
-        if !is_peer(config, &connect.host) || connect.host != claimed {
-            return Err(format!("unknown incoming host: {}", connect.host));
+        let membership = if connect.client {
+            Membership::Client
+        } else {
+            Membership::Member
+        };
+        if connect.host != setup.claimed || membership != setup.membership {
+            return Err(format!(
+                "Connect from {:?} ({membership:?}) after an upgrade as {:?} ({:?})",
+                connect.host, setup.claimed, setup.membership
+            ));
         }
-        if skew(self.wall(now), connect.time) > config.max_clock_skew {
-            return Err("time difference too large between servers".into());
-        }
-        config
-            .authenticator
-            .verify(&connect.host, &config.local, connect.time, &connect.token)
-            .map_err(|e| format!("auth token: {e}"))?;
-        if !should_dial(&connect.host, &config.local) {
-            return Err("grid: expected to be client side, not server side".into());
-        }
-        Ok(connect)
+        let keys = dialer_keys(&self.config, membership, &connect.host)?;
+        let transcript = Transcript {
+            membership,
+            dialer: &connect.host,
+            acceptor: &self.config.local,
+            ws_key: setup.ws_key.as_bytes(),
+            acceptor_nonce: &setup.nonce,
+            dialer_nonce: &connect.nonce,
+            dialer_id: &connect.id,
+            time_nanos: nanos_since_epoch(connect.time),
+        };
+        let index = transcript
+            .verify_dialer(keys, &connect.proof)
+            .map_err(|e| format!("{} from {}", e, connect.host))?;
+        Ok((connect, index))
     }
 
-    fn on_connect_response(&mut self, now: Instant, data: Bytes) {
+    /// Whether an authenticated dialer may have a link: its clock, and the
+    /// dialer rule for members.
+    fn admit(&self, now: Instant, connect: &Connect, membership: Membership) -> Result<(), String> {
+        let skew = skew(self.wall(now), connect.time);
+        if skew > self.config.max_clock_skew {
+            return Err(format!(
+                "clock skew {skew:?} between {} and {} exceeds {:?}",
+                connect.host, self.config.local, self.config.max_clock_skew
+            ));
+        }
+        if membership == Membership::Member && !should_dial(&connect.host, &self.config.local) {
+            return Err("grid: expected to be client side, not server side".into());
+        }
+        Ok(())
+    }
+
+    fn on_connect_response(&mut self, now: Instant, data: Bytes, setup: &DialerSetup) {
         let response = Message::decode(&data)
             .map_err(|e| e.to_string())
             .and_then(|m| {
@@ -339,21 +530,46 @@ impl Link {
                     Err(format!("expected ConnectResponse, got {:?}", m.op))
                 }
             });
-        match response {
-            Ok(r) if r.accepted => self.on_connected(now, r.id),
-            Ok(r) => self.fail(now, LinkError::Rejected(r.rejected_reason)),
-            Err(e) => self.fail(now, LinkError::Malformed(e)),
+        let r = match response {
+            Ok(r) => r,
+            Err(e) => return self.fail(now, LinkError::Malformed(e)),
+        };
+        let proven = r.proof.is_some_and(|proof| {
+            setup
+                .transcript(&self.config)
+                .verify_acceptor(
+                    &self.config.keys,
+                    &r.id,
+                    r.accepted,
+                    &r.rejected_reason,
+                    &proof,
+                )
+                .is_ok()
+        });
+        match (proven, r.accepted) {
+            (true, true) => self.on_connected(now, r.id, Membership::Member),
+            (true, false) => self.fail(now, LinkError::Rejected(r.rejected_reason)),
+            (false, _) => {
+                let e = format!(
+                    "the acceptor did not prove that it holds the secret (said accepted: {}, {:?})",
+                    r.accepted, r.rejected_reason
+                );
+                self.fail(now, LinkError::Unauthenticated(e));
+            }
         }
     }
 
-    fn on_connected(&mut self, now: Instant, remote_id: [u8; 16]) {
+    fn on_connected(&mut self, now: Instant, remote_id: [u8; 16], membership: Membership) {
         self.phase = Phase::Connected;
         self.handshake_deadline = None;
         self.last_pong = now;
         self.next_ping = Some(now + self.config.ping_interval);
         let remote = self.remote.clone().unwrap_or_default();
         debug!(%remote, "link connected");
-        self.events
-            .push_back(Event::Connected { remote, remote_id });
+        self.events.push_back(Event::Connected {
+            remote,
+            remote_id,
+            membership,
+        });
     }
 }

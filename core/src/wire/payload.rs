@@ -12,6 +12,8 @@ use super::msgpack::{
     put_bin, put_bool, put_map_header, put_nil, put_str, put_time, put_uint, Reader,
 };
 use super::WireError;
+use crate::auth::link::{Nonce, NONCE_LEN};
+use crate::auth::{Tag, TAG_LEN};
 
 /// Reads a map, calling `field` for each key; unknown keys are skipped by
 /// `field` returning `Ok(false)`.
@@ -34,67 +36,90 @@ fn read_map(
     Ok(())
 }
 
-/// The dialer's first message (`Op::CONNECT`): map `ID`, `Host`, `Time`,
-/// `Token`.
+/// The dialer's first message (`Op::CONNECT`) **(ext)**: map `ID`, `Host`,
+/// `Time`, `Nonce`, `Proof`, and `Client` when the dialer is a client.
+/// MinIO's `Token` (a JWT over sender, receiver and time) is replaced by a
+/// proof over both sides' nonces (see [`crate::auth::link`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connect {
     /// Random id of the dialing process (changes on restart).
     pub id: [u8; 16],
-    /// The dialer's own address, as the acceptor knows it.
+    /// The dialer's own name, as the acceptor knows it.
     pub host: String,
     /// The dialer's wall-clock time.
     pub time: SystemTime,
-    /// Authentication token for (host, acceptor, time).
-    pub token: String,
+    /// The dialer's fresh randomness, which the acceptor's proof covers.
+    pub nonce: Nonce,
+    /// The dialer's proof over the set-up transcript.
+    pub proof: Tag,
+    /// Whether the dialer is a client rather than a member.
+    pub client: bool,
 }
 
 impl Connect {
-    /// Encodes the map.
+    /// Encodes the map (`Client` only when set).
     pub fn encode(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(64 + self.host.len() + self.token.len());
-        put_map_header(&mut out, 4);
+        let mut out = BytesMut::with_capacity(128 + self.host.len());
+        put_map_header(&mut out, if self.client { 6 } else { 5 });
         put_str(&mut out, "ID");
         put_bin(&mut out, &self.id);
         put_str(&mut out, "Host");
         put_str(&mut out, &self.host);
         put_str(&mut out, "Time");
         put_time(&mut out, self.time);
-        put_str(&mut out, "Token");
-        put_str(&mut out, &self.token);
+        put_str(&mut out, "Nonce");
+        put_bin(&mut out, &self.nonce);
+        put_str(&mut out, "Proof");
+        put_bin(&mut out, &self.proof);
+        if self.client {
+            put_str(&mut out, "Client");
+            put_bool(&mut out, true);
+        }
         out.freeze()
     }
 
-    /// Decodes the map; `ID`, `Host` and `Time` are required.
+    /// Decodes the map; all fields but `Client` are required.
     pub fn decode(data: &Bytes) -> Result<Self, WireError> {
-        let (mut id, mut host, mut time, mut token) = (None, None, None, String::new());
+        let (mut id, mut host, mut time) = (None, None, None);
+        let (mut nonce, mut proof, mut client) = (None, None, false);
         read_map(data, "Connect", |key, rd| {
             match key {
-                "ID" => id = Some(read_id(rd)?),
+                "ID" => id = Some(read_fixed::<16>(rd, "ID")?),
                 "Host" => host = Some(rd.str("Host")?.to_owned()),
                 "Time" => time = Some(rd.time("Time")?),
-                "Token" => token = rd.str("Token")?.to_owned(),
+                "Nonce" => nonce = Some(read_fixed::<NONCE_LEN>(rd, "Nonce")?),
+                "Proof" => proof = Some(read_fixed::<TAG_LEN>(rd, "Proof")?),
+                "Client" => client = rd.bool("Client")?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
+        let missing = |what| WireError::Invalid("Connect", what);
         Ok(Self {
-            id: id.ok_or(WireError::Invalid("Connect", "no ID"))?,
-            host: host.ok_or(WireError::Invalid("Connect", "no Host"))?,
-            time: time.ok_or(WireError::Invalid("Connect", "no Time"))?,
-            token,
+            id: id.ok_or(missing("no ID"))?,
+            host: host.ok_or(missing("no Host"))?,
+            time: time.ok_or(missing("no Time"))?,
+            nonce: nonce.ok_or(missing("no Nonce"))?,
+            proof: proof.ok_or(missing("no Proof"))?,
+            client,
         })
     }
 }
 
-fn read_id(rd: &mut Reader<'_>) -> Result<[u8; 16], WireError> {
-    let raw = rd.bin("ID")?;
+fn read_fixed<const N: usize>(
+    rd: &mut Reader<'_>,
+    field: &'static str,
+) -> Result<[u8; N], WireError> {
+    let raw = rd.bin(field)?;
     raw.as_ref()
         .try_into()
-        .map_err(|_| WireError::Invalid("ID", "not 16 bytes"))
+        .map_err(|_| WireError::Invalid(field, "wrong length"))
 }
 
 /// The acceptor's answer (`Op::CONNECT_RESPONSE`): map `ID`, `Accepted`,
-/// `RejectedReason`.
+/// `RejectedReason`, and **(ext)** `Proof`, the acceptor's proof over the
+/// set-up transcript and this verdict. An unauthenticated dialer gets no
+/// answer at all, only a Close frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectResponse {
     /// Random id of the accepting process.
@@ -103,30 +128,38 @@ pub struct ConnectResponse {
     pub accepted: bool,
     /// Why not, when refused.
     pub rejected_reason: String,
+    /// The acceptor's proof; `None` only in answers from peers that could
+    /// not prove anything (a dialer treats them as unauthenticated).
+    pub proof: Option<Tag>,
 }
 
 impl ConnectResponse {
-    /// Encodes the map.
+    /// Encodes the map (`Proof` only when present).
     pub fn encode(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(64 + self.rejected_reason.len());
-        put_map_header(&mut out, 3);
+        let mut out = BytesMut::with_capacity(96 + self.rejected_reason.len());
+        put_map_header(&mut out, if self.proof.is_some() { 4 } else { 3 });
         put_str(&mut out, "ID");
         put_bin(&mut out, &self.id);
         put_str(&mut out, "Accepted");
         put_bool(&mut out, self.accepted);
         put_str(&mut out, "RejectedReason");
         put_str(&mut out, &self.rejected_reason);
+        if let Some(proof) = &self.proof {
+            put_str(&mut out, "Proof");
+            put_bin(&mut out, proof);
+        }
         out.freeze()
     }
 
     /// Decodes the map; `ID` and `Accepted` are required.
     pub fn decode(data: &Bytes) -> Result<Self, WireError> {
-        let (mut id, mut accepted, mut reason) = (None, None, String::new());
+        let (mut id, mut accepted, mut reason, mut proof) = (None, None, String::new(), None);
         read_map(data, "ConnectResponse", |key, rd| {
             match key {
-                "ID" => id = Some(read_id(rd)?),
+                "ID" => id = Some(read_fixed::<16>(rd, "ID")?),
                 "Accepted" => accepted = Some(rd.bool("Accepted")?),
                 "RejectedReason" => reason = rd.str("RejectedReason")?.to_owned(),
+                "Proof" => proof = Some(read_fixed::<TAG_LEN>(rd, "Proof")?),
                 _ => return Ok(false),
             }
             Ok(true)
@@ -135,6 +168,7 @@ impl ConnectResponse {
             id: id.ok_or(WireError::Invalid("ConnectResponse", "no ID"))?,
             accepted: accepted.ok_or(WireError::Invalid("ConnectResponse", "no Accepted"))?,
             rejected_reason: reason,
+            proof,
         })
     }
 }

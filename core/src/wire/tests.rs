@@ -58,27 +58,68 @@ fn golden_connect() {
         id: [0x11; 16],
         host: "a".into(),
         time: UNIX_EPOCH + Duration::new(1, 2),
-        token: "t".into(),
+        nonce: [0x22; 32],
+        proof: [0x33; 32],
+        client: false,
     };
     let msg = Message::new(Op::CONNECT, 0).payload(connect.encode());
     golden(
         msg,
         false,
-        "97 00 00 00 00 01 00 c4 39
-         84 a2 4944 c4 10 11111111111111111111111111111111
+        "97 00 00 00 00 01 00 c4 81
+         85 a2 4944 c4 10 11111111111111111111111111111111
          a4 486f7374 a1 61
          a4 54696d65 c7 0c 05 0000000000000001 00000002
-         a5 546f6b656e a1 74",
+         a5 4e6f6e6365 c4 20 2222222222222222222222222222222222222222222222222222222222222222
+         a5 50726f6f66 c4 20 3333333333333333333333333333333333333333333333333333333333333333",
     );
     assert_eq!(Connect::decode(&connect.encode()).unwrap(), connect);
+    let client = Connect {
+        client: true,
+        ..connect
+    };
+    let encoded = client.encode();
+    assert_eq!(encoded[0], 0x86);
+    assert!(encoded.ends_with(&[0xa6, b'C', b'l', b'i', b'e', b'n', b't', 0xc3]));
+    assert_eq!(Connect::decode(&encoded).unwrap(), client);
 }
 
 #[test]
 fn golden_connect_response() {
+    let response = ConnectResponse {
+        id: [0x11; 16],
+        accepted: true,
+        rejected_reason: String::new(),
+        proof: Some([0x44; 32]),
+    };
+    let msg = Message::new(Op::CONNECT_RESPONSE, 0).payload(response.encode());
+    golden(
+        msg,
+        false,
+        "97 00 00 00 00 02 00 c4 58
+         84 a2 4944 c4 10 11111111111111111111111111111111
+         a8 4163636570746564 c3
+         ae 52656a6563746564526561736f6e a0
+         a5 50726f6f66 c4 20 4444444444444444444444444444444444444444444444444444444444444444",
+    );
+    assert_eq!(ConnectResponse::decode(&response.encode()).unwrap(), response);
+    // MinIO's three fields alone still decode (no proof: unauthenticated).
+    let bare = ConnectResponse {
+        proof: None,
+        accepted: false,
+        ..response
+    };
+    assert_eq!(ConnectResponse::decode(&bare.encode()).unwrap(), bare);
+}
+
+#[test]
+fn golden_connect_response_without_proof() {
+    // MinIO's layout: what a party without the secret could answer.
     let resp = ConnectResponse {
         id: [0x22; 16],
         accepted: true,
         rejected_reason: String::new(),
+        proof: None,
     };
     let msg = Message::new(Op::CONNECT_RESPONSE, 0).payload(resp.encode());
     golden(

@@ -193,6 +193,18 @@ impl Endpoint {
     ) -> Self {
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
+        Self::client_with_nonce(config, request, nonce, rng, now)
+    }
+
+    /// A client whose handshake nonce (`Sec-WebSocket-Key`, before base64)
+    /// the caller drew, for protocols that bind it (the grid's set-up).
+    pub fn client_with_nonce(
+        config: Config,
+        request: &ClientRequest,
+        nonce: [u8; 16],
+        rng: Box<dyn RngCore + Send>,
+        now: Instant,
+    ) -> Self {
         let (wire, hs) = request.encode(nonce);
         let deadline = now + config.handshake_timeout;
         let mut ep = Self::new(

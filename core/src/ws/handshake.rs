@@ -221,12 +221,30 @@ pub fn validate_request(
 
 /// The `101 Switching Protocols` answer to a valid request.
 pub fn accept_response(request: &UpgradeRequest) -> Bytes {
-    let mut out = BytesMut::with_capacity(160);
+    accept_response_with(request, &[])
+}
+
+/// The `101` answer with extra headers (names and values must be valid
+/// header tokens and values; the caller controls them).
+pub fn accept_response_with(request: &UpgradeRequest, extra: &[(&str, &str)]) -> Bytes {
+    let mut out = BytesMut::with_capacity(160 + extra.len() * 96);
     out.put_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n");
     out.put_slice(b"Connection: Upgrade\r\nSec-WebSocket-Accept: ");
     out.put_slice(request.accept.as_bytes());
-    out.put_slice(b"\r\n\r\n");
+    out.put_slice(b"\r\n");
+    for (name, value) in extra {
+        out.put_slice(name.as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"\r\n");
     out.freeze()
+}
+
+/// The `Sec-WebSocket-Key` a client sends for `nonce`.
+pub fn client_key(nonce: [u8; 16]) -> String {
+    BASE64.encode(nonce)
 }
 
 /// The error answer to a failed request: status from [`HandshakeError::status`],
@@ -278,7 +296,7 @@ impl ClientRequest {
     /// Encodes the request with the given 16-byte nonce; the returned
     /// [`ClientHandshake`] validates the server's answer.
     pub fn encode(&self, nonce: [u8; 16]) -> (Bytes, ClientHandshake) {
-        let key = BASE64.encode(nonce);
+        let key = client_key(nonce);
         let mut out = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n",

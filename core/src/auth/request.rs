@@ -1,0 +1,1 @@
+//! Signed HTTP requests for the file plane and `/metrics` (in progress).
