@@ -46,7 +46,8 @@ async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> bool {
         return false;
     };
     let connect = node.runtime.connect(addr);
-    let socket = match node.timeout(node.config.handshake_timeout, connect).await {
+    let config = node.config();
+    let socket = match node.timeout(config.handshake_timeout, connect).await {
         Some(Ok(socket)) => socket,
         Some(Err(e)) => {
             debug!(%remote, %e, "connect failed");
@@ -58,13 +59,13 @@ async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> bool {
         }
     };
     let link = Link::dial(
-        node.config.clone(),
+        config,
         remote,
         Instant::now(),
         SystemTime::now(),
         Box::new(StdRng::from_rng(rng)),
     );
-    let span = info_span!("link", local = %node.config.local, %remote, role = "dialer");
+    let span = info_span!("link", local = %node.local, %remote, role = "dialer");
     let socket: Arc<dyn Socket> = Arc::from(socket);
     let shared = SharedLink::new(link, span);
     let session = LinkSession::new(shared, node.clone());

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_lite::FutureExt as _;
+use gridmux_core::auth::link::Membership;
 use gridmux_core::link::{Event, LinkError};
 use gridmux_core::mux::MuxId;
 use gridmux_core::wire::{ErrorCode, ErrorPayload, SubrouteId};
@@ -22,8 +23,9 @@ use crate::HandlerError;
 
 /// What the driver acts on after the link's lock is released.
 pub(crate) enum Notice {
-    /// The link is up with this peer.
-    Connected(String),
+    /// The link is up with this peer (a member, or a client that is
+    /// served but never called).
+    Connected(String, Membership),
     /// The link is over.
     Closed(LinkError),
     /// A request handler to run: the driver polls it once itself (most
@@ -35,7 +37,11 @@ pub(crate) enum Notice {
 impl std::fmt::Debug for Notice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Connected(remote) => f.debug_tuple("Connected").field(remote).finish(),
+            Self::Connected(remote, membership) => f
+                .debug_tuple("Connected")
+                .field(remote)
+                .field(membership)
+                .finish(),
             Self::Closed(reason) => f.debug_tuple("Closed").field(reason).finish(),
             Self::Serve(_) => f.write_str("Serve(..)"),
         }
@@ -50,9 +56,11 @@ pub(crate) fn route(
     node: &Arc<Node>,
 ) -> Option<Notice> {
     match event {
-        Event::Connected { remote, .. } => {
+        Event::Connected {
+            remote, membership, ..
+        } => {
             st.remote = Some(remote.as_str().into());
-            return Some(Notice::Connected(remote));
+            return Some(Notice::Connected(remote, membership));
         }
         Event::Closed(reason) => {
             st.end_everything();

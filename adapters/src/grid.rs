@@ -9,10 +9,10 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gridmux_core::auth::{Authenticator, SharedSecret};
+use gridmux_core::auth::{AuthError, Keyring};
 use gridmux_core::cluster::{should_dial, ReconnectSchedule};
 use gridmux_core::http::Limits;
-use gridmux_core::link::{LinkConfig, RegisterError};
+use gridmux_core::link::{ClientAccess, LinkConfig, RegisterError};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use serde::de::DeserializeOwned;
@@ -38,22 +38,26 @@ pub enum StartError {
     /// The local name is not a socket address and no listener was given.
     #[error("cannot listen on {0:?}: not a socket address")]
     BadAddress(String),
-    /// Neither a secret nor an authenticator was given.
-    #[error("no authenticator: set a shared secret or an Authenticator")]
-    NoAuthenticator,
+    /// No cluster secret was given.
+    #[error("no cluster secret: call `secret` or `secrets`")]
+    NoSecret,
+    /// A secret list was empty or held an empty secret.
+    #[error("secrets: {0}")]
+    Secret(#[from] AuthError),
     /// Binding or adopting the listener failed.
     #[error("listener: {0}")]
     Listen(#[from] std::io::Error),
 }
 
 /// A change to the link configuration, applied at start.
-type ConfigEdit = Box<dyn FnOnce(&mut LinkConfig) + Send>;
+pub(crate) type ConfigEdit = Box<dyn FnOnce(&mut LinkConfig) + Send>;
 
 /// Builds and starts a [`Grid`].
 pub struct GridBuilder {
     local: String,
     peers: Vec<String>,
-    authenticator: Option<Arc<dyn Authenticator>>,
+    keys: Option<Result<Keyring, AuthError>>,
+    clients: Option<Result<ClientAccess, AuthError>>,
     handlers: Handlers,
     error: Option<RegisterError>,
     listener: Option<TcpListener>,
@@ -78,7 +82,8 @@ impl GridBuilder {
         Self {
             local,
             peers,
-            authenticator: None,
+            keys: None,
+            clients: None,
             handlers: Handlers::default(),
             error: None,
             listener: None,
@@ -89,15 +94,32 @@ impl GridBuilder {
         }
     }
 
-    /// Authenticates peers with HMAC-SHA256 under this cluster-wide secret.
-    pub fn secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
-        self.authenticator = Some(Arc::new(SharedSecret::new(secret)));
+    /// The cluster's secret: links are set up only between nodes that
+    /// prove they hold it (see `gridmux_core::auth`).
+    pub fn secret(self, secret: impl AsRef<[u8]>) -> Self {
+        self.secrets([secret])
+    }
+
+    /// The cluster's secrets, current first: the node proves with the
+    /// first and accepts any (rotation without downtime; see
+    /// [`Grid::set_secrets`]).
+    pub fn secrets<S: AsRef<[u8]>>(mut self, secrets: impl IntoIterator<Item = S>) -> Self {
+        self.keys = Some(Keyring::new(secrets));
         self
     }
 
-    /// Authenticates peers with a custom scheme.
-    pub fn authenticator(mut self, authenticator: Arc<dyn Authenticator>) -> Self {
-        self.authenticator = Some(authenticator);
+    /// Which clients (tools such as `gridmux call` that are not cluster
+    /// members) may connect: by default those holding a cluster secret.
+    /// Clients call this node and are never called.
+    pub fn clients(mut self, access: ClientAccess) -> Self {
+        self.clients = Some(Ok(access));
+        self
+    }
+
+    /// Lets in clients that prove with one of these secrets (not with the
+    /// cluster's), current first.
+    pub fn client_secrets<S: AsRef<[u8]>>(mut self, secrets: impl IntoIterator<Item = S>) -> Self {
+        self.clients = Some(Keyring::new(secrets).map(|k| ClientAccess::Keyring(Arc::new(k))));
         self
     }
 
@@ -210,7 +232,8 @@ impl GridBuilder {
         if !self.peers.contains(&self.local) {
             return Err(StartError::NotAPeer(self.local));
         }
-        let authenticator = self.authenticator.ok_or(StartError::NoAuthenticator)?;
+        let keys = Arc::new(self.keys.ok_or(StartError::NoSecret)??);
+        let clients = self.clients.transpose()?.unwrap_or_default();
         let listener = match self.listener {
             Some(l) => l,
             None => {
@@ -225,43 +248,20 @@ impl GridBuilder {
         let local_addr = listener.local_addr()?;
         let runtime: Arc<dyn Runtime> = Arc::new(runtime);
         let listener = runtime.adopt_listener(listener)?;
-        let mut node_id = [0; 16];
-        StdRng::from_os_rng().fill_bytes(&mut node_id);
-        let mut config = LinkConfig::new(&self.local, self.peers.clone(), node_id, authenticator);
-        let default_max = config.max_message_size;
-        for f in self.configure {
-            f(&mut config);
-        }
-        if config.max_message_size != default_max {
-            // The WebSocket limits follow the message limit.
-            config.sync_ws_limits();
-        }
-        config.local.clone_from(&self.local);
-        config.peers.clone_from(&self.peers);
-        config.node_id = node_id;
+        let mut config = new_link_config(&self.local, self.peers.clone(), keys, self.configure);
         config.handlers = self.handlers.table.clone();
-        let peers = self
-            .peers
-            .iter()
+        config.clients = clients;
+        let slots = (self.peers.iter())
             .filter(|p| **p != self.local)
-            .map(|p| (p.clone(), Arc::new(PeerSlot::default())))
-            .collect();
+            .map(|p| (p.clone(), Arc::default()));
+        let node = Node::new(runtime, config, self.handlers, self.reconnect, slots);
         let node = Arc::new(Node {
-            runtime,
-            config: Arc::new(config),
-            handlers: self.handlers,
             http: self.http,
             max_pending_connections: self.max_pending_connections,
-            pending_connections: AtomicUsize::new(0),
-            reconnect: self.reconnect,
             local_addr,
-            links: peers,
-            changes: Changes::default(),
-            closing: AtomicBool::new(false),
-            shutdown: CancelSignal::new(),
-            live_links: AtomicUsize::new(0),
+            ..node
         });
-        info!(local = %node.config.local, %local_addr, "grid started");
+        info!(local = %self.local, %local_addr, "grid started");
         node.runtime
             .spawn(Box::pin(listener::accept_loop(node.clone(), listener)));
         for peer in &self.peers {
@@ -274,11 +274,40 @@ impl GridBuilder {
     }
 }
 
+/// The link configuration of a node or client named `local`: defaults,
+/// then the user's edits, then what the builder owns.
+pub(crate) fn new_link_config(
+    local: &str,
+    peers: Vec<String>,
+    keys: Arc<Keyring>,
+    edits: Vec<ConfigEdit>,
+) -> LinkConfig {
+    let mut node_id = [0; 16];
+    StdRng::from_os_rng().fill_bytes(&mut node_id);
+    let mut config = LinkConfig::new(local, peers.clone(), node_id, keys);
+    let default_max = config.max_message_size;
+    for f in edits {
+        f(&mut config);
+    }
+    if config.max_message_size != default_max {
+        // The WebSocket limits follow the message limit.
+        config.sync_ws_limits();
+    }
+    config.local = local.to_owned();
+    config.peers = peers;
+    config.node_id = node_id;
+    config
+}
+
 /// The state of a running node, shared by its tasks and handles.
 #[derive(Debug)]
 pub(crate) struct Node {
     pub(crate) runtime: Arc<dyn Runtime>,
-    pub(crate) config: Arc<LinkConfig>,
+    /// Our name.
+    pub(crate) local: String,
+    /// The configuration of new links (swapped when secrets change; links
+    /// keep the one they started with).
+    config: RwLock<Arc<LinkConfig>>,
     pub(crate) handlers: Handlers,
     pub(crate) http: Limits,
     /// Cap of `pending_connections`.
@@ -319,6 +348,46 @@ impl PeerSlot {
 }
 
 impl Node {
+    /// A node (or client) that does not listen yet, with an empty slot
+    /// for each of `peers`.
+    pub(crate) fn new(
+        runtime: Arc<dyn Runtime>,
+        config: LinkConfig,
+        handlers: Handlers,
+        reconnect: ReconnectSchedule,
+        slots: impl Iterator<Item = (String, Arc<PeerSlot>)>,
+    ) -> Self {
+        Self {
+            runtime,
+            local: config.local.clone(),
+            config: RwLock::new(Arc::new(config)),
+            handlers,
+            http: Limits::default(),
+            max_pending_connections: 0,
+            pending_connections: AtomicUsize::new(0),
+            reconnect,
+            local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            links: slots.collect(),
+            changes: Changes::default(),
+            closing: AtomicBool::new(false),
+            shutdown: CancelSignal::new(),
+            live_links: AtomicUsize::new(0),
+        }
+    }
+
+    /// The configuration for a new link.
+    pub(crate) fn config(&self) -> Arc<LinkConfig> {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the secrets new links use.
+    fn set_keys(&self, keys: Keyring) {
+        let mut config = self.config.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = LinkConfig::clone(&config);
+        next.keys = Arc::new(keys);
+        *config = Arc::new(next);
+    }
+
     /// The slot of `peer`, if it is one.
     pub(crate) fn slot(&self, peer: &str) -> Option<Arc<PeerSlot>> {
         self.links.get(peer).cloned()
@@ -332,8 +401,8 @@ impl Node {
         slot.get().ok_or(Error::Disconnected)
     }
 
-    /// A link to `remote` connected; it replaces an older one (the peer
-    /// restarted before we noticed the old link die).
+    /// A link to `remote` connected (it authenticated fully); it replaces
+    /// an older one (the peer restarted before we noticed the old link die).
     pub(crate) fn link_connected(&self, remote: &str, link: &Arc<SharedLink>) {
         let old = self
             .links
@@ -410,7 +479,20 @@ impl Grid {
 
     /// This node's name.
     pub fn local(&self) -> &str {
-        &self.node.config.local
+        &self.node.local
+    }
+
+    /// Replaces the cluster's secrets, current first, for links set up
+    /// from now on (links already up stay up). A rolling change across the
+    /// cluster, one node at a time, never leaves a pair unable to connect:
+    /// add the new secret second on every node, then make it first on
+    /// every node, then drop the old one.
+    pub fn set_secrets<S: AsRef<[u8]>>(
+        &self,
+        secrets: impl IntoIterator<Item = S>,
+    ) -> Result<(), AuthError> {
+        self.node.set_keys(Keyring::new(secrets)?);
+        Ok(())
     }
 
     /// The address the node listens on.
@@ -446,12 +528,19 @@ impl Grid {
     /// handlers are cancelled) and its last bytes flushed, for at most
     /// `grace`; then every task of the node stops.
     pub async fn shutdown(&self, grace: Duration) {
-        let node = &self.node;
+        self.node.shutdown(grace).await;
+    }
+}
+
+impl Node {
+    /// See [`Grid::shutdown`].
+    pub(crate) async fn shutdown(&self, grace: Duration) {
+        let node = self;
         if node.closing.swap(true, Ordering::AcqRel) {
             node.shutdown.cancelled().await;
             return;
         }
-        info!(local = %node.config.local, "grid shutting down");
+        info!(local = %node.local, "grid shutting down");
         let links: Vec<Arc<SharedLink>> = node.links.values().filter_map(|s| s.get()).collect();
         for link in links {
             let mut st = link.lock();

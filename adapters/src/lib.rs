@@ -37,6 +37,7 @@
 //! # Ok(()) }
 //! ```
 
+mod client;
 mod dial;
 mod dispatch;
 mod driver;
@@ -53,6 +54,7 @@ mod signal;
 mod stream;
 mod websocket;
 
+pub use client::{Client, ClientBuilder};
 pub use error::{Error, HandlerError};
 pub use grid::{Grid, GridBuilder, StartError};
 pub use handler::Context;
@@ -61,9 +63,9 @@ pub use signal::CancelSignal;
 pub use stream::{StreamReceiver, StreamSender};
 pub use websocket::WebSocket;
 
-pub use gridmux_core::auth::{Authenticator, SharedSecret};
+pub use gridmux_core::auth::{AuthError, Keyring};
 pub use gridmux_core::cluster::ReconnectSchedule;
-pub use gridmux_core::link::LinkConfig;
+pub use gridmux_core::link::{ClientAccess, LinkConfig};
 pub use gridmux_core::wire::{ErrorCode, SubrouteId};
 
 /// MessagePack encoding as typed handlers and calls use it (rmp-serde,

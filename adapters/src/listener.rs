@@ -10,6 +10,8 @@ use bytes::BytesMut;
 use gridmux_core::http::{Event, RequestHead, Response, ServerConnection};
 use gridmux_core::link::Link;
 use gridmux_core::ws::Transmit;
+use rand::rngs::StdRng;
+use rand::SeedableRng as _;
 use tracing::{debug, info_span, warn, Instrument as _};
 
 use crate::driver::Driver;
@@ -39,7 +41,7 @@ pub(crate) async fn accept_loop(node: Arc<Node>, listener: Box<dyn Listener>) {
                     .peer_addr()
                     .ok()
                     .and_then(|a| a.as_socket());
-                let span = info_span!("conn", local = %node.config.local, from = ?from);
+                let span = info_span!("conn", local = %node.local, from = ?from);
                 let task = serve_connection(node.clone(), socket, pending);
                 let stop = node.shutdown.clone();
                 node.runtime.spawn(Box::pin(
@@ -63,7 +65,7 @@ pub(crate) async fn accept_loop(node: Arc<Node>, listener: Box<dyn Listener>) {
 
 /// Serves HTTP requests on one connection until it is upgraded or closed.
 async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>, pending: Pending) {
-    let timeout = node.config.handshake_timeout;
+    let timeout = node.config().handshake_timeout;
     let mut http = ServerConnection::new(node.http, timeout, Instant::now());
     let mut input = BytesMut::new();
     let mut out = Transmit::new();
@@ -74,12 +76,13 @@ async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>, pending: Pen
                 Event::Upgrade(head) => {
                     drop(pending);
                     let link = Link::accept_head(
-                        node.config.clone(),
+                        node.config(),
                         &head,
                         Instant::now(),
                         SystemTime::now(),
+                        &mut StdRng::from_os_rng(),
                     );
-                    let span = info_span!("link", local = %node.config.local, role = "acceptor");
+                    let span = info_span!("link", local = %node.local, role = "acceptor");
                     let socket: Arc<dyn Socket> = Arc::from(socket);
                     let link = SharedLink::new(link, span);
                     let session = LinkSession::new(link, node.clone());
@@ -125,7 +128,7 @@ fn answer(node: &Node, head: &RequestHead) -> Response {
     }
     match path {
         "/health" => Response::text(200, "ok"),
-        p if p == node.config.path => Response::text(426, "upgrade to a grid link\n")
+        p if p == node.config().path => Response::text(426, "upgrade to a grid link\n")
             .header("Upgrade", "websocket")
             .header("Sec-WebSocket-Version", "13"),
         _ => Response::text(404, "not found\n"),

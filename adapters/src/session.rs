@@ -7,8 +7,9 @@ use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Waker};
 use std::time::Instant;
 
+use gridmux_core::auth::link::Membership;
 use gridmux_core::link::{Link, LinkError};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::dispatch::{route, Notice};
 use crate::driver::Session;
@@ -44,6 +45,9 @@ impl LinkSession {
             (Some(remote), _) => info!(%remote, %reason, "link down"),
             (None, LinkError::Refused(_) | LinkError::Rejected(_)) => {
                 info!(%reason, "link refused");
+            }
+            (None, LinkError::Unauthenticated(_)) => {
+                warn!(%reason, "link set-up failed authentication");
             }
             (None, _) => debug!(%reason, "link failed before connecting"),
         }
@@ -94,9 +98,15 @@ impl Session for LinkSession {
                         self.node.runtime.spawn(task);
                     }
                 }
-                Notice::Connected(remote) => {
+                Notice::Connected(remote, Membership::Member) => {
                     info!(%remote, "link up");
                     self.node.link_connected(&remote, &self.link);
+                    self.remote = Some(remote);
+                }
+                Notice::Connected(remote, Membership::Client) => {
+                    // Served like a member, but never in the peer table:
+                    // nobody calls a client.
+                    info!(client = %remote, "client connected");
                     self.remote = Some(remote);
                 }
                 Notice::Closed(reason) => self.closed(&reason),

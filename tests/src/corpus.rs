@@ -170,7 +170,7 @@ fn corrupt(rng: &mut SmallRng, out: &mut Vec<u8>) {
 fn grid_frames(rng: &mut SmallRng) -> Vec<u8> {
     use bytes::Bytes;
     use gridmux_core::wire::{
-        Connect, ErrorCode, ErrorPayload, Flags, MergedWriter, Message, Op, PongMsg, SubrouteId,
+        Connect, ConnectResponse, ErrorCode, ErrorPayload, Flags, MergedWriter, Message, Op, PongMsg, SubrouteId,
     };
     use std::time::{Duration, UNIX_EPOCH};
 
@@ -209,7 +209,7 @@ fn grid_frames(rng: &mut SmallRng) -> Vec<u8> {
         msg.encode(rng.random(), &mut out);
         out
     };
-    match rng.random_range(0..4) {
+    match rng.random_range(0..5) {
         0 => {
             let mut w = MergedWriter::new();
             for _ in 0..rng.random_range(0..8) {
@@ -223,7 +223,17 @@ fn grid_frames(rng: &mut SmallRng) -> Vec<u8> {
             id: rng.random(),
             host: "h".repeat(rng.random_range(0..40)),
             time: UNIX_EPOCH + Duration::from_nanos(rng.random()),
-            token: "t".repeat(rng.random_range(0..70)),
+            nonce: rng.random(),
+            proof: rng.random(),
+            client: rng.random(),
+        }
+        .encode()
+        .to_vec(),
+        2 => ConnectResponse {
+            id: rng.random(),
+            accepted: rng.random(),
+            rejected_reason: "r".repeat(rng.random_range(0..40)),
+            proof: rng.random::<bool>().then(|| rng.random()),
         }
         .encode()
         .to_vec(),

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use gridmux::runtime::{Runtime, TokioRuntime};
 use gridmux::WebSocket;
-use gridmux_core::auth::{Authenticator, SharedSecret};
+use gridmux_core::auth::link::{upgrade_filter, Membership};
+use gridmux_core::auth::{hex, Keyring};
 use gridmux_core::ws::{ClientRequest, CloseCause, CloseCode, Event, Message};
 use gridmux_tests::harness::harness_config;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
@@ -166,16 +167,22 @@ fn tungstenite_client_against_a_node() {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let token = SharedSecret::new("interop").token(&names[1], &names[0], now);
         let mut request = format!("ws://{}/gridmux/v1", names[0])
             .into_client_request()
             .unwrap();
+        let ws_key = request.headers()["sec-websocket-key"].as_bytes().to_vec();
+        let keys = Keyring::new(["interop"]).unwrap();
+        let filter = upgrade_filter(&keys, Membership::Member, &names[1], nanos as u64, &ws_key);
+        let token = hex(&filter);
         let headers = request.headers_mut();
         headers.insert("Authorization", format!("Bearer {token}").parse().unwrap());
         headers.insert("X-Gridmux-Host", names[1].parse().unwrap());
         headers.insert("X-Gridmux-Time", nanos.to_string().parse().unwrap());
         let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
         assert_eq!(response.status(), 101);
+        // The filter passed: the node answers with its set-up nonce, and
+        // waits for a Connect proven over it.
+        assert_eq!(response.headers()["x-gridmux-nonce"].len(), 64);
         ws.send(tungstenite::Message::binary(vec![0xc1u8; 8]))
             .await
             .unwrap();
@@ -183,7 +190,8 @@ fn tungstenite_client_against_a_node() {
         while let Some(Ok(m)) = ws.next().await {
             if let tungstenite::Message::Close(frame) = m {
                 let frame = frame.expect("a close code");
-                assert_ne!(u16::from(frame.code), 1000, "{frame:?}");
+                assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
+                assert_eq!(frame.reason.as_str(), "unauthorized", "one generic reason");
                 closed = true;
             }
         }

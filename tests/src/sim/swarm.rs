@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gridmux_core::auth::SharedSecret;
+use gridmux_core::auth::Keyring;
 use gridmux_core::link::{HandlerKind, LinkConfig};
 use rand::rngs::SmallRng;
 use rand::Rng;
@@ -49,7 +49,7 @@ impl Swarm {
     pub fn draw(rng: &mut SmallRng, nodes: Option<usize>, faults: Faults) -> Self {
         let n = nodes.unwrap_or_else(|| rng.random_range(2..=8));
         let names: Vec<String> = (0..n).map(|i| format!("10.0.0.{}:9000", i + 1)).collect();
-        let auth = Arc::new(SharedSecret::new(*b"simulated cluster secret"));
+        let auth = Arc::new(Keyring::new(["simulated cluster secret"]).expect("a secret"));
         let mut link = LinkConfig::new("", names.clone(), [0; 16], auth);
         let in_capacity = rng.random_range(0..=8);
         let table = &mut link.handlers;

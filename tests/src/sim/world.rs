@@ -339,7 +339,7 @@ impl World {
         let rng = Box::new(SmallRng::seed_from_u64(self.rng.random()));
         let remote = self.swarm.nodes[peer].clone();
         let dialer = Link::dial(self.nodes[n].config.clone(), remote, now, wall, rng);
-        let acceptor = Link::accept(self.nodes[peer].config.clone(), now, wall);
+        let acceptor = Link::accept(self.nodes[peer].config.clone(), now, wall, &mut self.rng);
         self.conns
             .insert(id, Box::new(Conn::new(id, [n, peer], [dialer, acceptor])));
         self.nodes[n].dials.entry(peer).or_default().conn = Some(id);

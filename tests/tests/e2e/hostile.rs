@@ -5,7 +5,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gridmux::{Authenticator, SharedSecret};
+use gridmux::Keyring;
+use gridmux_core::auth::hex;
+use gridmux_core::auth::link::{upgrade_filter, Membership};
 use gridmux_core::cluster::should_dial;
 use gridmux_core::link::{Event, LinkConfig, LinkError};
 use rand::rngs::StdRng;
@@ -125,30 +127,47 @@ fn upgrade_request(to: &str, from: &str, token: Option<&str>, time: SystemTime) 
     )
 }
 
-fn token(from: &str, to: &str, time: SystemTime) -> String {
-    SharedSecret::new(SECRET).token(from, to, time)
+/// The pre-upgrade filter token of `from` for the fixed WebSocket key of
+/// [`upgrade_request`].
+fn token(from: &str, _to: &str, time: SystemTime) -> String {
+    let nanos = time.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let keys = Keyring::new([SECRET]).unwrap();
+    let key = b"dGhlIHNhbXBsZSBub25jZQ==";
+    hex(&upgrade_filter(&keys, Membership::Member, from, nanos, key))
 }
 
-/// No token: 401. A wrong token or an unknown host: 403. No link results.
+/// Whatever fails (no token, a wrong one, an unknown host, a clock far
+/// off, a wrong secret), the answer is the same 401, byte for byte. No
+/// link results.
 async fn upgrade_without_valid_token(env: Env) {
     let c = two_nodes(&env).await;
     let (me, them) = (&c.names[1], &c.names[0]);
     let now = SystemTime::now();
     let stranger = "10.9.9.9:1";
+    let hour_ago = now - Duration::from_secs(3600);
+    let wrong_secret = {
+        let nanos = now.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let keys = Keyring::new(["not the secret"]).unwrap();
+        let key = b"dGhlIHNhbXBsZSBub25jZQ==";
+        hex(&upgrade_filter(&keys, Membership::Member, me, nanos, key))
+    };
     let cases = [
-        (upgrade_request(them, me, None, now), "HTTP/1.1 401"),
-        (upgrade_request(them, me, Some("00ff"), now), "HTTP/1.1 403"),
-        (
-            upgrade_request(them, stranger, Some(&token(stranger, them, now)), now),
-            "HTTP/1.1 403",
-        ),
+        upgrade_request(them, me, None, now),
+        upgrade_request(them, me, Some("00ff"), now),
+        upgrade_request(them, stranger, Some(&token(stranger, them, now)), now),
+        upgrade_request(them, me, Some(&token(me, them, hour_ago)), hour_ago),
+        upgrade_request(them, me, Some(&wrong_secret), now),
     ];
-    for (request, status) in cases {
+    let mut answers = Vec::new();
+    for request in cases {
         let mut s = connect(them);
         s.write_all(request.as_bytes()).unwrap();
         let answer = String::from_utf8_lossy(&read_to_close(s)).into_owned();
-        assert!(answer.starts_with(status), "{answer}");
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nunauthorized\n"), "{answer}");
+        answers.push(answer);
     }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:#?}");
     still_serving(&c).await;
     c.shutdown().await;
 }
@@ -194,7 +213,7 @@ async fn connect_from_wrong_dialer(env: Env) {
     } else {
         (0, 1)
     };
-    let auth = std::sync::Arc::new(SharedSecret::new(SECRET));
+    let auth = std::sync::Arc::new(Keyring::new([SECRET]).unwrap());
     let config = LinkConfig::new(c.names[wrong].clone(), c.names.clone(), [9; 16], auth);
     let link = gridmux_core::link::Link::dial(
         std::sync::Arc::new(config),

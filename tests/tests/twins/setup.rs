@@ -32,7 +32,13 @@ fn checklist_10_one_dialer_per_pair() {
 
 fn upgrade_answer(request: &str) -> (String, Vec<Event>) {
     let configs = LinkPair::configs("a:1", "b:1", |_| {});
-    let mut acceptor = Link::accept(configs[1].clone(), origin(), std::time::SystemTime::now());
+    let mut rng = gridmux_core::fuzzing::CountingRng(9);
+    let mut acceptor = Link::accept(
+        configs[1].clone(),
+        origin(),
+        std::time::SystemTime::now(),
+        &mut rng,
+    );
     acceptor.handle_input(origin(), &mut BytesMut::from(request.as_bytes()));
     let mut out = Transmit::new();
     while acceptor.poll_transmit(origin(), &mut out) {}
@@ -45,8 +51,9 @@ fn upgrade_answer(request: &str) -> (String, Vec<Event>) {
 
 #[test]
 fn checklist_11_upgrade_needs_path_token_and_websocket() {
-    // Our path is /gridmux/v1 (MinIO: /minio/grid/v1). No token: 401;
-    // bad token: 403; not an upgrade: 426; wrong path: 404.
+    // Our path is /gridmux/v1 (MinIO: /minio/grid/v1). No token or a bad
+    // one: the same 401 (ext: MinIO answers 403 for a bad token, which
+    // tells a prober what failed); not an upgrade: 426; wrong path: 404.
     let base =
         "GET /gridmux/v1 HTTP/1.1\r\nHost: b:1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
@@ -54,7 +61,7 @@ fn checklist_11_upgrade_needs_path_token_and_websocket() {
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(matches!(
         events.last(),
-        Some(Event::Closed(LinkError::Refused(_)))
+        Some(Event::Closed(LinkError::Unauthenticated(_)))
     ));
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -64,7 +71,7 @@ fn checklist_11_upgrade_needs_path_token_and_websocket() {
         "{base}Authorization: Bearer {}\r\nX-Gridmux-Host: a:1\r\nX-Gridmux-Time: {nanos}\r\n\r\n",
         "0".repeat(64)
     );
-    assert!(upgrade_answer(&bad).0.starts_with("HTTP/1.1 403"));
+    assert_eq!(upgrade_answer(&bad).0, answer, "one answer, whatever failed");
     let plain = "GET /gridmux/v1 HTTP/1.1\r\nHost: b:1\r\n\r\n";
     assert!(upgrade_answer(plain).0.starts_with("HTTP/1.1 426"));
     let wrong = base.replace("/gridmux/v1", "/minio/grid/v1");
@@ -86,12 +93,11 @@ fn connect_with(tweak_acceptor: impl Fn(&mut gridmux_core::link::LinkConfig)) ->
 
 #[test]
 fn checklist_12_acceptor_rejects_unknown_host_bad_token_and_wrong_dialer() {
-    use gridmux_core::auth::SharedSecret;
+    use gridmux_core::auth::Keyring;
     let accepted = connect_with(|_| {});
     assert!(matches!(accepted[0], Event::Connected { .. }));
-    // Bad token: a different secret (the upgrade already fails with 403).
-    let events =
-        connect_with(|c| c.authenticator = std::sync::Arc::new(SharedSecret::new(*b"other")));
+    // Bad token: a different secret (the upgrade filter already fails).
+    let events = connect_with(|c| c.keys = std::sync::Arc::new(Keyring::new(["other"]).unwrap()));
     assert!(
         matches!(events.last(), Some(Event::Closed(_))),
         "{events:?}"
@@ -112,15 +118,20 @@ fn checklist_12_acceptor_rejects_unknown_host_bad_token_and_wrong_dialer() {
         wall + Duration::from_secs(360),
         rng,
     );
-    let mut acceptor = Link::accept(a.clone(), now, wall);
+    let mut acceptor = Link::accept(a.clone(), now, wall, &mut rng_for_acceptor());
     handshake(&mut dialer, &mut acceptor, now);
-    assert_rejected(&mut dialer, "time difference too large");
+    // Checked once the dialer proved itself, so it may learn why.
+    assert_rejected(&mut dialer, "clock skew");
     // The wrong side dials: the designated acceptor dials the dialer.
     let rng = Box::new(gridmux_core::fuzzing::CountingRng(2));
     let mut wrong = Link::dial(a, d.local.clone(), now, wall, rng);
-    let mut acceptor = Link::accept(d, now, wall);
+    let mut acceptor = Link::accept(d, now, wall, &mut rng_for_acceptor());
     handshake(&mut wrong, &mut acceptor, now);
     assert_rejected(&mut wrong, "expected to be client side");
+}
+
+fn rng_for_acceptor() -> gridmux_core::fuzzing::CountingRng {
+    gridmux_core::fuzzing::CountingRng(1000)
 }
 
 fn move_bytes(from: &mut Link, to: &mut Link, now: Instant) {

@@ -190,14 +190,17 @@ fn checklist_09_handshake_maps_use_minio_keys_and_msgp_time() {
         id: [7; 16],
         host: "h".into(),
         time: std::time::UNIX_EPOCH + Duration::from_secs(1),
-        token: "t".into(),
+        nonce: [1; 32],
+        proof: [2; 32],
+        client: false,
     }
     .encode();
     for key in [
         &b"\xa2ID"[..],
         b"\xa4Host",
         b"\xa4Time",
-        b"\xa5Token",
+        b"\xa5Nonce",
+        b"\xa5Proof",
         b"\xc7\x0c\x05",
     ] {
         assert!(c.windows(key.len()).any(|w| w == key), "{key:?}");
