@@ -4,6 +4,7 @@
 //! is named after the item it proves. Where gridmux deliberately differs
 //! (the extensions), the test proves our behaviour and says so.
 
+mod auth;
 mod ext;
 mod requests;
 mod setup;
