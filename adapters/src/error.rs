@@ -60,6 +60,28 @@ pub enum Error {
     Shutdown,
 }
 
+impl Error {
+    /// The variant's name (`"Timeout"`, `"UnknownHandler"`, …), for
+    /// scripts and exit messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Disconnected => "Disconnected",
+            Self::Timeout => "Timeout",
+            Self::Canceled => "Canceled",
+            Self::UnknownHandler => "UnknownHandler",
+            Self::Overloaded => "Overloaded",
+            Self::Remote { .. } => "Remote",
+            Self::UnknownPeer(_) => "UnknownPeer",
+            Self::TooLarge { .. } => "TooLarge",
+            Self::Busy(_) => "Busy",
+            Self::Finished => "Finished",
+            Self::Codec(_) => "Codec",
+            Self::Protocol(_) => "Protocol",
+            Self::Shutdown => "Shutdown",
+        }
+    }
+}
+
 impl From<CallError> for Error {
     fn from(e: CallError) -> Self {
         match e {

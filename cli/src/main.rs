@@ -2,9 +2,11 @@
 
 mod bench;
 mod builtin;
+mod call;
 mod cluster;
 mod node;
 mod rt;
+mod secrets;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,12 +44,52 @@ enum Command {
         /// may be included).
         #[arg(long, value_delimiter = ',', required = true)]
         peers: Vec<String>,
-        /// File holding the cluster's shared secret.
+        /// File holding the cluster's secrets, one per line, current
+        /// first (more lines during a change of secret).
         #[arg(long)]
         secret_file: PathBuf,
         /// The node's name as the peers know it (default: --listen).
         #[arg(long)]
         name: Option<String>,
+        #[arg(long, value_enum, default_value = "tokio")]
+        runtime: RuntimeKind,
+        /// Refuse clients (`gridmux call` and other tools).
+        #[arg(long, conflicts_with = "client_secret_file")]
+        no_clients: bool,
+        /// Let clients in with these secrets (one per line) instead of
+        /// the cluster's.
+        #[arg(long)]
+        client_secret_file: Option<PathBuf>,
+    },
+    /// Calls a handler of a node as an authenticated client and prints the
+    /// answer (or each stream message); exits non-zero with the error's
+    /// name on failure.
+    Call {
+        /// The node's address (host:port).
+        #[arg(long)]
+        node: String,
+        /// File with the secret clients use (its first line).
+        #[arg(long)]
+        secret_file: PathBuf,
+        /// Handler id (1-255), or echo, checksum, count.
+        handler: String,
+        /// The payload: text, @FILE, or - for standard input.
+        payload: Option<String>,
+        #[arg(long)]
+        subroute: Option<String>,
+        /// How long to wait for the link and for the answer.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+        /// Open a stream and print every message (one per line).
+        #[arg(long)]
+        stream: bool,
+        /// The payload is JSON, sent as MessagePack; answers are printed
+        /// as JSON.
+        #[arg(long)]
+        typed: bool,
+        /// This client's name in the node's log.
+        #[arg(long, default_value = "gridmux-call")]
+        name: String,
         #[arg(long, value_enum, default_value = "tokio")]
         runtime: RuntimeKind,
     },
@@ -83,12 +125,26 @@ enum Command {
     },
 }
 
+/// A duration such as `500ms`, `10s`, `2m` (a bare number is seconds).
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.');
+    let (number, unit) = text.split_at(split.unwrap_or(text.len()));
+    let value: f64 = number.parse().map_err(|_| format!("bad duration {text:?}"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        _ => return Err(format!("bad duration unit in {text:?} (ms, s, m)")),
+    };
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A node logs its links; the cluster and bench commands print tables.
     let default_filter = match cli.command {
         Command::Node { .. } => "info",
-        Command::Cluster { .. } | Command::Bench { .. } => "warn",
+        Command::Cluster { .. } | Command::Bench { .. } | Command::Call { .. } => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -104,13 +160,44 @@ fn main() -> ExitCode {
             secret_file,
             name,
             runtime,
+            no_clients,
+            client_secret_file,
         } => node::run(node::Options {
             listen,
             name: name.unwrap_or_else(|| listen.to_string()),
             peers,
             secret_file,
             runtime,
+            clients: match (no_clients, client_secret_file) {
+                (true, _) => node::Clients::Refused,
+                (false, Some(file)) => node::Clients::Secrets(file),
+                (false, None) => node::Clients::ClusterSecret,
+            },
         }),
+        Command::Call {
+            node,
+            secret_file,
+            handler,
+            payload,
+            subroute,
+            timeout,
+            stream,
+            typed,
+            name,
+            runtime,
+        } => call::run(call::Options {
+            node,
+            secret_file,
+            handler,
+            payload,
+            subroute,
+            timeout,
+            stream,
+            typed,
+            name,
+            runtime,
+        })
+        .map_err(|e| e.to_string()),
         Command::Cluster {
             nodes,
             seconds,

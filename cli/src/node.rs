@@ -4,10 +4,10 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gridmux::Grid;
+use gridmux::{ClientAccess, Grid};
 use tracing::info;
 
-use crate::{builtin, rt, RuntimeKind};
+use crate::{builtin, rt, secrets, RuntimeKind};
 
 /// What `gridmux node` was asked for.
 #[derive(Debug)]
@@ -17,15 +17,26 @@ pub(crate) struct Options {
     pub(crate) peers: Vec<String>,
     pub(crate) secret_file: PathBuf,
     pub(crate) runtime: RuntimeKind,
+    pub(crate) clients: Clients,
+}
+
+/// Which clients the node lets in.
+#[derive(Debug)]
+pub(crate) enum Clients {
+    /// Those with a cluster secret.
+    ClusterSecret,
+    /// Those with a secret of this file.
+    Secrets(PathBuf),
+    /// None.
+    Refused,
 }
 
 pub(crate) fn run(opts: Options) -> Result<(), String> {
-    let secret = std::fs::read(&opts.secret_file)
-        .map_err(|e| format!("reading {}: {e}", opts.secret_file.display()))?;
-    let secret = secret.trim_ascii().to_vec();
-    if secret.is_empty() {
-        return Err(format!("{} is empty", opts.secret_file.display()));
-    }
+    let secrets = secrets::read(&opts.secret_file)?;
+    let client_secrets = match &opts.clients {
+        Clients::Secrets(file) => Some(secrets::read(file)?),
+        _ => None,
+    };
     let mut peers = opts.peers.clone();
     if !peers.contains(&opts.name) {
         peers.push(opts.name.clone());
@@ -33,9 +44,15 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
     let listener = TcpListener::bind(opts.listen).map_err(|e| format!("listen: {e}"))?;
     let stop = rt::interrupt()?;
     rt::block_on(opts.runtime, |runtime| async move {
-        let grid = builtin::register(Grid::builder(opts.name.clone(), peers))
-            .secret(secret)
-            .listener(listener)
+        let mut builder = builtin::register(Grid::builder(opts.name.clone(), peers))
+            .secrets(secrets)
+            .listener(listener);
+        builder = match (client_secrets, &opts.clients) {
+            (Some(client_secrets), _) => builder.client_secrets(client_secrets),
+            (None, Clients::Refused) => builder.clients(ClientAccess::Refused),
+            (None, _) => builder,
+        };
+        let grid = builder
             .start(runtime)
             .map_err(|e| e.to_string())?;
         info!(name = %opts.name, listen = %grid.local_addr(), runtime = ?opts.runtime,

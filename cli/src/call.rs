@@ -1,0 +1,140 @@
+//! `gridmux call`: one request (or stream) to a node, as an authenticated
+//! client.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gridmux::{Client, Error};
+
+use crate::{builtin, rt, secrets, RuntimeKind};
+
+/// What `gridmux call` was asked for.
+#[derive(Debug)]
+pub(crate) struct Options {
+    pub(crate) node: String,
+    pub(crate) secret_file: PathBuf,
+    pub(crate) handler: String,
+    pub(crate) payload: Option<String>,
+    pub(crate) subroute: Option<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) stream: bool,
+    pub(crate) typed: bool,
+    pub(crate) name: String,
+    pub(crate) runtime: RuntimeKind,
+}
+
+/// Why a call failed: the error's name goes to stderr and the exit status.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Bad arguments or files.
+    Usage(String),
+    /// The call itself failed.
+    Call(Error),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Usage(m) => f.write_str(m),
+            Self::Call(e) => write!(f, "{}: {e}", e.name()),
+        }
+    }
+}
+
+/// A handler id: a number, or a built-in handler's name.
+fn handler_id(text: &str) -> Result<u8, String> {
+    match text {
+        "echo" => Ok(builtin::ECHO),
+        "checksum" => Ok(builtin::CHECKSUM),
+        "count" => Ok(builtin::COUNT),
+        _ => text
+            .parse()
+            .map_err(|_| format!("handler {text:?}: a number 1-255 or echo, checksum, count")),
+    }
+}
+
+/// The payload: text, `@file`, `-` (standard input), or nothing. With
+/// `typed`, the text is JSON and is sent as MessagePack.
+fn payload(arg: Option<&str>, typed: bool) -> Result<Bytes, String> {
+    let raw = match arg {
+        None => Vec::new(),
+        Some("-") => {
+            let mut all = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut all)
+                .map_err(|e| format!("reading standard input: {e}"))?;
+            all
+        }
+        Some(arg) => match arg.strip_prefix('@') {
+            Some(path) => std::fs::read(path).map_err(|e| format!("reading {path}: {e}"))?,
+            None => arg.as_bytes().to_vec(),
+        },
+    };
+    if !typed {
+        return Ok(Bytes::from(raw));
+    }
+    let text = if raw.is_empty() { &b"null"[..] } else { &raw };
+    let value: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| format!("payload is not JSON: {e}"))?;
+    gridmux::codec::to_bytes(&value).map_err(|e| e.to_string())
+}
+
+/// Writes one answer or stream message to standard output.
+fn print(out: &mut impl std::io::Write, bytes: &[u8], typed: bool) -> Result<(), Failure> {
+    let io = |e: std::io::Error| Failure::Usage(format!("writing the answer: {e}"));
+    if typed {
+        let value: serde_json::Value = gridmux::codec::from_bytes(bytes).map_err(Failure::Call)?;
+        writeln!(out, "{value}").map_err(io)
+    } else {
+        out.write_all(bytes).map_err(io)?;
+        out.write_all(b"\n").map_err(io)
+    }
+}
+
+pub(crate) fn run(opts: Options) -> Result<(), Failure> {
+    let handler = handler_id(&opts.handler).map_err(Failure::Usage)?;
+    let first = payload(opts.payload.as_deref(), opts.typed).map_err(Failure::Usage)?;
+    let secrets = secrets::read(&opts.secret_file).map_err(Failure::Usage)?;
+    rt::block_on(opts.runtime, |runtime| async move {
+        let client = Client::builder(opts.name.clone(), opts.node.clone())
+            .secrets(secrets)
+            .start(runtime)
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        let result = exchange(&client, handler, first, &opts).await;
+        client.shutdown(Duration::from_millis(500)).await;
+        result
+    })
+}
+
+async fn exchange(client: &Client, handler: u8, first: Bytes, opts: &Options) -> Result<(), Failure> {
+    // Not connected within the timeout: a wrong address or secret (the
+    // node tells an unauthenticated client nothing more; its log says why).
+    client
+        .wait_connected(opts.timeout)
+        .await
+        .map_err(|_| Failure::Call(Error::Disconnected))?;
+    let peer = client.peer();
+    let mut out = std::io::stdout().lock();
+    if !opts.stream {
+        let mut request = peer.request(handler, first).timeout(opts.timeout);
+        if let Some(subroute) = &opts.subroute {
+            request = request.subroute(subroute);
+        }
+        let answer = request.await.map_err(Failure::Call)?;
+        return print(&mut out, &answer, opts.typed);
+    }
+    let mut open = peer
+        .open_stream(handler, first)
+        .timeout(opts.timeout)
+        .no_input();
+    if let Some(subroute) = &opts.subroute {
+        open = open.subroute(subroute);
+    }
+    let (_tx, mut rx) = open.await.map_err(Failure::Call)?;
+    while let Some(message) = rx.recv().await.map_err(Failure::Call)? {
+        print(&mut out, &message, opts.typed)?;
+    }
+    Ok(())
+}
