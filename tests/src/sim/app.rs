@@ -287,7 +287,11 @@ impl World {
         };
         c.connected[side] = true;
         let nodes = c.nodes;
+        if let Some(forgery) = c.forged {
+            return self.violate(format!("{forgery:?} brought link c{conn}/{side} up"));
+        }
         if side == 0 {
+            self.record_setup(conn);
             if let Some(d) = self.nodes[nodes[0]].dials.get_mut(&nodes[1]) {
                 d.failures = 0;
             }

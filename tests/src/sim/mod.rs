@@ -9,6 +9,7 @@
 
 mod app;
 mod check;
+mod forgery;
 mod net;
 mod streams;
 mod swarm;
@@ -20,6 +21,7 @@ pub use app::{
     StreamKind,
 };
 pub use check::Trace;
+pub use forgery::{Forgery, RecordedSetup};
 pub use net::{Chunk, Conn, Pipe};
 pub use swarm::{Faults, Swarm};
 pub use world::{Dial, Node, Stage, World};

@@ -6,6 +6,8 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use gridmux_core::link::Link;
 
+use super::forgery::Forgery;
+
 /// What travels through a pipe.
 #[derive(Debug, Clone)]
 pub enum Chunk {
@@ -59,6 +61,11 @@ pub struct Conn {
     pub stalled_until: [Option<Instant>; 2],
     /// Nothing is delivered either way until then (a partition).
     pub blocked_until: Option<Instant>,
+    /// What each side wrote first (at most `RECORD_LIMIT` bytes), for
+    /// replays.
+    pub recorded: [Vec<u8>; 2],
+    /// Set when one side is an attacker replaying a recorded set-up.
+    pub forged: Option<Forgery>,
 }
 
 impl Conn {
@@ -66,9 +73,27 @@ impl Conn {
     pub fn new(id: u64, nodes: [usize; 2], links: [Link; 2]) -> Self {
         let [a, b] = links;
         Self {
+            links: [Some(a), Some(b)],
+            ..Self::new_empty(id, nodes)
+        }
+    }
+
+    /// A connection with a link on `side` only (the other end is an
+    /// attacker that writes into the pipe directly).
+    pub fn half(id: u64, nodes: [usize; 2], side: usize, link: Link) -> Self {
+        let mut links = [None, None];
+        links[side] = Some(link);
+        Self {
+            links,
+            ..Self::new_empty(id, nodes)
+        }
+    }
+
+    fn new_empty(id: u64, nodes: [usize; 2]) -> Self {
+        Self {
             id,
             nodes,
-            links: [Some(a), Some(b)],
+            links: [None, None],
             pipes: [Pipe::default(), Pipe::default()],
             inbuf: [BytesMut::new(), BytesMut::new()],
             closed: [false; 2],
@@ -76,6 +101,8 @@ impl Conn {
             connected: [false; 2],
             stalled_until: [None; 2],
             blocked_until: None,
+            recorded: [Vec::new(), Vec::new()],
+            forged: None,
         }
     }
 

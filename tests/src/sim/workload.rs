@@ -227,7 +227,9 @@ impl World {
                     }
                 }
             }
-            _ => self.corrupt(id),
+            85..=94 => self.corrupt(id),
+            95..=97 => self.inject_forgery(super::forgery::Forgery::ReplayToAcceptor),
+            _ => self.inject_forgery(super::forgery::Forgery::ImpostorAcceptor),
         }
     }
 

@@ -73,7 +73,9 @@ pub struct World {
     pub nodes: Vec<Node>,
     /// Live connections by id.
     pub conns: BTreeMap<u64, Box<Conn>>,
-    next_conn: u64,
+    pub(super) next_conn: u64,
+    /// Recent set-ups an attacker recorded.
+    pub(super) setups: std::collections::VecDeque<super::forgery::RecordedSetup>,
     /// The application model.
     pub app: App,
     /// Scheduled application actions.
@@ -102,6 +104,7 @@ impl World {
             nodes: Vec::new(),
             conns: BTreeMap::new(),
             next_conn: 0,
+            setups: std::collections::VecDeque::new(),
             app: App::default(),
             actions: BTreeMap::new(),
             next_action: 0,
@@ -460,6 +463,9 @@ impl World {
             return false;
         }
         let bytes = Bytes::from(out.to_vec());
+        let record = &mut conn.recorded[side];
+        let room = super::forgery::RECORD_LIMIT.saturating_sub(record.len());
+        record.extend_from_slice(&bytes[..room.min(bytes.len())]);
         // One latency per write; the reader gets it in random pieces.
         let (lo, hi) = self.swarm.latency;
         let at = now + lo + (hi - lo).mul_f64(self.rng.random::<f64>());
