@@ -23,6 +23,8 @@ pub enum Target {
     MuxOps,
     /// `http_server`: a program of op bytes and chunks of request text.
     HttpServer,
+    /// `link_setup`: selector (which flight, which nonce), then edit pairs.
+    LinkSetup,
 }
 
 /// The `index`-th input of the corpus for `seed`: a mix of raw random bytes,
@@ -56,6 +58,12 @@ pub fn input(target: Target, seed: u64, index: u64) -> Vec<u8> {
         (Target::HttpServer, _) => {
             out.clear();
             http_program(&mut rng, &mut out);
+        }
+        (Target::LinkSetup, _) => {
+            // Edit pairs, often none or one (so that the genuine flight,
+            // and flights with a single changed field, are common).
+            let pairs = [0, 0, 1, 1, 2, 8][rng.random_range(0..6)];
+            out.extend((0..2 * pairs).map(|_| rng.random::<u8>()));
         }
         (Target::MuxOps, _) => {
             let len = rng.random_range(0..2048);

@@ -73,6 +73,13 @@ fn mux_ops() {
 }
 
 #[test]
+fn link_setup() {
+    run("link_setup", Target::LinkSetup, |data| {
+        fuzzing::link_setup(data, std::time::Instant::now());
+    });
+}
+
+#[test]
 fn http_server() {
     run("http_server", Target::HttpServer, |data| {
         fuzzing::http_server(data, std::time::Instant::now());
@@ -84,7 +91,7 @@ fn http_server() {
 fn regressions() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz-regressions");
     type Body = fn(&[u8]);
-    let bodies: [(&str, Body); 7] = [
+    let bodies: [(&str, Body); 8] = [
         ("ws_frame_decode", fuzzing::ws_frame_decode),
         ("ws_handshake", fuzzing::ws_handshake),
         ("ws_endpoint", |d| {
@@ -99,6 +106,9 @@ fn regressions() {
         }),
         ("http_server", |d| {
             fuzzing::http_server(d, std::time::Instant::now());
+        }),
+        ("link_setup", |d| {
+            fuzzing::link_setup(d, std::time::Instant::now());
         }),
     ];
     for (name, body) in bodies {

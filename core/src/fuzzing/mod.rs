@@ -8,11 +8,13 @@
 mod http;
 mod link;
 mod pair;
+mod setup;
 mod wire;
 mod ws;
 
 pub use http::http_server;
 pub use link::{link_input, mux_ops, run_program, ws_frame, MuxOp, MuxProgram};
 pub use pair::LinkPair;
+pub use setup::link_setup;
 pub use wire::wire_decode;
 pub use ws::{ws_endpoint, ws_frame_decode, ws_handshake, CountingRng};
