@@ -377,7 +377,10 @@ impl Node {
 
     /// The configuration for a new link.
     pub(crate) fn config(&self) -> Arc<LinkConfig> {
-        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces the secrets new links use.

@@ -108,7 +108,12 @@ pub(crate) fn run(opts: Options) -> Result<(), Failure> {
     })
 }
 
-async fn exchange(client: &Client, handler: u8, first: Bytes, opts: &Options) -> Result<(), Failure> {
+async fn exchange(
+    client: &Client,
+    handler: u8,
+    first: Bytes,
+    opts: &Options,
+) -> Result<(), Failure> {
     // Not connected within the timeout: a wrong address or secret (the
     // node tells an unauthenticated client nothing more; its log says why).
     client

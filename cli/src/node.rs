@@ -52,9 +52,7 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
             (None, Clients::Refused) => builder.clients(ClientAccess::Refused),
             (None, _) => builder,
         };
-        let grid = builder
-            .start(runtime)
-            .map_err(|e| e.to_string())?;
+        let grid = builder.start(runtime).map_err(|e| e.to_string())?;
         info!(name = %opts.name, listen = %grid.local_addr(), runtime = ?opts.runtime,
               "node running; Ctrl-C stops it");
         stop.cancelled().await;

@@ -178,7 +178,8 @@ fn corrupt(rng: &mut SmallRng, out: &mut Vec<u8>) {
 fn grid_frames(rng: &mut SmallRng) -> Vec<u8> {
     use bytes::Bytes;
     use gridmux_core::wire::{
-        Connect, ConnectResponse, ErrorCode, ErrorPayload, Flags, MergedWriter, Message, Op, PongMsg, SubrouteId,
+        Connect, ConnectResponse, ErrorCode, ErrorPayload, Flags, MergedWriter, Message, Op,
+        PongMsg, SubrouteId,
     };
     use std::time::{Duration, UNIX_EPOCH};
 

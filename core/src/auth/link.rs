@@ -209,13 +209,23 @@ mod tests {
         let proof = t.dialer_proof(&keys);
         assert_eq!(t.verify_dialer(&keys, &proof), Ok(0));
         // Another acceptor nonce (a replay on a new connection).
-        assert!(transcript(&[3; 32], &[2; 32]).verify_dialer(&keys, &proof).is_err());
-        let other_key = Transcript { ws_key: b"other", ..t };
+        assert!(transcript(&[3; 32], &[2; 32])
+            .verify_dialer(&keys, &proof)
+            .is_err());
+        let other_key = Transcript {
+            ws_key: b"other",
+            ..t
+        };
         assert!(other_key.verify_dialer(&keys, &proof).is_err());
-        let as_client = Transcript { membership: Membership::Client, ..t };
+        let as_client = Transcript {
+            membership: Membership::Client,
+            ..t
+        };
         assert!(as_client.verify_dialer(&keys, &proof).is_err());
         // The dialer's proof is not an acceptor's proof.
-        assert!(t.verify_acceptor(&keys, &[7; 16], true, "", &proof).is_err());
+        assert!(t
+            .verify_acceptor(&keys, &[7; 16], true, "", &proof)
+            .is_err());
     }
 
     #[test]
@@ -225,11 +235,15 @@ mod tests {
         let proof = t.acceptor_proof(&keys, 1, &[9; 16], true, "");
         let old = Keyring::new(["old"]).unwrap();
         assert_eq!(t.verify_acceptor(&old, &[9; 16], true, "", &proof), Ok(0));
-        assert!(t.verify_acceptor(&old, &[9; 16], false, "", &proof).is_err());
+        assert!(t
+            .verify_acceptor(&old, &[9; 16], false, "", &proof)
+            .is_err());
         assert!(t.verify_acceptor(&old, &[8; 16], true, "", &proof).is_err());
         // A recorded answer for another dialer nonce.
         let replayed = transcript(&[1; 32], &[4; 32]);
-        assert!(replayed.verify_acceptor(&old, &[9; 16], true, "", &proof).is_err());
+        assert!(replayed
+            .verify_acceptor(&old, &[9; 16], true, "", &proof)
+            .is_err());
     }
 
     #[test]

@@ -208,7 +208,12 @@ impl Keyring {
 
     /// Checks `tag` against every secret, in constant time per secret;
     /// returns the index of the secret that made it.
-    pub fn verify(&self, purpose: Purpose, parts: &[&[u8]], tag: &[u8]) -> Result<usize, AuthError> {
+    pub fn verify(
+        &self,
+        purpose: Purpose,
+        parts: &[&[u8]],
+        tag: &[u8],
+    ) -> Result<usize, AuthError> {
         if tag.len() != TAG_LEN {
             return Err(AuthError::Malformed);
         }
@@ -223,7 +228,12 @@ impl Keyring {
     }
 
     /// Checks a tag given as lowercase or uppercase hex.
-    pub fn verify_hex(&self, purpose: Purpose, parts: &[&[u8]], hex: &str) -> Result<usize, AuthError> {
+    pub fn verify_hex(
+        &self,
+        purpose: Purpose,
+        parts: &[&[u8]],
+        hex: &str,
+    ) -> Result<usize, AuthError> {
         let tag = decode_hex_tag(hex)?;
         self.verify(purpose, parts, &tag)
     }
@@ -302,15 +312,23 @@ mod tests {
     fn purposes_and_parts_and_secrets_bind() {
         let ring = Keyring::new(["s1"]).unwrap();
         let tag = ring.sign(Purpose::PeerDialer, &[b"a", b"bc"]);
-        assert_eq!(ring.verify(Purpose::PeerDialer, &[b"a", b"bc"], &tag), Ok(0));
+        assert_eq!(
+            ring.verify(Purpose::PeerDialer, &[b"a", b"bc"], &tag),
+            Ok(0)
+        );
         let bad = Err(AuthError::InvalidTag);
-        for purpose in Purpose::ALL.into_iter().filter(|p| *p != Purpose::PeerDialer) {
+        for purpose in Purpose::ALL
+            .into_iter()
+            .filter(|p| *p != Purpose::PeerDialer)
+        {
             assert_eq!(ring.verify(purpose, &[b"a", b"bc"], &tag), bad);
         }
         // Length prefixes: ("a", "bc") and ("ab", "c") differ.
         assert_eq!(ring.verify(Purpose::PeerDialer, &[b"ab", b"c"], &tag), bad);
         assert_eq!(
-            Keyring::new(["s2"]).unwrap().verify(Purpose::PeerDialer, &[b"a", b"bc"], &tag),
+            Keyring::new(["s2"])
+                .unwrap()
+                .verify(Purpose::PeerDialer, &[b"a", b"bc"], &tag),
             bad
         );
         assert_eq!(
@@ -335,7 +353,10 @@ mod tests {
 
     #[test]
     fn empty_keyrings_and_secrets_are_refused() {
-        assert_eq!(Keyring::new(Vec::<&[u8]>::new()).unwrap_err(), AuthError::NoSecret);
+        assert_eq!(
+            Keyring::new(Vec::<&[u8]>::new()).unwrap_err(),
+            AuthError::NoSecret
+        );
         assert_eq!(Keyring::new(["a", ""]).unwrap_err(), AuthError::NoSecret);
     }
 

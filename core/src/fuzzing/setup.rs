@@ -50,7 +50,13 @@ const ACCEPTOR_SEED: u64 = 0xacce;
 
 fn record(configs: &[Arc<LinkConfig>; 2], now: Instant, wall: SystemTime) -> Recorded {
     let [d, a] = configs;
-    let mut dialer = Link::dial(d.clone(), a.local.clone(), now, wall, Box::new(CountingRng(7)));
+    let mut dialer = Link::dial(
+        d.clone(),
+        a.local.clone(),
+        now,
+        wall,
+        Box::new(CountingRng(7)),
+    );
     let mut acceptor = Link::accept(a.clone(), now, wall, &mut CountingRng(ACCEPTOR_SEED));
     let upgrade = output(&mut dialer, now);
     acceptor.handle_input(now, &mut BytesMut::from(&upgrade[..]));
@@ -171,7 +177,9 @@ fn replay_answer(
         "b:1",
         now,
         wall,
-        Box::new(CountingRng(u64::from(edits.first().copied().unwrap_or(0)) + 100)),
+        Box::new(CountingRng(
+            u64::from(edits.first().copied().unwrap_or(0)) + 100,
+        )),
     );
     let request = String::from_utf8_lossy(&output(&mut dialer, now)).into_owned();
     let key = request
@@ -208,7 +216,10 @@ fn replay_answer(
     dialer.handle_input(now, &mut input);
     let _ = output(&mut dialer, now);
     let connected = events_connect(&mut dialer);
-    assert!(!connected, "a dialer accepted an answer recorded for another connection");
+    assert!(
+        !connected,
+        "a dialer accepted an answer recorded for another connection"
+    );
     finish(dialer, connected, now);
 }
 
@@ -226,12 +237,20 @@ fn finish(mut link: Link, connected: bool, now: Instant) {
         return;
     }
     if !link.is_closed() {
-        let due = link.poll_timeout().expect("a set-up in progress has a timeout");
-        assert!(due <= now + Duration::from_secs(5), "timeout beyond the handshake's");
+        let due = link
+            .poll_timeout()
+            .expect("a set-up in progress has a timeout");
+        assert!(
+            due <= now + Duration::from_secs(5),
+            "timeout beyond the handshake's"
+        );
         link.handle_timeout(due);
         while link.poll_event().is_some() {}
     }
-    assert!(link.is_closed(), "an unauthenticated set-up outlived its timeout");
+    assert!(
+        link.is_closed(),
+        "an unauthenticated set-up outlived its timeout"
+    );
 }
 
 #[cfg(test)]
@@ -241,6 +260,7 @@ mod tests {
     /// The body is not vacuous: the genuine flight does connect an
     /// acceptor with the recorded nonce, and one changed field does not.
     #[test]
+    #[expect(clippy::disallowed_methods, reason = "the test's clock origin")]
     fn only_the_genuine_connect_connects() {
         let now = Instant::now();
         let configs = LinkPair::configs("a:1", "b:1", |_| {});
@@ -249,7 +269,14 @@ mod tests {
         assert!(replay_connect(&configs[1], &rec, true, &[], now, wall));
         assert!(!replay_connect(&configs[1], &rec, false, &[], now, wall));
         for field in 0..6 {
-            assert!(!replay_connect(&configs[1], &rec, true, &[field, 3], now, wall));
+            assert!(!replay_connect(
+                &configs[1],
+                &rec,
+                true,
+                &[field, 3],
+                now,
+                wall
+            ));
         }
     }
 }

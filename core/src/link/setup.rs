@@ -57,7 +57,11 @@ impl UpgradeRejection {
     pub fn response(&self) -> Bytes {
         let (phrase, body, auth) = match self.status {
             404 => ("Not Found", "not found\n", ""),
-            _ => ("Unauthorized", "unauthorized\n", "WWW-Authenticate: Bearer\r\n"),
+            _ => (
+                "Unauthorized",
+                "unauthorized\n",
+                "WWW-Authenticate: Bearer\r\n",
+            ),
         };
         let status = if self.status == 404 { 404 } else { 401 };
         Bytes::from(format!(
@@ -144,7 +148,10 @@ pub fn authorize_upgrade(
         Some(CLIENT_ROLE) => Membership::Client,
         Some(other) => return Err(unauthorized(format!("unknown role {other:?}"))),
     };
-    let ws_key = request.header("sec-websocket-key").unwrap_or_default().trim_ascii();
+    let ws_key = request
+        .header("sec-websocket-key")
+        .unwrap_or_default()
+        .trim_ascii();
     let keys = dialer_keys(config, membership, host).map_err(unauthorized)?;
     let tag = decode_hex_tag(token).map_err(|_| unauthorized("malformed bearer token".into()))?;
     verify_upgrade_filter(keys, membership, host, nanos, ws_key, &tag)
@@ -227,7 +234,9 @@ impl Link {
             (TIME_HEADER.into(), nanos.to_string()),
         ];
         if config.membership == Membership::Client {
-            request.headers.push((ROLE_HEADER.into(), CLIENT_ROLE.into()));
+            request
+                .headers
+                .push((ROLE_HEADER.into(), CLIENT_ROLE.into()));
         }
         let endpoint = ws::Endpoint::client_with_nonce(config.ws.clone(), &request, key, rng, now);
         let setup = DialerSetup {
@@ -334,7 +343,10 @@ impl Link {
             Err(rejection) => {
                 self.raw_out = Some(rejection.response());
                 let reason = rejection.reason;
-                self.fail(now, LinkError::Unauthenticated(format!("upgrade: {reason}")));
+                self.fail(
+                    now,
+                    LinkError::Unauthenticated(format!("upgrade: {reason}")),
+                );
             }
         }
     }
@@ -374,7 +386,9 @@ impl Link {
             host: self.config.local.clone(),
             time: UNIX_EPOCH + Duration::from_nanos(setup.time_nanos),
             nonce: setup.nonce,
-            proof: setup.transcript(&self.config).dialer_proof(&self.config.keys),
+            proof: setup
+                .transcript(&self.config)
+                .dialer_proof(&self.config.keys),
             client: self.config.membership == Membership::Client,
         };
         let msg = Message::new(Op::CONNECT, 0).payload(connect.encode());
@@ -436,8 +450,8 @@ impl Link {
             dialer_id: &connect.id,
             time_nanos: nanos_since_epoch(connect.time),
         };
-        let keys = dialer_keys(&self.config, setup.membership, &connect.host)
-            .unwrap_or(&self.config.keys);
+        let keys =
+            dialer_keys(&self.config, setup.membership, &connect.host).unwrap_or(&self.config.keys);
         let proof = transcript.acceptor_proof(
             keys,
             key_index,
@@ -448,7 +462,7 @@ impl Link {
         let response = ConnectResponse {
             id: self.config.node_id,
             accepted: verdict.is_ok(),
-            rejected_reason: reason.clone(),
+            rejected_reason: reason,
             proof: Some(proof),
         };
         let msg = Message::new(Op::CONNECT_RESPONSE, 0).payload(response.encode());

@@ -102,7 +102,10 @@ fn golden_connect_response() {
          ae 52656a6563746564526561736f6e a0
          a5 50726f6f66 c4 20 4444444444444444444444444444444444444444444444444444444444444444",
     );
-    assert_eq!(ConnectResponse::decode(&response.encode()).unwrap(), response);
+    assert_eq!(
+        ConnectResponse::decode(&response.encode()).unwrap(),
+        response
+    );
     // MinIO's three fields alone still decode (no proof: unauthenticated).
     let bare = ConnectResponse {
         proof: None,

@@ -118,9 +118,8 @@ fn ext_an_acceptors_recorded_answers_never_bring_a_dialer_up() {
     // An impostor without the secret answers a new dialer's upgrade
     // correctly (the WebSocket accept key needs no secret) and replays the
     // recorded nonce and ConnectResponse.
-    let mut dialer = Link::dial(d.clone(), a.local.clone(), now, SystemTime::now(), {
-        Box::new(CountingRng(2))
-    });
+    let rng = Box::new(CountingRng(2));
+    let mut dialer = Link::dial(d, a.local.clone(), now, SystemTime::now(), rng);
     let request = String::from_utf8_lossy(&output(&mut dialer, now)).into_owned();
     let key = request
         .lines()
@@ -230,9 +229,12 @@ fn ext_a_member_proof_is_not_a_client_proof() {
     let text = String::from_utf8_lossy(&rec.dialer_bytes).into_owned();
     assert!(!text.contains("X-Gridmux-Role"));
     let as_client = text.replacen("\r\n\r\n", "\r\nX-Gridmux-Role: client\r\n\r\n", 1);
-    let mut acceptor = Link::accept(a.clone(), now, SystemTime::now(), &mut CountingRng(77));
+    let mut acceptor = Link::accept(a, now, SystemTime::now(), &mut CountingRng(77));
     acceptor.handle_input(now, &mut BytesMut::from(as_client.as_bytes()));
     let _ = output(&mut acceptor, now);
     let events = events(&mut acceptor);
-    assert!(!connected(&events) && closed_unauthenticated(&events), "{events:?}");
+    assert!(
+        !connected(&events) && closed_unauthenticated(&events),
+        "{events:?}"
+    );
 }

@@ -71,7 +71,11 @@ fn checklist_11_upgrade_needs_path_token_and_websocket() {
         "{base}Authorization: Bearer {}\r\nX-Gridmux-Host: a:1\r\nX-Gridmux-Time: {nanos}\r\n\r\n",
         "0".repeat(64)
     );
-    assert_eq!(upgrade_answer(&bad).0, answer, "one answer, whatever failed");
+    assert_eq!(
+        upgrade_answer(&bad).0,
+        answer,
+        "one answer, whatever failed"
+    );
     let plain = "GET /gridmux/v1 HTTP/1.1\r\nHost: b:1\r\n\r\n";
     assert!(upgrade_answer(plain).0.starts_with("HTTP/1.1 426"));
     let wrong = base.replace("/gridmux/v1", "/minio/grid/v1");
