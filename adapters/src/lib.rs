@@ -9,6 +9,17 @@
 //! The protocol lives in the sans-IO crate `gridmux_core`; this crate
 //! drives it over sockets ([`runtime`] holds the two runtime modules).
 //!
+//! **Security.** Every link is set up with mutual, connection-bound
+//! authentication: each side proves that it holds a secret of the cluster
+//! over a nonce the other side chose for this connection, so a recorded
+//! set-up, replayed to either side, never brings a link up (see
+//! `gridmux_core::auth`). Unauthenticated callers get one uniform answer;
+//! the reason is logged with their address. A [`Client`] (a tool that is not
+//! a member) authenticates the same way with keys of its own purpose and is
+//! never called. Without TLS this proves who connected, not that later
+//! frames are theirs: an attacker on the network path can still inject or
+//! alter frames after the set-up.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {

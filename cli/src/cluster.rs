@@ -36,6 +36,8 @@ pub(crate) fn run(nodes: usize, duration: Duration, runtime: RuntimeKind) -> Res
         .map_err(|e| e.to_string())?;
     let stop = rt::interrupt()?;
     rt::block_on(runtime, |rt| async move {
+        // From the first node's start until every pair is linked.
+        let started = Instant::now();
         let mut grids = Vec::new();
         for (name, listener) in names.iter().zip(listeners) {
             let grid = builtin::register(Grid::builder(name.clone(), names.clone()))
@@ -45,7 +47,6 @@ pub(crate) fn run(nodes: usize, duration: Duration, runtime: RuntimeKind) -> Res
                 .map_err(|e| e.to_string())?;
             grids.push(grid);
         }
-        let started = Instant::now();
         for grid in &grids {
             grid.wait_all_connected(Duration::from_secs(10))
                 .await
