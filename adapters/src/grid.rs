@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -318,6 +318,9 @@ pub(crate) struct Node {
     pub(crate) local_addr: SocketAddr,
     /// The connected link of each peer (the set of peers is fixed).
     links: HashMap<String, Arc<PeerSlot>>,
+    /// Links of connected clients (served, never called; shutdown closes
+    /// them with the rest).
+    clients: Mutex<Vec<Arc<SharedLink>>>,
     /// Fires on every link state change.
     pub(crate) changes: Changes,
     /// Set when shutdown begins: no new links or exchanges.
@@ -372,6 +375,7 @@ impl Node {
             closing: AtomicBool::new(false),
             shutdown: CancelSignal::new(),
             live_links: AtomicUsize::new(0),
+            clients: Mutex::new(Vec::new()),
         }
     }
 
@@ -404,6 +408,24 @@ impl Node {
         slot.get().ok_or(Error::Disconnected)
     }
 
+    /// A client's link connected: kept so that shutdown closes it. Runs
+    /// with the link locked, as `link_closed` does, so a link that closed
+    /// in the same round is never kept (lock order: link, then clients).
+    pub(crate) fn client_connected(&self, link: &Arc<SharedLink>) {
+        let mut st = link.lock();
+        if st.link.is_closed() {
+            return;
+        }
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(link.clone());
+        if self.closing.load(Ordering::Acquire) {
+            st.link.close(Instant::now());
+            st.flush();
+        }
+    }
+
     /// A link to `remote` connected (it authenticated fully); it replaces
     /// an older one (the peer restarted before we noticed the old link die).
     pub(crate) fn link_connected(&self, remote: &str, link: &Arc<SharedLink>) {
@@ -427,6 +449,10 @@ impl Node {
     /// A link to `remote` closed. Called with that link locked (slot locks
     /// are never held while a link is locked elsewhere).
     pub(crate) fn link_closed(&self, remote: &str, link: &Arc<SharedLink>) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|c| !Arc::ptr_eq(c, link));
         if let Some(slot) = self.links.get(remote) {
             let mut current = slot.link.write().unwrap_or_else(|e| e.into_inner());
             if current.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
@@ -544,7 +570,15 @@ impl Node {
             return;
         }
         info!(local = %node.local, "grid shutting down");
-        let links: Vec<Arc<SharedLink>> = node.links.values().filter_map(|s| s.get()).collect();
+        let mut links: Vec<Arc<SharedLink>> =
+            node.links.values().filter_map(|s| s.get()).collect();
+        links.extend(
+            node.clients
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
         for link in links {
             let mut st = link.lock();
             st.link.close(Instant::now());

@@ -107,6 +107,7 @@ impl Session for LinkSession {
                     // Served like a member, but never in the peer table:
                     // nobody calls a client.
                     info!(client = %remote, "client connected");
+                    self.node.client_connected(&self.link);
                     self.remote = Some(remote);
                 }
                 Notice::Closed(reason) => self.closed(&reason),
