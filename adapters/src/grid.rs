@@ -570,8 +570,7 @@ impl Node {
             return;
         }
         info!(local = %node.local, "grid shutting down");
-        let mut links: Vec<Arc<SharedLink>> =
-            node.links.values().filter_map(|s| s.get()).collect();
+        let mut links: Vec<Arc<SharedLink>> = node.links.values().filter_map(|s| s.get()).collect();
         links.extend(
             node.clients
                 .lock()

@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use gridmux::{Client, ClientAccess, Error, Grid, GridBuilder, Peer, StreamReceiver, StreamSender};
 use gridmux_core::cluster::should_dial;
-use gridmux_core::wire::{Message, Op};
-use gridmux_core::ws::{accept_key, parse_close_payload, CloseCode, Frame, FrameDecoder, OpCode, Role};
+use gridmux_core::wire::{self, Op};
+use gridmux_core::ws::{
+    accept_key, parse_close_payload, CloseCode, Frame, FrameDecoder, OpCode, Role,
+};
 
 use crate::harness::{fast_reconnect, suite, Cluster, Env};
 use crate::proxy::{Proxy, Recording};
@@ -38,8 +40,10 @@ const NEVER: Duration = Duration::from_secs(1);
 /// messages it got in `seen`.
 fn serving(b: GridBuilder, seen: &Arc<AtomicUsize>) -> GridBuilder {
     let seen = seen.clone();
-    b.handler(ECHO, |_, p| async move { Ok(p) })
-        .stream_handler(ECHO_STREAM, 1, move |_, _, mut rx, mut tx| {
+    b.handler(ECHO, |_, p| async move { Ok(p) }).stream_handler(
+        ECHO_STREAM,
+        1,
+        move |_, _, mut rx, mut tx| {
             let seen = seen.clone();
             async move {
                 while let Some(m) = rx.recv().await.map_err(|e| e.to_string())? {
@@ -48,7 +52,8 @@ fn serving(b: GridBuilder, seen: &Arc<AtomicUsize>) -> GridBuilder {
                 }
                 Ok(())
             }
-        })
+        },
+    )
 }
 
 /// Sends `text` on an echo stream and checks it comes back.
@@ -64,7 +69,22 @@ async fn echo(peer: &Peer, text: &str) {
         .request(ECHO, text.to_owned())
         .timeout(Duration::from_secs(5))
         .await;
-    assert_eq!(answer, Ok(Bytes::from(text.to_owned())), "to {}", peer.name());
+    assert_eq!(
+        answer,
+        Ok(Bytes::from(text.to_owned())),
+        "to {}",
+        peer.name()
+    );
+}
+
+/// The ops of the grid messages in one WebSocket message, merged batches
+/// included (`None`: undecodable).
+fn grid_ops(payload: &Bytes) -> Vec<Option<Op>> {
+    match wire::Frame::decode(payload.clone()) {
+        Ok(wire::Frame::Single(m)) => vec![Some(m.op)],
+        Ok(wire::Frame::Merged(batch)) => batch.map(|m| m.ok().map(|m| m.op)).collect(),
+        Err(_) => vec![None],
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -227,7 +247,10 @@ fn replay(to: SocketAddr, bytes: &[u8]) -> Answer {
 /// then, within the handshake timeout, closed with 1008 "unauthorized"
 /// without a `ConnectResponse` or any other grid message.
 fn assert_refused_after_upgrade(answer: &Answer, what: &str) {
-    assert!(answer.head.starts_with("HTTP/1.1 101"), "{what}: {answer:?}");
+    assert!(
+        answer.head.starts_with("HTTP/1.1 101"),
+        "{what}: {answer:?}"
+    );
     let close = answer
         .frames
         .iter()
@@ -236,7 +259,7 @@ fn assert_refused_after_upgrade(answer: &Answer, what: &str) {
     let ops: Vec<Option<Op>> = answer.frames[..close]
         .iter()
         .filter(|f| !f.opcode.is_control())
-        .map(|f| Message::decode(&f.payload).ok().map(|m| m.op))
+        .flat_map(|f| grid_ops(&f.payload))
         .collect();
     assert!(
         !ops.contains(&Some(Op::CONNECT_RESPONSE)),
@@ -250,7 +273,10 @@ fn assert_refused_after_upgrade(answer: &Answer, what: &str) {
     assert_eq!(code, Some(CloseCode::POLICY_VIOLATION), "{what}");
     assert_eq!(reason, "unauthorized", "{what}");
     let close_after = answer.close_after.unwrap();
-    assert!(close_after < HANDSHAKE_TIMEOUT, "{what}: Close after {close_after:?}");
+    assert!(
+        close_after < HANDSHAKE_TIMEOUT,
+        "{what}: Close after {close_after:?}"
+    );
     let ended = answer.ended_after;
     assert!(
         ended.is_some_and(|t| t < HANDSHAKE_TIMEOUT + Duration::from_secs(1)),
@@ -274,7 +300,10 @@ async fn replay_to_acceptor(env: Env) {
     let connections = pair.proxy.recordings().len();
     let head_end = find(&live.to_target, b"\r\n\r\n").expect("an upgrade request") + 4;
     assert!(live.to_target.starts_with(b"GET /gridmux/v1 "));
-    assert!(live.to_target.len() > head_end, "Connect followed the upgrade");
+    assert!(
+        live.to_target.len() > head_end,
+        "Connect followed the upgrade"
+    );
 
     for i in 0..3 {
         let answer = replay(pair.acceptor_addr, &live.to_target);
@@ -428,11 +457,7 @@ fn impersonate(mut s: TcpStream, recorded_head: &str, recorded_rest: &[u8]) -> V
                     let parsed = parse_close_payload(&frame.payload);
                     visit.close = Some(parsed.unwrap_or((None, "malformed".into())));
                 }
-                op if !op.is_control() => {
-                    visit
-                        .ops
-                        .push(Message::decode(&frame.payload).ok().map(|m| m.op));
-                }
+                op if !op.is_control() => visit.ops.extend(grid_ops(&frame.payload)),
                 _ => {}
             }
         }
@@ -459,17 +484,20 @@ async fn impostor_at_dialer(env: Env) {
     assert!(header(&recorded_head, "X-Gridmux-Nonce").is_some());
     assert!(header(&recorded_head, "Sec-WebSocket-Accept").is_some());
     let recorded_rest = live.from_target[head_end..].to_vec();
-    assert!(!recorded_rest.is_empty(), "the ConnectResponse was recorded");
+    assert!(
+        !recorded_rest.is_empty(),
+        "the ConnectResponse was recorded"
+    );
 
+    // A stream on the live link: its end shows the link has left D's
+    // peer table.
+    let (tx, mut rx) = peer.open_stream(ECHO_STREAM, "").await.unwrap();
     let impostor = Impostor::start(recorded_head, recorded_rest);
     pair.proxy.retarget(impostor.addr);
     peer.disconnect();
-    env.within(Duration::from_secs(2), async {
-        while peer.is_connected() {
-            env.sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    let end = env.within(Duration::from_secs(5), rx.recv()).await;
+    assert_eq!(end, Err(Error::Disconnected));
+    drop(tx);
     let watching = Instant::now();
     while watching.elapsed() < Duration::from_millis(1500) {
         assert!(!peer.is_connected(), "the dialer took the impostor for A");
@@ -558,7 +586,12 @@ async fn drop_links(env: &Env, c: &Cluster, involves: impl Fn(usize, usize) -> b
 async fn all_serving(c: &Cluster, when: &str) {
     for (i, grid) in c.grids.iter().enumerate() {
         let up = grid.wait_all_connected(Duration::from_secs(5)).await;
-        assert_eq!(up, Ok(()), "{when}: node {i} has {:?}", grid.connected_peers());
+        assert_eq!(
+            up,
+            Ok(()),
+            "{when}: node {i} has {:?}",
+            grid.connected_peers()
+        );
     }
     for i in 0..c.names.len() {
         for j in (0..c.names.len()).filter(|j| *j != i) {
@@ -573,9 +606,7 @@ async fn all_serving(c: &Cluster, when: &str) {
 /// secret nobody else holds is then cut off, and the others are not.
 async fn secret_rotation_rolling(env: Env) {
     let seen = Arc::default();
-    let c = env
-        .cluster(3, |_, b| serving(b, &seen).secret("s1"))
-        .await;
+    let c = env.cluster(3, |_, b| serving(b, &seen).secret("s1")).await;
     all_serving(&c, "at start").await;
     let passes: [&[&str]; 3] = [&["s1", "s2"], &["s2", "s1"], &["s2"]];
     for (pass, secrets) in passes.into_iter().enumerate() {
@@ -658,10 +689,22 @@ async fn clients_call_and_are_never_called(env: Env) {
     assert!(separate.grids[0].connected_peers().is_empty());
 
     let refused = [
-        ("a wrong secret", client("tool-3", &c.names[0], "not the secret")),
-        ("another member's name", client(&c.names[1], &c.names[0], SECRET)),
-        ("the node's own name", client(&c.names[0], &c.names[0], SECRET)),
-        ("clients refused", client("tool-4", &refusing.names[0], SECRET)),
+        (
+            "a wrong secret",
+            client("tool-3", &c.names[0], "not the secret"),
+        ),
+        (
+            "another member's name",
+            client(&c.names[1], &c.names[0], SECRET),
+        ),
+        (
+            "the node's own name",
+            client(&c.names[0], &c.names[0], SECRET),
+        ),
+        (
+            "clients refused",
+            client("tool-4", &refusing.names[0], SECRET),
+        ),
         (
             "the cluster secret where clients have their own",
             client("tool-5", &separate.names[0], SECRET),

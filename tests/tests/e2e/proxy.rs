@@ -138,7 +138,13 @@ impl Tap {
 }
 
 /// Copies `from` → `to` on a thread, holding bytes while `frozen`.
-fn pump(from: &TcpStream, to: &TcpStream, frozen: Arc<AtomicBool>, stop: Arc<AtomicBool>, tap: Tap) {
+fn pump(
+    from: &TcpStream,
+    to: &TcpStream,
+    frozen: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    tap: Tap,
+) {
     let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
     from.set_read_timeout(Some(Duration::from_millis(20)))
         .unwrap();
