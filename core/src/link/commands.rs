@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{CommandError, Lane, Link, LinkError, Phase, StreamOpts};
+use super::{DRAINING_SWEEP, CommandError, Lane, Link, LinkError, Phase, StreamOpts};
 use crate::mux::{
     CreditWindow, InRequest, MuxId, Origin, OutRequest, SendCredits, Sending, StreamState,
 };
@@ -70,6 +70,7 @@ impl Link {
             OutRequest {
                 deadline,
                 timer: None,
+                ticket: None,
             },
         );
         self.reschedule(mux);
@@ -81,7 +82,10 @@ impl Link {
                 .flags(Flags::EOF)
                 .payload(payload)
         };
-        self.send_msg(now, Lane::Data, &msg);
+        let ticket = self.send_msg(now, Lane::Data, &msg);
+        if let Some(r) = self.muxes.out_requests.get_mut(&id) {
+            r.ticket = ticket;
+        }
         Ok(mux)
     }
 
@@ -165,6 +169,7 @@ impl Link {
             last_seen: now,
             next_tick: pinged.then(|| now + self.config.stream_ping_interval),
             timer: None,
+            last_ticket: None,
         };
         let seq = state.next_seq();
         self.muxes.insert_stream(mux, state);
@@ -180,7 +185,7 @@ impl Link {
         if !opts.input {
             msg.flags = Flags::EOF;
         }
-        self.send_msg(now, Lane::Data, &msg);
+        self.send_stream_msg(now, mux, &msg);
         Ok(mux)
     }
 
@@ -197,7 +202,7 @@ impl Link {
         }
         let seq = stream.next_seq();
         let msg = Message::new(data_op(mux), mux.id).seq(seq).payload(payload);
-        self.send_msg(now, Lane::Data, &msg);
+        self.send_stream_msg(now, mux, &msg);
         Ok(())
     }
 
@@ -265,7 +270,7 @@ impl Link {
         let msg = Message::new(data_op(mux), mux.id)
             .seq(seq)
             .flags(Flags::EOF);
-        self.send_msg(now, Lane::Data, &msg);
+        self.send_stream_msg(now, mux, &msg);
         if mux.origin == Origin::Remote {
             self.remove_stream(mux);
         }
@@ -281,13 +286,14 @@ impl Link {
         if mux.origin != Origin::Remote {
             return Err(CommandError::UnknownMux);
         }
-        let mut stream = self.remove_stream(mux).ok_or(CommandError::UnknownMux)?;
+        let stream = self.muxes.streams.get_mut(&mux).ok_or(CommandError::UnknownMux)?;
         let seq = stream.next_seq();
         let msg = Message::new(Op::MUX_SERVER_MSG, mux.id)
             .seq(seq)
             .flags(Flags::EOF | Flags::PAYLOAD_IS_ERR)
             .payload(error.encode());
-        self.send_msg(now, Lane::Data, &msg);
+        self.send_stream_msg(now, mux, &msg);
+        self.remove_stream(mux);
         Ok(())
     }
 
@@ -300,11 +306,12 @@ impl Link {
             Origin::Local => {
                 if let Some(r) = self.muxes.out_requests.remove(&mux.id) {
                     self.drop_timer(mux, r.timer);
-                    self.send_msg(
-                        now,
-                        Lane::Control,
-                        &Message::new(Op::CANCEL_REQUEST, mux.id),
-                    );
+                    // Still queued: it is never sent. Already written: the
+                    // cancel follows it.
+                    if !r.ticket.is_some_and(|t| self.outbox.withdraw(t)) {
+                        let cancel = Message::new(Op::CANCEL_REQUEST, mux.id);
+                        self.send_msg(now, Lane::Control, &cancel);
+                    }
                 } else if let Some(s) = self.remove_stream(mux) {
                     let seq = s.send_seq;
                     let msg = Message::new(Op::DISCONNECT_SERVER_MUX, mux.id).seq(seq);
@@ -317,7 +324,8 @@ impl Link {
                     let _ = self.respond(now, mux, Err(e));
                 } else if self.remove_stream(mux).is_some() {
                     let msg = Message::new(Op::DISCONNECT_CLIENT_MUX, mux.id);
-                    self.send_msg(now, Lane::Control, &msg);
+                    let lane = self.lane_about(mux);
+                    self.send_msg(now, lane, &msg);
                 }
             }
         }
@@ -329,11 +337,45 @@ impl Link {
         self.fail(now, LinkError::Local);
     }
 
-    /// Removes a stream and its timer.
+    /// Removes a stream and its timer. If its last message still waits in
+    /// the send queue, later control messages about it go behind it.
     pub(super) fn remove_stream(&mut self, mux: MuxId) -> Option<StreamState> {
         let stream = self.muxes.remove_stream(mux)?;
         self.drop_timer(mux, stream.timer);
+        if let Some(ticket) = stream.last_ticket.filter(|t| self.outbox.is_queued(*t)) {
+            if self.draining.len() >= DRAINING_SWEEP {
+                let outbox = &self.outbox;
+                self.draining.retain(|_, t| outbox.is_queued(*t));
+            }
+            self.draining.insert(mux, ticket);
+        }
         Some(stream)
+    }
+
+    /// Queues an ordered message of stream `mux` and notes its place.
+    pub(super) fn send_stream_msg(&mut self, now: Instant, mux: MuxId, msg: &Message) {
+        let ticket = self.send_msg(now, Lane::Data, msg);
+        if let Some(stream) = self.muxes.streams.get_mut(&mux) {
+            stream.last_ticket = ticket;
+        }
+    }
+
+    /// The lane of a control message about `mux`: behind the exchange's
+    /// data while some of it is still queued (DESIGN §5.5: no control
+    /// message may change an exchange's outcome by overtaking its data).
+    pub(super) fn lane_about(&mut self, mux: MuxId) -> Lane {
+        let queued = |t: Option<u64>| t.is_some_and(|t| self.outbox.is_queued(t));
+        if queued(self.muxes.streams.get(&mux).and_then(|s| s.last_ticket)) {
+            return Lane::Behind;
+        }
+        match self.draining.get(&mux).copied() {
+            Some(t) if self.outbox.is_queued(t) => Lane::Behind,
+            Some(_) => {
+                self.draining.remove(&mux);
+                Lane::Control
+            }
+            None => Lane::Control,
+        }
     }
 
     /// Registers a served request (used by dispatch).

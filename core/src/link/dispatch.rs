@@ -231,6 +231,7 @@ impl Link {
             last_seen: now,
             next_tick: checked.then(|| now + config.stream_ping_interval),
             timer: None,
+            last_ticket: None,
         };
         let seq = state.next_seq();
         self.muxes.insert_stream(mux, state);
@@ -292,6 +293,10 @@ impl Link {
             }
             return;
         };
+        if mux.origin == Origin::Local && !stream.acked {
+            // DESIGN §5.4: `AckMux` is always the first message back.
+            return self.kill_stream(now, mux, "server data before AckMux".into());
+        }
         if let Err((want, got)) = stream.check_seq(msg.seq) {
             return self.kill_stream(now, mux, sequence_error(want, got));
         }
@@ -375,7 +380,8 @@ impl Link {
         let reply = Message::new(Op::PONG, mux.id)
             .seq(msg.seq)
             .payload(pong.encode());
-        self.send_msg(now, Lane::Control, &reply);
+        let lane = self.lane_about(mux);
+        self.send_msg(now, lane, &reply);
     }
 
     fn on_stream_pong(&mut self, now: Instant, msg: &Message) {
@@ -410,32 +416,35 @@ impl Link {
             Origin::Local => Op::DISCONNECT_SERVER_MUX,
             Origin::Remote => Op::DISCONNECT_CLIENT_MUX,
         };
-        self.send_msg(now, Lane::Control, &Message::new(op, mux.id));
+        let lane = self.lane_about(mux);
+        self.send_msg(now, lane, &Message::new(op, mux.id));
     }
 
     /// Ends one stream after a protocol violation; the link stays up.
     fn kill_stream(&mut self, now: Instant, mux: MuxId, reason: String) {
-        let Some(mut stream) = self.remove_stream(mux) else {
+        let Some(stream) = self.muxes.streams.get_mut(&mux) else {
             return;
         };
         debug!(?mux, %reason, "stream ended by a protocol violation");
-        // The caller is told with a control message; a served stream's
+        let reported = stream.end_is_reported(mux);
+        // The server is told with a control message; a served stream's
         // caller gets an ordered error EOF behind the data already queued.
-        let (lane, msg) = match mux.origin {
-            Origin::Local => (
-                Lane::Control,
-                Message::new(Op::DISCONNECT_SERVER_MUX, mux.id).seq(stream.send_seq),
-            ),
-            Origin::Remote => (
-                Lane::Data,
-                Message::new(Op::MUX_SERVER_MSG, mux.id)
+        match mux.origin {
+            Origin::Local => {
+                let msg = Message::new(Op::DISCONNECT_SERVER_MUX, mux.id).seq(stream.send_seq);
+                self.send_msg(now, Lane::Control, &msg);
+            }
+            Origin::Remote => {
+                let error = ErrorPayload::new(ErrorCode::Protocol, reason.clone());
+                let msg = Message::new(Op::MUX_SERVER_MSG, mux.id)
                     .seq(stream.next_seq())
                     .flags(Flags::EOF | Flags::PAYLOAD_IS_ERR)
-                    .payload(ErrorPayload::new(ErrorCode::Protocol, reason.clone()).encode()),
-            ),
-        };
-        self.send_msg(now, lane, &msg);
-        if stream.end_is_reported(mux) {
+                    .payload(error.encode());
+                self.send_stream_msg(now, mux, &msg);
+            }
+        }
+        self.remove_stream(mux);
+        if reported {
             self.ended(mux, Err(CallError::Protocol(reason)));
         }
     }

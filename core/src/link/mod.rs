@@ -66,7 +66,8 @@ mod event;
 mod outbox;
 mod setup;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -79,7 +80,7 @@ pub use config::{
 pub use event::{CallError, CommandError, Event, LinkError};
 pub use setup::{authorize_upgrade, UpgradeRejection, CLIENT_ROLE, NODE_HEADER, NONCE_HEADER};
 
-use crate::mux::{MuxId, MuxTable, Origin, TimerQueue};
+use crate::mux::{IdHasher, MuxId, MuxTable, Origin, TimerQueue};
 use crate::wire::Message;
 use crate::ws::{self, CloseCode, Transmit};
 use outbox::{Lane, Outbox};
@@ -124,7 +125,14 @@ pub struct Link {
     stall_since: Option<Instant>,
     /// The acceptor's set-up nonce (drawn when it is created).
     accept_nonce: crate::auth::link::Nonce,
+    /// Streams removed while their last message was still queued, with
+    /// its ticket: control messages about them go behind it.
+    draining: HashMap<MuxId, outbox::Ticket, BuildHasherDefault<IdHasher>>,
 }
+
+/// `draining` is swept of entries whose message has left once it holds
+/// this many.
+const DRAINING_SWEEP: usize = 256;
 
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,6 +165,7 @@ impl Link {
             last_pong: now,
             stall_since: None,
             accept_nonce: [0; crate::auth::link::NONCE_LEN],
+            draining: HashMap::default(),
         }
     }
 
@@ -353,9 +362,9 @@ impl Link {
 
     // ---- internals ------------------------------------------------------
 
-    /// Queues a grid message.
-    fn send_msg(&mut self, now: Instant, lane: Lane, msg: &Message) {
-        self.outbox.push(lane, msg, true);
+    /// Queues a grid message; a data message gets its place in line.
+    fn send_msg(&mut self, now: Instant, lane: Lane, msg: &Message) -> Option<outbox::Ticket> {
+        let ticket = self.outbox.push(lane, msg, true);
         if self.stall_since.is_none() {
             self.stall_since = Some(now);
         }
@@ -366,6 +375,7 @@ impl Link {
         if self.outbox.control_bytes() > self.config.max_queued_bytes {
             self.fail(now, LinkError::Overflow(self.outbox.control_bytes()));
         }
+        ticket
     }
 
     /// Handles what the WebSocket endpoint reported.
@@ -373,7 +383,13 @@ impl Link {
         while let Some(event) = self.ws.as_mut().and_then(ws::Endpoint::poll_event) {
             match event {
                 ws::Event::Open(handshake) => self.on_ws_open(now, &handshake),
-                ws::Event::Message(m) => self.on_ws_message(now, m.into_payload()),
+                ws::Event::Message(m) if m.kind() == ws::MessageKind::Binary => {
+                    self.on_ws_message(now, m.into_payload());
+                }
+                ws::Event::Message(_) => {
+                    let e = LinkError::Malformed("a text frame on a grid link".into());
+                    self.fail(now, e);
+                }
                 ws::Event::Ping(_) => {}
                 // gridmux never sends WebSocket pings, so a pong is either a
                 // foreign peer or a binary frame whose opcode a flipped bit
@@ -483,6 +499,7 @@ impl Link {
             });
         }
         self.muxes = MuxTable::new();
+        self.draining.clear();
         self.timers.clear();
     }
 

@@ -14,13 +14,31 @@ pub(crate) enum Lane {
     Control,
     /// Requests, responses and stream messages.
     Data,
+    /// A control message about an exchange whose data is still queued: it
+    /// goes behind that data (so it cannot change the exchange's outcome by
+    /// overtaking it), and counts against the control bound.
+    Behind,
+}
+
+/// A data-lane message's place in line: data messages are numbered in
+/// the order they are queued.
+pub(crate) type Ticket = u64;
+
+/// One queued data-lane message; an empty frame is a withdrawn one.
+#[derive(Debug)]
+struct Queued {
+    frame: Bytes,
+    /// A control message placed behind data ([`Lane::Behind`]).
+    control: bool,
 }
 
 /// Encoded messages not yet handed to the WebSocket endpoint.
 #[derive(Debug)]
 pub(crate) struct Outbox {
     control: VecDeque<Bytes>,
-    data: VecDeque<Bytes>,
+    data: VecDeque<Queued>,
+    /// Ticket of `data[0]`: data messages handed on (or withdrawn) so far.
+    data_taken: Ticket,
     bytes: usize,
     control_bytes: usize,
     /// Encoding buffer; each message is split off it, so consecutive
@@ -35,6 +53,7 @@ impl Outbox {
         Self {
             control: VecDeque::new(),
             data: VecDeque::new(),
+            data_taken: 0,
             bytes: 0,
             control_bytes: 0,
             scratch: BytesMut::new(),
@@ -43,20 +62,63 @@ impl Outbox {
         }
     }
 
-    /// Encodes and queues `msg`. Handshake messages go without CRC.
-    pub(crate) fn push(&mut self, lane: Lane, msg: &Message, crc: bool) {
+    /// Encodes and queues `msg`. Handshake messages go without CRC. Data
+    /// messages get a ticket ([`is_queued`](Self::is_queued),
+    /// [`withdraw`](Self::withdraw)).
+    pub(crate) fn push(&mut self, lane: Lane, msg: &Message, crc: bool) -> Option<Ticket> {
         if self.scratch.capacity() - self.scratch.len() < msg.max_encoded_len() {
             self.scratch.reserve(msg.max_encoded_len().max(16 * 1024));
         }
         msg.encode(crc && self.crc, &mut self.scratch);
         let frame = self.scratch.split().freeze();
         self.bytes += frame.len();
-        match lane {
-            Lane::Control => {
-                self.control_bytes += frame.len();
-                self.control.push_back(frame);
-            }
-            Lane::Data => self.data.push_back(frame),
+        if lane != Lane::Data {
+            self.control_bytes += frame.len();
+        }
+        if lane == Lane::Control {
+            self.control.push_back(frame);
+            return None;
+        }
+        let ticket = self.data_taken + self.data.len() as Ticket;
+        self.data.push_back(Queued {
+            frame,
+            control: lane == Lane::Behind,
+        });
+        Some(ticket)
+    }
+
+    /// Whether the data message with `ticket` is still queued.
+    pub(crate) fn is_queued(&self, ticket: Ticket) -> bool {
+        ticket
+            .checked_sub(self.data_taken)
+            .and_then(|i| self.data.get(usize::try_from(i).ok()?))
+            .is_some_and(|q| !q.frame.is_empty())
+    }
+
+    /// Takes the data message with `ticket` out of the queue, if it is
+    /// still there (it is then never sent); returns whether it was.
+    pub(crate) fn withdraw(&mut self, ticket: Ticket) -> bool {
+        if !self.is_queued(ticket) {
+            return false;
+        }
+        let i = usize::try_from(ticket - self.data_taken).unwrap_or(usize::MAX);
+        let Some(queued) = self.data.get_mut(i) else {
+            return false;
+        };
+        let frame = std::mem::take(&mut queued.frame);
+        self.bytes -= frame.len();
+        if queued.control {
+            self.control_bytes -= frame.len();
+        }
+        self.skip_withdrawn();
+        true
+    }
+
+    /// Drops withdrawn messages at the front of the data lane.
+    fn skip_withdrawn(&mut self) {
+        while self.data.front().is_some_and(|q| q.frame.is_empty()) {
+            self.data.pop_front();
+            self.data_taken += 1;
         }
     }
 
@@ -65,7 +127,7 @@ impl Outbox {
         self.bytes
     }
 
-    /// Bytes queued in the control lane.
+    /// Bytes of control messages queued (in either lane).
     pub(crate) fn control_bytes(&self) -> usize {
         self.control_bytes
     }
@@ -78,6 +140,7 @@ impl Outbox {
     /// Drops everything queued.
     pub(crate) fn clear(&mut self) {
         self.control.clear();
+        self.data_taken += self.data.len() as Ticket;
         self.data.clear();
         self.bytes = 0;
         self.control_bytes = 0;
@@ -89,7 +152,15 @@ impl Outbox {
                 self.control_bytes -= frame.len();
                 frame
             }
-            None => self.data.pop_front()?,
+            None => {
+                let queued = self.data.pop_front()?;
+                self.data_taken += 1;
+                if queued.control {
+                    self.control_bytes -= queued.frame.len();
+                }
+                self.skip_withdrawn();
+                queued.frame
+            }
         };
         self.bytes -= frame.len();
         Some(frame)
@@ -98,7 +169,7 @@ impl Outbox {
     fn peek_len(&self) -> Option<usize> {
         self.control
             .front()
-            .or_else(|| self.data.front())
+            .or_else(|| self.data.front().map(|q| &q.frame))
             .map(Bytes::len)
     }
 
@@ -161,6 +232,31 @@ mod tests {
         assert_eq!(rest.count(), 11);
         assert!(out.is_empty());
         assert_eq!(out.bytes(), 0);
+    }
+
+    #[test]
+    fn withdrawn_messages_are_never_sent_and_tickets_stay_true() {
+        let mut out = Outbox::new(false);
+        let tickets: Vec<Ticket> = (0..4)
+            .map(|id| out.push(Lane::Data, &Message::new(Op::REQUEST, id), true).unwrap())
+            .collect();
+        assert_eq!(tickets, [0, 1, 2, 3]);
+        assert!(out.withdraw(1));
+        assert!(!out.withdraw(1), "once");
+        assert!(out.withdraw(0));
+        assert!(!out.is_queued(0) && !out.is_queued(1) && out.is_queued(2));
+        let Frame::Merged(sent) = Frame::decode(out.next_ws_message(50, 1 << 20).unwrap()).unwrap()
+        else {
+            panic!("not merged")
+        };
+        let ids: Vec<u64> = sent.map(|m| m.unwrap().mux_id).collect();
+        assert_eq!(ids, [2, 3]);
+        assert!(!out.is_queued(3) && out.is_empty() && out.bytes() == 0);
+        let next = out.push(Lane::Behind, &Message::new(Op::PONG, 9), true).unwrap();
+        assert_eq!(next, 4);
+        assert!(out.control_bytes() > 0);
+        assert!(out.withdraw(next));
+        assert_eq!((out.bytes(), out.control_bytes()), (0, 0));
     }
 
     #[test]

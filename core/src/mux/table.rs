@@ -44,6 +44,9 @@ pub struct OutRequest {
     pub deadline: Instant,
     /// The entry in the timer queue.
     pub timer: Option<Instant>,
+    /// The request's place in the send queue (while it waits there, a
+    /// cancel withdraws it instead of overtaking it).
+    pub ticket: Option<u64>,
 }
 
 /// A single request the peer sent and we serve.
@@ -96,6 +99,10 @@ pub struct StreamState {
     pub next_tick: Option<Instant>,
     /// The entry in the timer queue.
     pub timer: Option<Instant>,
+    /// The send-queue place of the last ordered message we queued on
+    /// this stream (control messages about the stream go behind it while
+    /// it waits).
+    pub last_ticket: Option<u64>,
 }
 
 impl StreamState {

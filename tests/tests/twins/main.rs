@@ -7,6 +7,7 @@
 mod auth;
 mod ext;
 mod requests;
+mod review;
 mod setup;
 mod streams;
 mod wire;
