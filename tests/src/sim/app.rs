@@ -1,7 +1,7 @@
 //! The application model: what handlers do, what callers expect, and the
 //! per-event checks of invariants 1, 2 and 5.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -138,6 +138,11 @@ pub struct App {
     pub served_requests: BTreeMap<Key, Instant>,
     /// Streams we serve.
     pub served_streams: BTreeMap<Key, ServedStream>,
+    /// Served streams whose handler finished cleanly: `(conn, side, id)`.
+    pub finished_served: BTreeSet<(u64, usize, u64)>,
+    /// Requests cancelled before they were written, as the serving side
+    /// would see them: `(conn, side, id)`. They must never be served.
+    pub cancelled_unsent: BTreeSet<(u64, usize, u64)>,
     /// Outcome counters.
     pub stats: Stats,
 }
@@ -347,6 +352,11 @@ impl World {
     // ---- requests -------------------------------------------------------
 
     fn serve_request(&mut self, key: Key, handler: u8, payload: Bytes, deadline: Instant) {
+        if self.app.cancelled_unsent.remove(&(key.0, key.1, key.2.id)) {
+            return self.violate(format!(
+                "request {key:?} was served although it was cancelled before it was written"
+            ));
+        }
         self.app.served_requests.insert(key, deadline);
         let result = match handler {
             handler::ECHO => Ok(payload),

@@ -66,6 +66,9 @@ pub struct Conn {
     pub recorded: [Vec<u8>; 2],
     /// Set when one side is an attacker replaying a recorded set-up.
     pub forged: Option<Forgery>,
+    /// A partition, a long stall or a delay hit the connection: a stream
+    /// ping may then time out legitimately.
+    pub disturbed: bool,
 }
 
 impl Conn {
@@ -103,6 +106,7 @@ impl Conn {
             blocked_until: None,
             recorded: [Vec::new(), Vec::new()],
             forged: None,
+            disturbed: false,
         }
     }
 

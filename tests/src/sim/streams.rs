@@ -112,9 +112,29 @@ impl World {
                 }
                 self.app.stats.streams_ok += 1;
             }
+            Err(CallError::Disconnected) if self.overtaken(key) => self.violate(format!(
+                "stream {key:?} ended Disconnected on a live link although its server \
+                 finished it cleanly (a control message overtook its data)"
+            )),
             Err(e) if acceptable(&e, &[]) => self.app.stats.streams_err += 1,
             Err(e) => self.violate(format!("stream {key:?} ended with {e:?}")),
         }
+    }
+
+    /// Whether caller stream `key` ending now with `Disconnected` can only
+    /// mean that something overtook its data: its link is up and was never
+    /// partitioned, long stalled or delayed (no stream ping could time
+    /// out), and its server finished it cleanly.
+    fn overtaken(&self, key: Key) -> bool {
+        let Some(conn) = self.conns.get(&key.0) else {
+            return false;
+        };
+        let live = conn.links[key.1].as_ref().is_some_and(Link::is_connected);
+        live && !conn.disturbed
+            && self
+                .app
+                .finished_served
+                .contains(&(key.0, 1 - key.1, key.2.id))
     }
 
     /// Sends what a caller's stream can send now.
@@ -221,6 +241,7 @@ impl World {
         };
         if done && link.finish(now, mux).is_ok() {
             self.app.served_streams.remove(&key);
+            self.app.finished_served.insert((key.0, key.1, key.2.id));
         }
         if retry {
             self.schedule(now + Duration::from_millis(10), Action::Pump(key));

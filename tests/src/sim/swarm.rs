@@ -83,7 +83,13 @@ impl Swarm {
         };
         link.ping_interval = scale(rng, 10_000);
         link.pong_timeout = link.ping_interval * 2;
-        link.stream_ping_interval = scale(rng, 15_000);
+        // Sometimes pings come often enough to arrive while a serving
+        // side's socket is briefly unwritable (the `StallServer` fault).
+        link.stream_ping_interval = if rng.random_bool(0.25) {
+            Duration::from_millis(rng.random_range(1_000..=2_000))
+        } else {
+            scale(rng, 15_000)
+        };
         link.stream_ping_timeout = link.stream_ping_interval * 2;
         link.stream_idle_timeout = link.stream_ping_interval * 4;
         link.default_request_timeout = scale(rng, 60_000);

@@ -44,7 +44,8 @@ impl World {
             return;
         };
         match self.rng.random_range(0..100) {
-            0..=59 => self.op_request(conn, side),
+            0..=54 => self.op_request(conn, side),
+            55..=59 => self.op_request_and_cancel(conn, side),
             60..=89 => self.op_stream(conn, side),
             _ => self.op_cancel(conn, side),
         }
@@ -89,6 +90,26 @@ impl World {
                 deadline: deadline.unwrap_or(now + default),
             };
             self.app.requests.insert((conn, side, mux), req);
+        }
+    }
+
+    /// A request and its cancel in one batch (nothing is written between
+    /// them): the request must never be served.
+    fn op_request_and_cancel(&mut self, conn: u64, side: usize) {
+        let now = self.now;
+        let payload = self.payload();
+        let Some(link) = self
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| c.links[side].as_mut())
+        else {
+            return;
+        };
+        if let Ok(mux) = link.request(now, handler::ECHO, None, payload, None) {
+            link.cancel(now, mux);
+            self.app.cancelled_unsent.insert((conn, 1 - side, mux.id));
+            self.trace
+                .record(self.ms(), format!("request+cancel c{conn}/{side} {mux:?}"));
         }
     }
 
@@ -186,7 +207,7 @@ impl World {
         let id = ids[self.rng.random_range(0..ids.len())];
         let pong_timeout = self.swarm.link.pong_timeout;
         match self.rng.random_range(0..100) {
-            0..=19 => self.kill_conn(id),
+            0..=17 => self.kill_conn(id),
             20..=29 => {
                 let n = self.rng.random_range(0..self.nodes.len());
                 if self.nodes[n].alive {
@@ -194,15 +215,17 @@ impl World {
                     self.stop_node(n, down);
                 }
             }
-            30..=49 => {
+            30..=44 => {
                 // Partitions shorter and longer than the pong timeout.
                 let len = pong_timeout.mul_f64(self.rng.random_range(0.05..1.5));
                 self.trace
                     .record(self.ms(), format!("partition conn {id} for {len:?}"));
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.blocked_until = Some(now + len);
+                    c.disturbed = true;
                 }
             }
+            45..=49 => self.stall_server(),
             50..=69 => {
                 let side = self.rng.random_range(0..2);
                 let len = Duration::from_millis(self.rng.random_range(100..8_000));
@@ -212,6 +235,7 @@ impl World {
                 );
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.stalled_until[side] = Some(now + len);
+                    c.disturbed = true;
                 }
             }
             70..=84 => {
@@ -225,11 +249,43 @@ impl World {
                     for (at, _) in c.pipes[side].chunks.iter_mut() {
                         *at += extra;
                     }
+                    c.disturbed = true;
                 }
             }
             85..=94 => self.corrupt(id),
             95..=97 => self.inject_forgery(super::forgery::Forgery::ReplayToAcceptor),
             _ => self.inject_forgery(super::forgery::Forgery::ImpostorAcceptor),
+        }
+    }
+
+    /// Stalls the socket of a side that serves a stream for longer than
+    /// one stream ping interval but less than the stream ping and write
+    /// stall timeouts: streams end and pings arrive while its output waits.
+    fn stall_server(&mut self) {
+        let serving: Vec<(u64, usize)> = self
+            .app
+            .served_streams
+            .keys()
+            .map(|k| (k.0, k.1))
+            .collect();
+        if serving.is_empty() {
+            return;
+        }
+        let (id, side) = serving[self.rng.random_range(0..serving.len())];
+        let link = &self.swarm.link;
+        let longest = link.stream_ping_timeout.min(link.write_stall_timeout);
+        let len = link
+            .stream_ping_interval
+            .mul_f64(1.1)
+            .max(longest.mul_f64(0.5))
+            .min(longest.mul_f64(0.9));
+        self.trace.record(
+            self.ms(),
+            format!("stall serving conn {id} side {side} for {len:?}"),
+        );
+        if let Some(c) = self.conns.get_mut(&id) {
+            let until = self.now + len;
+            c.stalled_until[side] = Some(c.stalled_until[side].map_or(until, |u| u.max(until)));
         }
     }
 
