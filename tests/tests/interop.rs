@@ -172,7 +172,14 @@ fn tungstenite_client_against_a_node() {
             .unwrap();
         let ws_key = request.headers()["sec-websocket-key"].as_bytes().to_vec();
         let keys = Keyring::new(["interop"]).unwrap();
-        let filter = upgrade_filter(&keys, Membership::Member, &names[1], nanos as u64, &ws_key);
+        let filter = upgrade_filter(
+            &keys,
+            Membership::Member,
+            &names[1],
+            &names[0],
+            nanos as u64,
+            &ws_key,
+        );
         let token = hex(&filter);
         let headers = request.headers_mut();
         headers.insert("Authorization", format!("Bearer {token}").parse().unwrap());

@@ -53,19 +53,22 @@ impl Membership {
 }
 
 /// The pre-upgrade filter token: a tag over the claimed sender, its
-/// standing, its clock (ns since the Unix epoch) and the WebSocket key. It
-/// can be replayed within the skew window; it only spares the acceptor
-/// from upgrading for callers that never held the secret.
+/// standing, the receiver, the sender's clock (ns since the Unix epoch) and
+/// the WebSocket key. It can be replayed to the same receiver within the
+/// skew window; it only spares the acceptor from upgrading for callers
+/// that never held the secret.
 pub fn upgrade_filter(
     keys: &Keyring,
     membership: Membership,
     sender: &str,
+    receiver: &str,
     time_nanos: u64,
     ws_key: &[u8],
 ) -> Tag {
+    let time = time_nanos.to_be_bytes();
     keys.sign(
         Purpose::UpgradeFilter,
-        &filter_parts(membership, sender, &time_nanos.to_be_bytes(), ws_key),
+        &filter_parts(membership, sender, receiver, &time, ws_key),
     )
 }
 
@@ -74,6 +77,7 @@ pub fn verify_upgrade_filter(
     keys: &Keyring,
     membership: Membership,
     sender: &str,
+    receiver: &str,
     time_nanos: u64,
     ws_key: &[u8],
     tag: &[u8],
@@ -81,7 +85,7 @@ pub fn verify_upgrade_filter(
     let time = time_nanos.to_be_bytes();
     keys.verify(
         Purpose::UpgradeFilter,
-        &filter_parts(membership, sender, &time, ws_key),
+        &filter_parts(membership, sender, receiver, &time, ws_key),
         tag,
     )
 }
@@ -89,14 +93,15 @@ pub fn verify_upgrade_filter(
 fn filter_parts<'a>(
     membership: Membership,
     sender: &'a str,
+    receiver: &'a str,
     time: &'a [u8; 8],
     ws_key: &'a [u8],
-) -> [&'a [u8]; 4] {
+) -> [&'a [u8]; 5] {
     let standing: &'static [u8] = match membership {
         Membership::Member => b"m",
         Membership::Client => b"c",
     };
-    [standing, sender.as_bytes(), time, ws_key]
+    [standing, sender.as_bytes(), receiver.as_bytes(), time, ws_key]
 }
 
 /// Everything both proofs of one set-up cover.
@@ -247,14 +252,15 @@ mod tests {
     }
 
     #[test]
-    fn the_filter_binds_sender_time_key_and_standing() {
+    fn the_filter_binds_sender_receiver_time_key_and_standing() {
         let keys = Keyring::new(["secret"]).unwrap();
-        let tag = upgrade_filter(&keys, Membership::Member, "a:1", 5, b"k");
-        let ok = |m, s, t, k: &[u8]| verify_upgrade_filter(&keys, m, s, t, k, &tag).is_ok();
-        assert!(ok(Membership::Member, "a:1", 5, b"k"));
-        assert!(!ok(Membership::Client, "a:1", 5, b"k"));
-        assert!(!ok(Membership::Member, "a:2", 5, b"k"));
-        assert!(!ok(Membership::Member, "a:1", 6, b"k"));
-        assert!(!ok(Membership::Member, "a:1", 5, b"j"));
+        let tag = upgrade_filter(&keys, Membership::Member, "a:1", "b:1", 5, b"k");
+        let ok = |m, s, r, t, k: &[u8]| verify_upgrade_filter(&keys, m, s, r, t, k, &tag).is_ok();
+        assert!(ok(Membership::Member, "a:1", "b:1", 5, b"k"));
+        assert!(!ok(Membership::Client, "a:1", "b:1", 5, b"k"));
+        assert!(!ok(Membership::Member, "a:2", "b:1", 5, b"k"));
+        assert!(!ok(Membership::Member, "a:1", "c:1", 5, b"k"));
+        assert!(!ok(Membership::Member, "a:1", "b:1", 6, b"k"));
+        assert!(!ok(Membership::Member, "a:1", "b:1", 5, b"j"));
     }
 }

@@ -33,6 +33,10 @@ pub const NONCE_HEADER: &str = "X-Gridmux-Nonce";
 /// Header of the `101` answer with the acceptor's name.
 pub const NODE_HEADER: &str = "X-Gridmux-Node";
 
+/// Largest WebSocket message before the other side has proven itself
+/// (`Connect` and `ConnectResponse` are a few hundred bytes).
+const SETUP_MAX_MESSAGE: usize = 4096;
+
 /// Why an upgrade request was refused, as an HTTP answer. The answer says
 /// only "unauthorized" (or "not found" for a wrong path); `reason` is for
 /// the acceptor's log.
@@ -154,7 +158,7 @@ pub fn authorize_upgrade(
         .trim_ascii();
     let keys = dialer_keys(config, membership, host).map_err(unauthorized)?;
     let tag = decode_hex_tag(token).map_err(|_| unauthorized("malformed bearer token".into()))?;
-    verify_upgrade_filter(keys, membership, host, nanos, ws_key, &tag)
+    verify_upgrade_filter(keys, membership, host, &config.local, nanos, ws_key, &tag)
         .map_err(|_| unauthorized(format!("bad filter token for {host}")))?;
     let time = UNIX_EPOCH + Duration::from_nanos(nanos);
     let skew = skew(wall, time);
@@ -224,6 +228,7 @@ impl Link {
             &config.keys,
             config.membership,
             &config.local,
+            &remote,
             nanos,
             ws_key.as_bytes(),
         );
@@ -238,7 +243,10 @@ impl Link {
                 .headers
                 .push((ROLE_HEADER.into(), CLIENT_ROLE.into()));
         }
-        let endpoint = ws::Endpoint::client_with_nonce(config.ws.clone(), &request, key, rng, now);
+        let mut endpoint =
+            ws::Endpoint::client_with_nonce(config.ws.clone(), &request, key, rng, now);
+        // Until the acceptor has proven itself, its messages stay small.
+        endpoint.set_limits(SETUP_MAX_MESSAGE, SETUP_MAX_MESSAGE);
         let setup = DialerSetup {
             ws_key,
             nonce,
@@ -326,11 +334,13 @@ impl Link {
                         (NODE_HEADER, &self.config.local),
                     ],
                 ));
-                self.ws = Some(ws::Endpoint::upgraded(
-                    self.config.ws.clone(),
-                    Role::Server,
-                    None,
-                ));
+                let mut endpoint =
+                    ws::Endpoint::upgraded(self.config.ws.clone(), Role::Server, None);
+                // Until the dialer has proven itself, its messages stay
+                // small: a stranger with a replayed filter token cannot
+                // make us buffer a 16 MiB first message.
+                endpoint.set_limits(SETUP_MAX_MESSAGE, SETUP_MAX_MESSAGE);
+                self.ws = Some(endpoint);
                 let ws_key = request.header("sec-websocket-key").unwrap_or_default();
                 let setup = AcceptorSetup {
                     claimed,
@@ -373,7 +383,9 @@ impl Link {
         };
         let acceptor = text(NODE_HEADER).unwrap_or_default().to_owned();
         let remote = self.remote.clone().unwrap_or_default();
-        if self.config.membership == Membership::Member && acceptor != remote {
+        // Members and clients alike: the proof binds the name the acceptor
+        // announced, and it must be the node we meant to reach.
+        if acceptor != remote {
             let e = LinkError::Unauthenticated(format!("dialed {remote}, {acceptor:?} answered"));
             return self.fail(now, e);
         }
@@ -575,6 +587,9 @@ impl Link {
 
     fn on_connected(&mut self, now: Instant, remote_id: [u8; 16], membership: Membership) {
         self.phase = Phase::Connected;
+        if let Some(ws) = &mut self.ws {
+            ws.set_limits(self.config.ws.max_frame_size, self.config.ws.max_message_size);
+        }
         self.handshake_deadline = None;
         self.last_pong = now;
         self.next_ping = Some(now + self.config.ping_interval);

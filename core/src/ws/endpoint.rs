@@ -228,6 +228,15 @@ impl Endpoint {
         ep
     }
 
+    /// Changes the largest frame and message accepted from now on (a
+    /// protocol on top may accept only small messages until its peer has
+    /// authenticated).
+    pub fn set_limits(&mut self, max_frame_size: usize, max_message_size: usize) {
+        self.config.max_frame_size = max_frame_size;
+        self.config.max_message_size = max_message_size;
+        self.decoder.set_max_frame_size(max_frame_size);
+    }
+
     /// Client or server.
     pub fn role(&self) -> Role {
         self.role

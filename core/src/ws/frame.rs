@@ -198,7 +198,12 @@ pub struct FrameDecoder {
 }
 
 impl FrameDecoder {
-    /// A decoder for the given local role: a server requires masked frames,
+    /// Changes the largest frame accepted from now on.
+    pub fn set_max_frame_size(&mut self, max: usize) {
+        self.max_frame_size = max as u64;
+    }
+
+    /// A decoder for `role`: a server requires masked frames from clients,
     /// a client refuses them. Frames over `max_frame_size` bytes are refused.
     pub fn new(role: Role, max_frame_size: usize) -> Self {
         Self {

@@ -129,11 +129,11 @@ fn upgrade_request(to: &str, from: &str, token: Option<&str>, time: SystemTime) 
 
 /// The pre-upgrade filter token of `from` for the fixed WebSocket key of
 /// [`upgrade_request`].
-fn token(from: &str, _to: &str, time: SystemTime) -> String {
+fn token(from: &str, to: &str, time: SystemTime) -> String {
     let nanos = time.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
     let keys = Keyring::new([SECRET]).unwrap();
     let key = b"dGhlIHNhbXBsZSBub25jZQ==";
-    hex(&upgrade_filter(&keys, Membership::Member, from, nanos, key))
+    hex(&upgrade_filter(&keys, Membership::Member, from, to, nanos, key))
 }
 
 /// Whatever fails (no token, a wrong one, an unknown host, a clock far
@@ -149,7 +149,7 @@ async fn upgrade_without_valid_token(env: Env) {
         let nanos = now.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
         let keys = Keyring::new(["not the secret"]).unwrap();
         let key = b"dGhlIHNhbXBsZSBub25jZQ==";
-        hex(&upgrade_filter(&keys, Membership::Member, me, nanos, key))
+        hex(&upgrade_filter(&keys, Membership::Member, me, them, nanos, key))
     };
     let cases = [
         upgrade_request(them, me, None, now),

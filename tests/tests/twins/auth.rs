@@ -238,3 +238,58 @@ fn ext_a_member_proof_is_not_a_client_proof() {
         "{events:?}"
     );
 }
+
+#[test]
+fn ext_the_acceptor_must_be_the_node_dialed() {
+    // Members and clients alike check the name the acceptor announces
+    // (and proves): a node answering as another is refused before any
+    // Connect is sent. (A holder of shared client secrets can still lie
+    // about its name: with separate client secrets, a client knows only
+    // that it talks to a holder of them; see the README's threat table.)
+    let [d, _] = LinkPair::configs("a:1", "b:1", |_| {});
+    for dialer_config in [d, client_config("tool", &["pair secret"])] {
+        let now = origin();
+        let mut dialer = Link::dial(dialer_config, "b:1", now, SystemTime::now(), {
+            Box::new(CountingRng(4))
+        });
+        let request = String::from_utf8_lossy(&output(&mut dialer, now)).into_owned();
+        let key = request
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap();
+        let answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\nX-Gridmux-Nonce: {}\r\nX-Gridmux-Node: evil:1\r\n\r\n",
+            accept_key(key.as_bytes()),
+            "ab".repeat(32)
+        );
+        dialer.handle_input(now, &mut BytesMut::from(answer.as_bytes()));
+        let sent = output(&mut dialer, now);
+        let events = events(&mut dialer);
+        assert!(!connected(&events) && closed_unauthenticated(&events), "{events:?}");
+        // Nothing but a Close frame went out: no Connect.
+        assert_eq!(sent.first(), Some(&0x88), "{sent:?}");
+    }
+}
+
+#[test]
+fn ext_before_the_proof_only_small_messages_are_read() {
+    // A stranger with a replayed (still valid) filter token announces a
+    // 1 MiB first message: the acceptor closes at the frame header
+    // instead of buffering it.
+    let [d, a] = LinkPair::configs("a:1", "b:1", |_| {});
+    let now = origin();
+    let rec = set_up(&d, &a, 1, now);
+    let text = String::from_utf8_lossy(&rec.dialer_bytes).into_owned();
+    let head_end = text.find("\r\n\r\n").unwrap() + 4;
+    let mut input = rec.dialer_bytes[..head_end].to_vec();
+    input.extend_from_slice(&[0x82, 0xFF]);
+    input.extend_from_slice(&(1u64 << 20).to_be_bytes());
+    input.extend_from_slice(&[1, 2, 3, 4]);
+    let mut acceptor = Link::accept(a, now, SystemTime::now(), &mut CountingRng(60));
+    acceptor.handle_input(now, &mut BytesMut::from(&input[..]));
+    let _ = output(&mut acceptor, now);
+    let events = events(&mut acceptor);
+    assert!(acceptor.is_closed(), "{events:?}");
+    assert!(!connected(&events));
+}

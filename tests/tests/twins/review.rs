@@ -12,7 +12,7 @@ use gridmux_tests::twin::inject;
 use crate::*;
 
 /// Events of `side` as (messages, end) of stream `mux`.
-fn stream_outcome(events: &[Event], mux: gridmux_core::mux::MuxId) -> (Vec<Bytes>, Option<Result<(), CallError>>) {
+fn stream_outcome(events: &[Event], mux: MuxId) -> (Vec<Bytes>, Option<Result<(), CallError>>) {
     let mut messages = Vec::new();
     let mut end = None;
     for e in events {
