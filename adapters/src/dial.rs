@@ -14,7 +14,7 @@ use tracing::{debug, info_span, warn};
 
 use crate::driver::Driver;
 use crate::grid::Node;
-use crate::runtime::Socket;
+use crate::runtime::{self, Socket};
 use crate::session::LinkSession;
 use crate::shared::SharedLink;
 
@@ -30,7 +30,7 @@ pub(crate) async fn dial_loop(node: Arc<Node>, remote: String) {
             Some(false) => {
                 failures = failures.saturating_add(1);
                 let delay = node.reconnect.delay(failures, &mut rng);
-                let wait = node.sleep_until(Instant::now() + delay);
+                let wait = node.sleep_until(runtime::deadline_in(delay));
                 if node.shutdown.run(wait).await.is_none() {
                     return;
                 }

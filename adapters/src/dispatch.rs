@@ -60,6 +60,7 @@ pub(crate) fn route(
             remote, membership, ..
         } => {
             st.remote = Some(remote.as_str().into());
+            st.membership = Some(membership);
             return Some(Notice::Connected(remote, membership));
         }
         Event::Closed(reason) => {
@@ -162,6 +163,7 @@ impl Ctx {
         st.served.insert(self.mux, cancel.clone());
         let context = Context {
             caller: st.remote.clone().unwrap_or_else(|| "".into()),
+            client: st.membership == Some(Membership::Client),
             handler: self.handler,
             subroute: self.subroute,
             deadline: self.deadline,

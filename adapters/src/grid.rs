@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use gridmux_core::auth::link::Membership;
 use gridmux_core::auth::{AuthError, Keyring};
 use gridmux_core::cluster::{should_dial, ReconnectSchedule};
 use gridmux_core::http::Limits;
@@ -20,6 +21,7 @@ use serde::Serialize;
 use tracing::info;
 
 use crate::handler::{self, Context, Handlers};
+use crate::log_limit::LogLimit;
 use crate::runtime::{self, Runtime};
 use crate::shared::SharedLink;
 use crate::signal::{CancelSignal, Changes};
@@ -318,6 +320,8 @@ pub(crate) struct Node {
     pub(crate) local_addr: SocketAddr,
     /// The connected link of each peer (the set of peers is fixed).
     links: HashMap<String, Arc<PeerSlot>>,
+    /// At most one warning a second about failed set-ups.
+    pub(crate) auth_log: LogLimit,
     /// Links of connected clients (served, never called; shutdown closes
     /// them with the rest).
     clients: Mutex<Vec<Arc<SharedLink>>>,
@@ -376,6 +380,7 @@ impl Node {
             shutdown: CancelSignal::new(),
             live_links: AtomicUsize::new(0),
             clients: Mutex::new(Vec::new()),
+            auth_log: LogLimit::new(Duration::from_secs(1)),
         }
     }
 
@@ -388,11 +393,42 @@ impl Node {
     }
 
     /// Replaces the secrets new links use.
-    fn set_keys(&self, keys: Keyring) {
-        let mut config = self.config.write().unwrap_or_else(|e| e.into_inner());
-        let mut next = LinkConfig::clone(&config);
-        next.keys = Arc::new(keys);
-        *config = Arc::new(next);
+    /// Applies `edit` to the configuration of new links, then closes the
+    /// links whose set-up secret the new configuration no longer accepts
+    /// (a dropped secret may have leaked: nothing it let in stays).
+    fn reconfigure(&self, edit: impl FnOnce(&mut LinkConfig)) {
+        let next = {
+            let mut config = self.config.write().unwrap_or_else(|e| e.into_inner());
+            let mut next = LinkConfig::clone(&config);
+            edit(&mut next);
+            *config = Arc::new(next);
+            config.clone()
+        };
+        let mut links: Vec<Arc<SharedLink>> = self.links.values().filter_map(|s| s.get()).collect();
+        links.extend(
+            self.clients
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        for link in links {
+            let mut st = link.lock();
+            let keys = match st.membership {
+                Some(Membership::Member) => Some(&next.keys),
+                Some(Membership::Client) => next.clients.keys(&next.keys),
+                None => continue,
+            };
+            let accepted = st
+                .link
+                .key_id()
+                .is_some_and(|id| keys.is_some_and(|k| k.contains(&id)));
+            if !accepted {
+                info!(remote = ?st.remote, "closing a link set up with a secret no longer accepted");
+                st.link.close(Instant::now());
+                st.flush();
+            }
+        }
     }
 
     /// The slot of `peer`, if it is one.
@@ -429,10 +465,18 @@ impl Node {
     /// A link to `remote` connected (it authenticated fully); it replaces
     /// an older one (the peer restarted before we noticed the old link die).
     pub(crate) fn link_connected(&self, remote: &str, link: &Arc<SharedLink>) {
+        // Installed under the link's lock, as `link_closed` runs: a link
+        // that failed in the round it connected is never installed (it
+        // would look connected while every call fails).
+        let st = link.lock();
+        if st.link.is_closed() {
+            return;
+        }
         let old = self
             .links
             .get(remote)
             .and_then(|slot| slot.replace(Some(link.clone())));
+        drop(st);
         if let Some(old) = old.filter(|old| !Arc::ptr_eq(old, link)) {
             let mut st = old.lock();
             st.link.close(Instant::now());
@@ -512,16 +556,25 @@ impl Grid {
     }
 
     /// Replaces the cluster's secrets, current first, for links set up
-    /// from now on (links already up stay up). A rolling change across the
-    /// cluster, one node at a time, never leaves a pair unable to connect:
-    /// add the new secret second on every node, then make it first on
-    /// every node, then drop the old one.
+    /// from now on. Links already up stay up, except those set up with a
+    /// secret no longer in the list: a dropped secret may have leaked, so
+    /// they are closed (and re-dialled with a listed secret). A rolling
+    /// change across the cluster, one node at a time, never leaves a pair
+    /// unable to connect: add the new secret second on every node, then
+    /// make it first on every node, then drop the old one.
     pub fn set_secrets<S: AsRef<[u8]>>(
         &self,
         secrets: impl IntoIterator<Item = S>,
     ) -> Result<(), AuthError> {
-        self.node.set_keys(Keyring::new(secrets)?);
+        let keys = Arc::new(Keyring::new(secrets)?);
+        self.node.reconfigure(|c| c.keys = keys);
         Ok(())
+    }
+
+    /// Replaces which clients may connect, for links set up from now on;
+    /// client links set up with a secret no longer accepted are closed.
+    pub fn set_client_access(&self, access: ClientAccess) {
+        self.node.reconfigure(|c| c.clients = access);
     }
 
     /// The address the node listens on.

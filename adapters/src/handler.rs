@@ -22,6 +22,7 @@ use crate::HandlerError;
 #[derive(Debug, Clone)]
 pub struct Context {
     pub(crate) caller: Arc<str>,
+    pub(crate) client: bool,
     pub(crate) handler: u8,
     pub(crate) subroute: Option<SubrouteId>,
     pub(crate) deadline: Option<Instant>,
@@ -29,9 +30,17 @@ pub struct Context {
 }
 
 impl Context {
-    /// The calling node's name.
+    /// The caller's name: a cluster member's, or the name a client chose
+    /// for itself (a label, not an identity: see [`is_client`](Self::is_client)).
     pub fn caller(&self) -> &str {
         &self.caller
+    }
+
+    /// Whether the caller is a client (a tool holding a client secret)
+    /// rather than a cluster member. Handlers that grant what only members
+    /// may have (locks, replication) should refuse clients.
+    pub fn is_client(&self) -> bool {
+        self.client
     }
 
     /// The handler id the caller asked for.

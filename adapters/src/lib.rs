@@ -57,6 +57,7 @@ mod grid;
 mod handler;
 mod io;
 mod listener;
+mod log_limit;
 mod peer;
 pub mod runtime;
 mod session;

@@ -74,7 +74,6 @@ async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>, pending: Pen
             match event {
                 Event::Request(head) => http.respond(Instant::now(), &answer(&node, &head)),
                 Event::Upgrade(head) => {
-                    drop(pending);
                     let link = Link::accept_head(
                         node.config(),
                         &head,
@@ -85,7 +84,9 @@ async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>, pending: Pen
                     let span = info_span!("link", local = %node.local, role = "acceptor");
                     let socket: Arc<dyn Socket> = Arc::from(socket);
                     let link = SharedLink::new(link, span);
-                    let session = LinkSession::new(link, node.clone());
+                    // Still pending until the dialer has proven itself: a
+                    // replayed filter token must not open unbounded set-ups.
+                    let session = LinkSession::new(link, node.clone()).pending(pending);
                     Driver::new(session, node.runtime.clone(), socket, input).await;
                     return;
                 }
@@ -137,7 +138,7 @@ fn answer(node: &Node, head: &RequestHead) -> Response {
 
 /// One of the node's pending connections; dropping it frees the place.
 #[derive(Debug)]
-struct Pending(Arc<Node>);
+pub(crate) struct Pending(Arc<Node>);
 
 impl Pending {
     /// A place, if one is free.

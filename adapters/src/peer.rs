@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::grid::{Node, PeerSlot};
 use crate::handler::{decode, encode};
+use crate::runtime;
 use crate::shared::{register, CallSlot, SharedLink, StreamSlot};
 use crate::stream::{self, StreamReceiver, StreamSender};
 use crate::Error;
@@ -150,7 +151,8 @@ impl Request {
         let link = self.peer.link()?;
         let now = Instant::now();
         let mut st = link.lock();
-        let deadline = self.timeout.map(|t| now + t);
+        // Past the wire's limit, the deadline is the wire's limit.
+        let deadline = self.timeout.map(|t| now + t.min(runtime::MAX_TIMEOUT));
         let mux = st
             .link
             .request(now, self.handler, self.subroute, self.payload, deadline)?;
@@ -324,7 +326,11 @@ impl OpenStream {
     fn open(mut self) -> Result<(StreamSender, StreamReceiver), Error> {
         let link = self.peer.link()?;
         let now = Instant::now();
-        self.opts.deadline = self.timeout.map(|t| now + t);
+        // A stream's timeout past the wire's limit means no deadline.
+        self.opts.deadline = self
+            .timeout
+            .filter(|t| *t < runtime::MAX_TIMEOUT)
+            .map(|t| now + t);
         let mut st = link.lock();
         let mux = st
             .link

@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 use crate::dispatch::{route, Notice};
 use crate::driver::Session;
 use crate::grid::Node;
+use crate::listener::Pending;
 use crate::shared::{register, LinkState, SharedLink};
 
 /// One grid link as the driver sees it.
@@ -23,6 +24,9 @@ pub(crate) struct LinkSession {
     node: Arc<Node>,
     /// The peer, once connected.
     remote: Option<String>,
+    /// An accepted connection's place among the pending ones, held until
+    /// the set-up is proven.
+    pending: Option<Pending>,
 }
 
 impl LinkSession {
@@ -32,7 +36,14 @@ impl LinkSession {
             link,
             node,
             remote: None,
+            pending: None,
         }
+    }
+
+    /// Holds `pending` until the link is connected.
+    pub(crate) fn pending(mut self, pending: Pending) -> Self {
+        self.pending = Some(pending);
+        self
     }
 
     /// Whether the link ever connected (the dialer resets its back-off).
@@ -47,7 +58,15 @@ impl LinkSession {
                 info!(%reason, "link refused");
             }
             (None, LinkError::Unauthenticated(_)) => {
-                warn!(%reason, "link set-up failed authentication");
+                // Anyone who reaches the port can cause this: rate-limited.
+                match self.node.auth_log.allow(Instant::now()) {
+                    Some(0) => warn!(%reason, "link set-up failed authentication"),
+                    Some(suppressed) => warn!(
+                        %reason, suppressed,
+                        "link set-up failed authentication (and more since the last warning)"
+                    ),
+                    None => debug!(%reason, "link set-up failed authentication"),
+                }
             }
             (None, _) => debug!(%reason, "link failed before connecting"),
         }
@@ -99,11 +118,13 @@ impl Session for LinkSession {
                     }
                 }
                 Notice::Connected(remote, Membership::Member) => {
+                    self.pending = None;
                     info!(%remote, "link up");
                     self.node.link_connected(&remote, &self.link);
                     self.remote = Some(remote);
                 }
                 Notice::Connected(remote, Membership::Client) => {
+                    self.pending = None;
                     // Served like a member, but never in the peer table:
                     // nobody calls a client.
                     info!(client = %remote, "client connected");

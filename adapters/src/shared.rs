@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use bytes::Bytes;
+use gridmux_core::auth::link::Membership;
 use gridmux_core::link::{CallError, Link};
 use gridmux_core::mux::{IdHasher, MuxId};
 
@@ -35,6 +36,7 @@ impl SharedLink {
                 streams: MuxMap::default(),
                 served: MuxMap::default(),
                 remote: None,
+                membership: None,
                 driver: None,
                 queue_waiters: Vec::new(),
             }),
@@ -91,6 +93,8 @@ pub(crate) struct LinkState {
     pub(crate) served: MuxMap<CancelSignal>,
     /// The peer's name, once connected (shared by handler contexts).
     pub(crate) remote: Option<Arc<str>>,
+    /// Whether the peer is a member or a client, once connected.
+    pub(crate) membership: Option<Membership>,
     /// The driver's waker.
     pub(crate) driver: Option<Waker>,
     /// Tasks waiting for the send queue to drain.

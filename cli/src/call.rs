@@ -30,6 +30,8 @@ pub(crate) struct Options {
 pub(crate) enum Failure {
     /// Bad arguments or files.
     Usage(String),
+    /// No link to the node within the timeout.
+    NotConnected(String, Duration),
     /// The call itself failed.
     Call(Error),
 }
@@ -38,6 +40,11 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Usage(m) => f.write_str(m),
+            Self::NotConnected(node, timeout) => write!(
+                f,
+                "Disconnected: no link to {node} within {timeout:?} (is it running, is that \
+                 its name, is the secret right? its log says which)"
+            ),
             Self::Call(e) => write!(f, "{}: {e}", e.name()),
         }
     }
@@ -114,12 +121,12 @@ async fn exchange(
     first: Bytes,
     opts: &Options,
 ) -> Result<(), Failure> {
-    // Not connected within the timeout: a wrong address or secret (the
-    // node tells an unauthenticated client nothing more; its log says why).
-    client
-        .wait_connected(opts.timeout)
-        .await
-        .map_err(|_| Failure::Call(Error::Disconnected))?;
+    // Not connected within the timeout: a wrong address, name or secret
+    // (the node tells an unauthenticated client nothing more; its log says
+    // which).
+    if client.wait_connected(opts.timeout).await.is_err() {
+        return Err(Failure::NotConnected(opts.node.clone(), opts.timeout));
+    }
     let peer = client.peer();
     let mut out = std::io::stdout().lock();
     if !opts.stream {

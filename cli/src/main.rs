@@ -65,10 +65,12 @@ enum Command {
     /// answer (or each stream message); exits non-zero with the error's
     /// name on failure.
     Call {
-        /// The node's address (host:port).
+        /// The node's name (host:port, as the cluster knows it; also the
+        /// address dialled): the node must prove it is that node.
         #[arg(long)]
         node: String,
-        /// File with the secret clients use (its first line).
+        /// File with the client secrets, one per line: the first proves,
+        /// any verifies the node.
         #[arg(long)]
         secret_file: PathBuf,
         /// Handler id (1-255), or echo, checksum, count.

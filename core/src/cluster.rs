@@ -70,7 +70,8 @@ impl ReconnectSchedule {
         let base = grown.min(self.cap.as_secs_f64().max(self.base.as_secs_f64()));
         // Uniform in [base, 2·base) at nanosecond resolution.
         let jitter = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        Duration::from_secs_f64(base * (1.0 + jitter))
+        // A huge cap must not overflow: the longest delay is `Duration::MAX`.
+        Duration::try_from_secs_f64(base * (1.0 + jitter)).unwrap_or(Duration::MAX)
     }
 }
 
@@ -80,6 +81,15 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+
+    #[test]
+    fn an_uncapped_schedule_saturates_instead_of_panicking() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let huge = ReconnectSchedule::exponential(Duration::from_secs(1), 1e9, Duration::MAX);
+        assert_eq!(huge.delay(1_000, &mut rng), Duration::MAX);
+        let max = ReconnectSchedule::exponential(Duration::MAX, 2.0, Duration::MAX);
+        assert_eq!(max.delay(1, &mut rng), Duration::MAX);
+    }
 
     #[test]
     fn reference_example_a_dials_b() {

@@ -6,8 +6,8 @@ set -euo pipefail
 bin=${1:-./target/release/gridmux}
 dir=$(mktemp -d)
 trap 'kill "$node" 2>/dev/null || true; rm -rf "$dir"' EXIT
-printf 'cli secret\n' >"$dir/secret"
-printf 'not the secret\n' >"$dir/wrong"
+printf 'cli secret 0123456789\n' >"$dir/secret"
+printf 'not the secret 0123456\n' >"$dir/wrong"
 port=$((20000 + RANDOM % 20000))
 addr=127.0.0.1:$port
 timeout 60 "$bin" node --listen "$addr" --peers "$addr" --secret-file "$dir/secret" \
@@ -31,4 +31,9 @@ grep -q '^gridmux: Disconnected' <<<"$out" || fail "wrong secret: $out"
 if out=$(call 99 x 2>&1); then fail "unknown handler answered"; fi
 grep -q '^gridmux: UnknownHandler' <<<"$out" || fail "unknown handler: $out"
 grep -q 'link set-up failed authentication' "$dir/node.log" || fail "no log line for the refused client"
+printf 'short\n' >"$dir/short"
+if out=$("$bin" call --node "$addr" --secret-file "$dir/short" echo x 2>&1); then
+    fail "a short secret was used"
+fi
+grep -q 'at least 16' <<<"$out" || fail "short secret: $out"
 echo "gridmux call: all cases passed"

@@ -46,14 +46,24 @@ pub async fn sleep_until(runtime: &dyn Runtime, deadline: Instant) {
     std::future::poll_fn(|cx| timer.as_mut().poll_fire(cx)).await;
 }
 
+/// The longest timeout honoured: the wire's deadline limit (`u32`
+/// milliseconds, about 49.7 days). Longer ones, `Duration::MAX` included,
+/// are clamped to it instead of overflowing `Instant`.
+pub const MAX_TIMEOUT: Duration = Duration::from_millis(u32::MAX as u64);
+
+/// The instant `limit` from now, with `limit` clamped to [`MAX_TIMEOUT`].
+pub fn deadline_in(limit: Duration) -> Instant {
+    Instant::now() + limit.min(MAX_TIMEOUT)
+}
+
 /// `future`'s output, or `None` once `limit` has passed (the future is
-/// then dropped).
+/// then dropped). `limit` is clamped to [`MAX_TIMEOUT`].
 pub async fn timeout<T>(
     runtime: &dyn Runtime,
     limit: Duration,
     future: impl Future<Output = T>,
 ) -> Option<T> {
-    let deadline = Instant::now() + limit;
+    let deadline = deadline_in(limit);
     futures_lite::future::or(async { Some(future.await) }, async {
         sleep_until(runtime, deadline).await;
         None

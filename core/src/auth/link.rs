@@ -101,7 +101,13 @@ fn filter_parts<'a>(
         Membership::Member => b"m",
         Membership::Client => b"c",
     };
-    [standing, sender.as_bytes(), receiver.as_bytes(), time, ws_key]
+    [
+        standing,
+        sender.as_bytes(),
+        receiver.as_bytes(),
+        time,
+        ws_key,
+    ]
 }
 
 /// Everything both proofs of one set-up cover.

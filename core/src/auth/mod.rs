@@ -46,6 +46,9 @@ pub const TAG_LEN: usize = 32;
 /// A MAC tag.
 pub type Tag = [u8; TAG_LEN];
 
+/// A secret's public identifier.
+pub type KeyId = [u8; 16];
+
 /// Why authentication failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -80,10 +83,12 @@ pub enum Purpose {
     HttpRequest,
     /// The bearer token of `GET /metrics`.
     MetricsToken,
+    /// A secret's public identifier ([`Keyring::key_id`]).
+    KeyId,
 }
 
 impl Purpose {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::UpgradeFilter,
         Self::PeerDialer,
         Self::PeerAcceptor,
@@ -91,6 +96,7 @@ impl Purpose {
         Self::ClientAcceptor,
         Self::HttpRequest,
         Self::MetricsToken,
+        Self::KeyId,
     ];
 
     /// The HKDF `info` of this purpose's key.
@@ -103,6 +109,7 @@ impl Purpose {
             Self::ClientAcceptor => "gridmux/v1 link proof: acceptor to client",
             Self::HttpRequest => "gridmux/v1 signed http request",
             Self::MetricsToken => "gridmux/v1 metrics bearer token",
+            Self::KeyId => "gridmux/v1 key id",
         }
     }
 
@@ -227,6 +234,21 @@ impl Keyring {
         found.ok_or(AuthError::InvalidTag)
     }
 
+    /// A public identifier of secret `index` (it reveals nothing about the
+    /// secret): links remember which secret set them up, so that dropping a
+    /// secret can close them.
+    pub fn key_id(&self, index: usize) -> KeyId {
+        let tag = self.sign_with(index, Purpose::KeyId, &[]);
+        let mut id = [0; 16];
+        id.copy_from_slice(&tag[..16]);
+        id
+    }
+
+    /// Whether the secret with this identifier is in the keyring.
+    pub fn contains(&self, id: &KeyId) -> bool {
+        (0..self.keys.len()).any(|i| self.key_id(i) == *id)
+    }
+
     /// Checks a tag given as lowercase or uppercase hex.
     pub fn verify_hex(
         &self,
@@ -349,6 +371,16 @@ mod tests {
         assert_eq!(new.verify(p, parts, &both.sign(p, parts)), Ok(0));
         assert!(old.verify(p, parts, &both.sign(p, parts)).is_err());
         assert_eq!(old.verify(p, parts, &both.sign_with(1, p, parts)), Ok(0));
+    }
+
+    #[test]
+    fn key_ids_name_secrets_across_keyrings() {
+        let both = Keyring::new(["new", "old"]).unwrap();
+        let old = Keyring::new(["old"]).unwrap();
+        assert_eq!(both.key_id(1), old.key_id(0));
+        assert_ne!(both.key_id(0), both.key_id(1));
+        assert!(both.contains(&old.key_id(0)));
+        assert!(!Keyring::new(["new"]).unwrap().contains(&old.key_id(0)));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{DRAINING_SWEEP, CommandError, Lane, Link, LinkError, Phase, StreamOpts};
+use super::{CommandError, Lane, Link, LinkError, Phase, StreamOpts, DRAINING_SWEEP};
 use crate::mux::{
     CreditWindow, InRequest, MuxId, Origin, OutRequest, SendCredits, Sending, StreamState,
 };
@@ -286,7 +286,11 @@ impl Link {
         if mux.origin != Origin::Remote {
             return Err(CommandError::UnknownMux);
         }
-        let stream = self.muxes.streams.get_mut(&mux).ok_or(CommandError::UnknownMux)?;
+        let stream = self
+            .muxes
+            .streams
+            .get_mut(&mux)
+            .ok_or(CommandError::UnknownMux)?;
         let seq = stream.next_seq();
         let msg = Message::new(Op::MUX_SERVER_MSG, mux.id)
             .seq(seq)

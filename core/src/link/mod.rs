@@ -123,6 +123,8 @@ pub struct Link {
     last_pong: Instant,
     /// Output has waited since then for the writer to take it.
     stall_since: Option<Instant>,
+    /// The secret the set-up was proven with, once connected.
+    key_id: Option<crate::auth::KeyId>,
     /// The acceptor's set-up nonce (drawn when it is created).
     accept_nonce: crate::auth::link::Nonce,
     /// Streams removed while their last message was still queued, with
@@ -165,6 +167,7 @@ impl Link {
             last_pong: now,
             stall_since: None,
             accept_nonce: [0; crate::auth::link::NONCE_LEN],
+            key_id: None,
             draining: HashMap::default(),
         }
     }
@@ -180,6 +183,13 @@ impl Link {
     /// The peer's name, once known (the dialer knows it from the start).
     pub fn remote(&self) -> Option<&str> {
         self.remote.as_deref()
+    }
+
+    /// The secret this link's set-up was proven with (its
+    /// [`Keyring::key_id`](crate::auth::Keyring::key_id)), once connected:
+    /// when that secret is dropped, the link should be closed.
+    pub fn key_id(&self) -> Option<crate::auth::KeyId> {
+        self.key_id
     }
 
     /// Whether exchanges may run.

@@ -238,7 +238,10 @@ mod tests {
     fn withdrawn_messages_are_never_sent_and_tickets_stay_true() {
         let mut out = Outbox::new(false);
         let tickets: Vec<Ticket> = (0..4)
-            .map(|id| out.push(Lane::Data, &Message::new(Op::REQUEST, id), true).unwrap())
+            .map(|id| {
+                out.push(Lane::Data, &Message::new(Op::REQUEST, id), true)
+                    .unwrap()
+            })
             .collect();
         assert_eq!(tickets, [0, 1, 2, 3]);
         assert!(out.withdraw(1));
@@ -252,7 +255,9 @@ mod tests {
         let ids: Vec<u64> = sent.map(|m| m.unwrap().mux_id).collect();
         assert_eq!(ids, [2, 3]);
         assert!(!out.is_queued(3) && out.is_empty() && out.bytes() == 0);
-        let next = out.push(Lane::Behind, &Message::new(Op::PONG, 9), true).unwrap();
+        let next = out
+            .push(Lane::Behind, &Message::new(Op::PONG, 9), true)
+            .unwrap();
         assert_eq!(next, 4);
         assert!(out.control_bytes() > 0);
         assert!(out.withdraw(next));

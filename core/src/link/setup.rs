@@ -482,6 +482,7 @@ impl Link {
         match verdict {
             Ok(()) => {
                 self.remote = Some(connect.host);
+                self.key_id = Some(keys.key_id(key_index));
                 self.on_connected(now, connect.id, setup.membership);
             }
             Err(reason) => self.fail(now, LinkError::Refused(reason)),
@@ -560,7 +561,7 @@ impl Link {
             Ok(r) => r,
             Err(e) => return self.fail(now, LinkError::Malformed(e)),
         };
-        let proven = r.proof.is_some_and(|proof| {
+        let proven = r.proof.and_then(|proof| {
             setup
                 .transcript(&self.config)
                 .verify_acceptor(
@@ -570,12 +571,15 @@ impl Link {
                     &r.rejected_reason,
                     &proof,
                 )
-                .is_ok()
+                .ok()
         });
         match (proven, r.accepted) {
-            (true, true) => self.on_connected(now, r.id, Membership::Member),
-            (true, false) => self.fail(now, LinkError::Rejected(r.rejected_reason)),
-            (false, _) => {
+            (Some(index), true) => {
+                self.key_id = Some(self.config.keys.key_id(index));
+                self.on_connected(now, r.id, Membership::Member);
+            }
+            (Some(_), false) => self.fail(now, LinkError::Rejected(r.rejected_reason)),
+            (None, _) => {
                 let e = format!(
                     "the acceptor did not prove that it holds the secret (said accepted: {}, {:?})",
                     r.accepted, r.rejected_reason
@@ -588,7 +592,10 @@ impl Link {
     fn on_connected(&mut self, now: Instant, remote_id: [u8; 16], membership: Membership) {
         self.phase = Phase::Connected;
         if let Some(ws) = &mut self.ws {
-            ws.set_limits(self.config.ws.max_frame_size, self.config.ws.max_message_size);
+            ws.set_limits(
+                self.config.ws.max_frame_size,
+                self.config.ws.max_message_size,
+            );
         }
         self.handshake_deadline = None;
         self.last_pong = now;

@@ -262,12 +262,8 @@ impl World {
     /// one stream ping interval but less than the stream ping and write
     /// stall timeouts: streams end and pings arrive while its output waits.
     fn stall_server(&mut self) {
-        let serving: Vec<(u64, usize)> = self
-            .app
-            .served_streams
-            .keys()
-            .map(|k| (k.0, k.1))
-            .collect();
+        let serving: Vec<(u64, usize)> =
+            self.app.served_streams.keys().map(|k| (k.0, k.1)).collect();
         if serving.is_empty() {
             return;
         }

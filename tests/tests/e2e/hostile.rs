@@ -133,7 +133,14 @@ fn token(from: &str, to: &str, time: SystemTime) -> String {
     let nanos = time.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
     let keys = Keyring::new([SECRET]).unwrap();
     let key = b"dGhlIHNhbXBsZSBub25jZQ==";
-    hex(&upgrade_filter(&keys, Membership::Member, from, to, nanos, key))
+    hex(&upgrade_filter(
+        &keys,
+        Membership::Member,
+        from,
+        to,
+        nanos,
+        key,
+    ))
 }
 
 /// Whatever fails (no token, a wrong one, an unknown host, a clock far
@@ -149,7 +156,14 @@ async fn upgrade_without_valid_token(env: Env) {
         let nanos = now.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
         let keys = Keyring::new(["not the secret"]).unwrap();
         let key = b"dGhlIHNhbXBsZSBub25jZQ==";
-        hex(&upgrade_filter(&keys, Membership::Member, me, them, nanos, key))
+        hex(&upgrade_filter(
+            &keys,
+            Membership::Member,
+            me,
+            them,
+            nanos,
+            key,
+        ))
     };
     let cases = [
         upgrade_request(them, me, None, now),

@@ -9,4 +9,5 @@ mod cluster;
 mod hostile;
 mod proxy;
 mod requests;
+mod review;
 mod streams;

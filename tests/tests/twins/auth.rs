@@ -266,7 +266,10 @@ fn ext_the_acceptor_must_be_the_node_dialed() {
         dialer.handle_input(now, &mut BytesMut::from(answer.as_bytes()));
         let sent = output(&mut dialer, now);
         let events = events(&mut dialer);
-        assert!(!connected(&events) && closed_unauthenticated(&events), "{events:?}");
+        assert!(
+            !connected(&events) && closed_unauthenticated(&events),
+            "{events:?}"
+        );
         // Nothing but a Close frame went out: no Connect.
         assert_eq!(sent.first(), Some(&0x88), "{sent:?}");
     }

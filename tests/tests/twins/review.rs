@@ -45,7 +45,9 @@ fn ext_review_15_a_stream_pong_never_overtakes_the_streams_data() {
     p.take_events(DIALER);
     let now = p.now;
     for i in 0..3u8 {
-        p.links[ACCEPTOR].send(now, served, Bytes::from(vec![i])).unwrap();
+        p.links[ACCEPTOR]
+            .send(now, served, Bytes::from(vec![i]))
+            .unwrap();
     }
     p.links[ACCEPTOR].finish(now, served).unwrap();
     // Only the caller's side moves: its stream ping goes out and arrives.
@@ -72,9 +74,13 @@ fn ext_review_15_b_an_unknown_stream_answer_never_overtakes_its_data() {
     p.transfer(ACCEPTOR); // AckMux: the caller has credits
     p.take_events(DIALER);
     let now = p.now;
-    p.links[DIALER].send(now, mux, Bytes::from_static(b"late")).unwrap();
+    p.links[DIALER]
+        .send(now, mux, Bytes::from_static(b"late"))
+        .unwrap();
     for i in 0..3u8 {
-        p.links[ACCEPTOR].send(now, served, Bytes::from(vec![i])).unwrap();
+        p.links[ACCEPTOR]
+            .send(now, served, Bytes::from(vec![i]))
+            .unwrap();
     }
     p.links[ACCEPTOR].finish(now, served).unwrap();
     p.transfer(DIALER); // the late message reaches a finished stream

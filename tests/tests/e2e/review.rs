@@ -1,0 +1,203 @@
+//! Defects found in review (issues 10 and 11, adapter items), each test
+//! failing on the code before its fix.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::BytesMut;
+use gridmux::{Client, ClientAccess, Error, Grid, Keyring};
+use gridmux_core::cluster::should_dial;
+use gridmux_core::link::{Event, Link, LinkConfig};
+use gridmux_core::ws::Transmit;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::harness::{fast_reconnect, suite, Env};
+
+suite!(
+    dropping_a_secret_closes_what_it_let_in,
+    huge_timeouts_do_not_panic,
+    a_link_that_fails_as_it_connects_is_never_installed,
+);
+
+const ECHO: u8 = 1;
+
+fn node(env: &Env, secrets: &[&str]) -> Grid {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let name = listener.local_addr().unwrap().to_string();
+    Grid::builder(name.clone(), [name])
+        .secrets(secrets)
+        .listener(listener)
+        .handler(ECHO, |_, p| async move { Ok(p) })
+        .start(env.rt.clone())
+        .unwrap()
+}
+
+fn client(env: &Env, grid: &Grid, secret: &str) -> Client {
+    Client::builder("tool", grid.local())
+        .secret(secret)
+        .reconnect(fast_reconnect())
+        .start(env.rt.clone())
+        .unwrap()
+}
+
+/// Waits until `client` is disconnected (at most `limit`).
+async fn until_disconnected(env: &Env, client: &Client, limit: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if !client.peer().is_connected() {
+            return true;
+        }
+        env.sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// A dropped secret may have leaked: `set_secrets` closes the links it let
+/// in, and they cannot come back; links set up with a kept secret stay.
+/// `set_client_access` does the same for clients.
+async fn dropping_a_secret_closes_what_it_let_in(env: Env) {
+    let grid = node(&env, &["leaked secret", "kept secret"]);
+    let leaked = client(&env, &grid, "leaked secret");
+    let kept = client(&env, &grid, "kept secret");
+    for c in [&leaked, &kept] {
+        c.wait_connected(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(c.peer().request(ECHO, "x").await.unwrap(), "x");
+    }
+    grid.set_secrets(["kept secret"]).unwrap();
+    assert!(until_disconnected(&env, &leaked, Duration::from_secs(2)).await);
+    env.sleep(Duration::from_millis(300)).await;
+    assert!(
+        !leaked.peer().is_connected(),
+        "a dropped secret let it back in"
+    );
+    assert_eq!(kept.peer().request(ECHO, "y").await.unwrap(), "y");
+    grid.set_client_access(ClientAccess::Refused);
+    assert!(until_disconnected(&env, &kept, Duration::from_secs(2)).await);
+    for c in [&leaked, &kept] {
+        c.shutdown(Duration::from_secs(1)).await;
+    }
+    grid.shutdown(Duration::from_secs(1)).await;
+}
+
+/// `Duration::MAX` (or any timeout that overflows `Instant`) means "the
+/// longest there is", never a panic (issue 11, item 6).
+async fn huge_timeouts_do_not_panic(env: Env) {
+    let grid = node(&env, &["huge timeouts secret"]);
+    let tool = client(&env, &grid, "huge timeouts secret");
+    tool.wait_connected(Duration::MAX).await.unwrap();
+    let peer = tool.peer();
+    let answer = peer.request(ECHO, "max").timeout(Duration::MAX).await;
+    assert_eq!(answer.unwrap(), "max");
+    let typed: Result<String, Error> = peer.call(ECHO, &"t".to_owned()).await;
+    assert!(typed.is_ok(), "{typed:?}");
+    let (_tx, mut rx) = peer
+        .open_stream(ECHO, "s")
+        .timeout(Duration::MAX)
+        .await
+        .unwrap();
+    // ECHO is a request handler: the stream is refused, not a panic.
+    assert_eq!(rx.recv().await, Err(Error::UnknownHandler));
+    let started = Instant::now();
+    tool.shutdown(Duration::MAX).await;
+    grid.shutdown(Duration::MAX).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// A link whose `ConnectResponse` and a malformed message arrive in one read
+/// connects and fails in the same driver round: it must not be installed
+/// as connected (issue 11, item 3: `is_connected()` was true and every call
+/// failed with `Disconnected`).
+async fn a_link_that_fails_as_it_connects_is_never_installed(env: Env) {
+    // The fake acceptor's address must be the side the grid dials.
+    let (listener, fake) = loop {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let f = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (a, b) = (l.local_addr().unwrap(), f.local_addr().unwrap());
+        if should_dial(&a.to_string(), &b.to_string()) {
+            break (l, f);
+        }
+    };
+    let names = vec![
+        listener.local_addr().unwrap().to_string(),
+        fake.local_addr().unwrap().to_string(),
+    ];
+    let secret = "fails as it connects";
+    let grid = Grid::builder(names[0].clone(), names.clone())
+        .secret(secret)
+        .listener(listener)
+        .reconnect(fast_reconnect())
+        .start(env.rt.clone())
+        .unwrap();
+    let keys = Arc::new(Keyring::new([secret]).unwrap());
+    let config = Arc::new(LinkConfig::new(&names[1], names.clone(), [3; 16], keys));
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let acceptor = std::thread::spawn(move || fake_acceptor(fake, config, &stopped));
+    let peer = grid.peer(&names[1]).unwrap();
+    let started = Instant::now();
+    let mut seen_connected = false;
+    while started.elapsed() < Duration::from_secs(1) {
+        seen_connected |= peer.is_connected();
+        env.sleep(Duration::from_millis(5)).await;
+    }
+    stop.store(true, Ordering::Release);
+    let set_ups = acceptor.join().unwrap();
+    assert!(set_ups >= 1, "the grid dialled the fake acceptor");
+    assert!(
+        !seen_connected,
+        "a link that had already failed was installed"
+    );
+    grid.shutdown(Duration::from_secs(1)).await;
+}
+
+/// Accepts connections until `stop` (at most 5 s); each completes the
+/// set-up and, in the same write as the `ConnectResponse`, breaks the
+/// protocol. Returns
+/// how many connected.
+fn fake_acceptor(listener: TcpListener, config: Arc<LinkConfig>, stop: &AtomicBool) -> usize {
+    listener.set_nonblocking(true).unwrap();
+    let started = Instant::now();
+    let mut connected = 0;
+    while !stop.load(Ordering::Acquire) && started.elapsed() < Duration::from_secs(5) {
+        let Ok((mut socket, _)) = listener.accept() else {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        };
+        socket.set_nonblocking(false).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let now = Instant::now();
+        let mut rng = StdRng::seed_from_u64(connected as u64);
+        let mut link = Link::accept(config.clone(), now, SystemTime::now(), &mut rng);
+        let mut input = BytesMut::new();
+        for _ in 0..20 {
+            let mut buf = [0; 4096];
+            match socket.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => input.extend_from_slice(&buf[..n]),
+            }
+            link.handle_input(now, &mut input);
+            let mut out = Transmit::new();
+            while link.poll_transmit(now, &mut out) {}
+            let mut bytes = out.to_vec();
+            let up = std::iter::from_fn(|| link.poll_event())
+                .any(|e| matches!(e, Event::Connected { .. }));
+            if up {
+                connected += 1;
+                // A malformed grid message right behind the
+                // ConnectResponse: the dialer fails as it connects.
+                bytes.extend_from_slice(&[0x82, 0x01, 0xc1]);
+            }
+            let _ = socket.write_all(&bytes);
+            if up {
+                break;
+            }
+        }
+    }
+    connected
+}
