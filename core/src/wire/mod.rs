@@ -37,6 +37,13 @@
 //! | `AckMux` payload | none | uint receive window of the server (0 for no input) |
 //! | error payloads | plain string | map `{"Error": text, "Code": uint}` ([`ErrorPayload`]); a plain string still decodes |
 //! | per-mux `seq` | every mux message takes the next number | only ordered messages (open, ack, data, EOF) take one and are checked; credits, pings and disconnects carry the current number unchecked, because they overtake queued data |
+//! | upgrade request | `Authorization: Bearer <JWT over sender, receiver, time>` | `Authorization: Bearer <hex HMAC>` over standing, sender, receiver, time and `Sec-WebSocket-Key` (a filter only), `X-Gridmux-Host`, `X-Gridmux-Time` (ns), `X-Gridmux-Role: client` for clients |
+//! | `101` answer | plain | `X-Gridmux-Nonce` (32 random bytes, hex) and `X-Gridmux-Node` (the acceptor's name) |
+//! | `Connect` map | `ID`, `Host`, `Time`, `Token` | `ID`, `Host`, `Time`, `Nonce` (bin 32), `Proof` (bin 32), `Client` (bool, only when true); see [`crate::auth::link`] |
+//! | `ConnectResponse` map | `ID`, `Accepted`, `RejectedReason` | the same plus `Proof` (bin 32) over the set-up and the verdict; an unauthenticated dialer gets only a Close frame |
+//!
+//! Golden vectors of both set-up maps are in this module's tests
+//! (`golden_connect`, `golden_connect_response`).
 //!
 //! Each receiver announces its own window, so a caller needs no local copy
 //! of a remote handler's capacities.
