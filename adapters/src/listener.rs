@@ -104,6 +104,14 @@ async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>, pending: Pen
             Some(Ok(())) => {}
             _ => return,
         }
+        // Pipelined requests may already be buffered: serve them before
+        // waiting for more bytes.
+        if !input.is_empty() {
+            http.handle_input(Instant::now(), &mut input);
+            if http.has_events() {
+                continue;
+            }
+        }
         let read = read_some(&*socket, &mut input);
         let outcome = match http.poll_timeout() {
             Some(deadline) => {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::{parse_request, HttpError, Limits, RequestHead, Response};
+use super::{parse_request, HeadScanner, HttpError, Limits, RequestHead, Response};
 use crate::ws::Transmit;
 
 /// What the connection reports.
@@ -61,6 +61,10 @@ pub struct ServerConnection {
     events: VecDeque<Event>,
     /// Bytes of an incomplete head are buffered (for the timeout answer).
     partial: bool,
+    /// Where the head may end (parsing waits for it).
+    scanner: HeadScanner,
+    /// Full parses run (a head fed byte by byte must not cost one each).
+    pub(crate) parses: u64,
 }
 
 impl ServerConnection {
@@ -74,18 +78,37 @@ impl ServerConnection {
             out: VecDeque::new(),
             events: VecDeque::new(),
             partial: false,
+            scanner: HeadScanner::default(),
+            parses: 0,
         }
+    }
+
+    /// Whether events wait for [`poll_event`](Self::poll_event).
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// Parses what it can; an incomplete head stays in `buf`.
     pub fn handle_input(&mut self, _now: Instant, buf: &mut BytesMut) {
-        if self.state != State::AwaitHead {
+        if self.state != State::AwaitHead || buf.is_empty() {
             return;
         }
+        if !self.scanner.worth_parsing(buf) {
+            self.partial = true;
+            if buf.len() > self.limits.max_head {
+                self.refuse(HttpError::HeadTooLarge {
+                    max: self.limits.max_head,
+                    max_headers: self.limits.max_headers,
+                });
+            }
+            return;
+        }
+        self.parses += 1;
         match parse_request(buf, self.limits) {
-            Ok(None) => self.partial = !buf.is_empty(),
+            Ok(None) => self.partial = true,
             Ok(Some((head, len))) => {
                 buf.advance(len);
+                self.scanner.reset();
                 self.partial = false;
                 self.on_head(head);
             }

@@ -27,6 +27,7 @@ mod response;
 #[cfg(test)]
 mod tests;
 
+pub use crate::ws::handshake::HeadScanner;
 pub use connection::{CloseReason, Event, ServerConnection};
 pub use request::{parse_request, Header, Limits, RequestHead};
 pub use response::{reason, Response};

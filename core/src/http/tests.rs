@@ -137,3 +137,30 @@ fn response_headers_cannot_inject_lines() {
     let head = String::from_utf8_lossy(&r.encode(false, false)[0]).into_owned();
     assert!(!head.contains("Set-Cookie"));
 }
+
+/// Item 20 of issue 11: a head fed one byte per read is parsed a few
+/// times, not once per byte (which cost O(length²)).
+#[test]
+fn a_head_fed_byte_by_byte_is_parsed_once_it_is_complete() {
+    let (mut c, now) = conn();
+    let mut head = b"GET /health HTTP/1.1\r\nHost: n\r\n".to_vec();
+    for i in 0..60 {
+        head.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "v".repeat(160)).as_bytes());
+    }
+    head.extend_from_slice(b"\r\n");
+    assert!(head.len() > 10_000);
+    let mut buf = BytesMut::new();
+    for byte in &head {
+        buf.extend_from_slice(&[*byte]);
+        c.handle_input(now, &mut buf);
+    }
+    assert!(matches!(c.poll_event(), Some(Event::Request(_))));
+    assert!(c.parses <= 3, "{} full parses", c.parses);
+    // Garbage is still refused at once, not after the whole limit.
+    let (mut c, now) = conn();
+    c.handle_input(now, &mut BytesMut::from(&b"\x01\x02garbage"[..]));
+    assert!(matches!(
+        c.poll_event(),
+        Some(Event::Closed(CloseReason::Refused(_)))
+    ));
+}

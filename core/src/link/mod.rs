@@ -123,6 +123,8 @@ pub struct Link {
     last_pong: Instant,
     /// Output has waited since then for the writer to take it.
     stall_since: Option<Instant>,
+    /// Where the upgrade head may end (acceptor; parsing waits for it).
+    head_scan: ws::handshake::HeadScanner,
     /// The secret the set-up was proven with, once connected.
     key_id: Option<crate::auth::KeyId>,
     /// The acceptor's set-up nonce (drawn when it is created).
@@ -168,6 +170,7 @@ impl Link {
             stall_since: None,
             accept_nonce: [0; crate::auth::link::NONCE_LEN],
             key_id: None,
+            head_scan: ws::handshake::HeadScanner::default(),
             draining: HashMap::default(),
         }
     }

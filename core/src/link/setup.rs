@@ -303,6 +303,10 @@ impl Link {
     }
 
     pub(super) fn read_upgrade(&mut self, now: Instant, buf: &mut BytesMut) {
+        let max = self.config.ws.max_handshake_size;
+        if !self.head_scan.worth_parsing(buf) && buf.len() <= max {
+            return;
+        }
         let parsed = handshake::parse_request(buf, self.config.ws.max_handshake_size);
         let request = match parsed {
             Ok(None) => return,

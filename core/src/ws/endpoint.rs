@@ -118,6 +118,8 @@ pub struct Endpoint {
     config: Config,
     state: State,
     decoder: FrameDecoder,
+    /// Where the handshake head may end (parsing waits for it).
+    head_scan: handshake::HeadScanner,
     encoder: FrameEncoder,
     /// Source of client masking keys (client role only).
     rng: Option<Box<dyn RngCore + Send>>,
@@ -158,6 +160,7 @@ impl Endpoint {
         Self {
             role,
             decoder: FrameDecoder::new(role, config.max_frame_size),
+            head_scan: handshake::HeadScanner::default(),
             config,
             state,
             encoder: FrameEncoder::new(),
@@ -458,6 +461,9 @@ impl Endpoint {
     // ---- internals ------------------------------------------------------
 
     fn read_request(&mut self, buf: &mut BytesMut) {
+        if !self.head_scan.worth_parsing(buf) && buf.len() <= self.config.max_handshake_size {
+            return;
+        }
         match handshake::parse_request(buf, self.config.max_handshake_size) {
             Ok(None) => {}
             Ok(Some((request, len))) => {
@@ -478,6 +484,9 @@ impl Endpoint {
         let State::AwaitResponse(hs) = &self.state else {
             return;
         };
+        if !self.head_scan.worth_parsing(buf) && buf.len() <= self.config.max_handshake_size {
+            return;
+        }
         match hs.parse_response(buf, self.config.max_handshake_size) {
             Ok(None) => {}
             Ok(Some((response, len))) => {

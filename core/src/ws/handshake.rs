@@ -139,6 +139,41 @@ fn check_upgrade_tokens(headers: &[Header]) -> Result<(), HandshakeError> {
     Ok(())
 }
 
+/// Finds where an HTTP head may end in a growing buffer without rescanning
+/// it: a full parse is worth running only on the first bytes (to refuse
+/// garbage at once) and once a blank line has arrived. Feeding a head one
+/// byte per read then costs O(length), not O(length²).
+#[derive(Debug, Default, Clone)]
+pub struct HeadScanner {
+    /// Bytes of the buffer already searched for a blank line.
+    scanned: usize,
+}
+
+impl HeadScanner {
+    /// Whether `buf` (the same buffer, grown since the last call) is worth
+    /// a full parse now.
+    pub fn worth_parsing(&mut self, buf: &[u8]) -> bool {
+        let first = self.scanned == 0;
+        // A blank line may straddle the previous end: back up 2 bytes.
+        let from = self.scanned.saturating_sub(2).min(buf.len());
+        self.scanned = buf.len().max(1);
+        let ends_head = (from..buf.len()).any(|i| {
+            buf[i] == b'\n'
+                && match buf.get(i + 1) {
+                    Some(b'\n') => true,
+                    Some(b'\r') => buf.get(i + 2) == Some(&b'\n'),
+                    _ => false,
+                }
+        });
+        first || ends_head
+    }
+
+    /// Starts over (a head was taken off the front of the buffer).
+    pub fn reset(&mut self) {
+        self.scanned = 0;
+    }
+}
+
 /// A validated upgrade request, as the server received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpgradeRequest {

@@ -21,6 +21,7 @@ suite!(
     dropping_a_secret_closes_what_it_let_in,
     huge_timeouts_do_not_panic,
     a_link_that_fails_as_it_connects_is_never_installed,
+    pipelined_http_requests_are_all_answered,
 );
 
 const ECHO: u8 = 1;
@@ -200,4 +201,22 @@ fn fake_acceptor(listener: TcpListener, config: Arc<LinkConfig>, stop: &AtomicBo
         }
     }
     connected
+}
+
+/// Two requests in one write get two answers, in order (issue 11, item 7:
+/// the second waited for bytes that never came).
+async fn pipelined_http_requests_are_all_answered(env: Env) {
+    let grid = node(&env, &["pipelining secret"]);
+    let mut s = std::net::TcpStream::connect(grid.local_addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let one = "GET /health HTTP/1.1\r\nHost: n\r\n\r\n";
+    let last = "GET /nope HTTP/1.1\r\nHost: n\r\nConnection: close\r\n\r\n";
+    s.write_all(format!("{one}{one}{last}").as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
+    assert_eq!(text.matches("HTTP/1.1 404").count(), 1, "{text}");
+    assert!(text.find("404").unwrap() > text.rfind("200 OK").unwrap());
+    grid.shutdown(Duration::from_secs(1)).await;
 }
