@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
 use gridmux_core::link::Link;
@@ -19,15 +19,17 @@ use crate::session::LinkSession;
 use crate::shared::SharedLink;
 
 /// Keeps a link to `remote` up until shutdown. A lost link is re-dialled
-/// at once; failed attempts wait as the reconnect schedule says.
+/// at once; failed attempts wait as the reconnect schedule says. A link
+/// that lived less than [`MIN_LINK_LIFE`] counts as a failed attempt, so a
+/// peer that accepts and drops at once is not re-dialled in a tight loop.
 pub(crate) async fn dial_loop(node: Arc<Node>, remote: String) {
     let mut rng = StdRng::from_os_rng();
     let mut failures = 0u32;
     while !node.closing.load(Ordering::Acquire) {
         match node.shutdown.run(dial_once(&node, &remote, &mut rng)).await {
             None => return,
-            Some(true) => failures = 0,
-            Some(false) => {
+            Some(Some(lived)) if lived >= MIN_LINK_LIFE => failures = 0,
+            Some(_) => {
                 failures = failures.saturating_add(1);
                 let delay = node.reconnect.delay(failures, &mut rng);
                 let wait = node.sleep_until(runtime::deadline_in(delay));
@@ -39,11 +41,14 @@ pub(crate) async fn dial_loop(node: Arc<Node>, remote: String) {
     }
 }
 
-/// One attempt; returns whether the link got connected.
-async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> bool {
+/// A link that lived less than this counts as a failed attempt.
+const MIN_LINK_LIFE: Duration = Duration::from_secs(2);
+
+/// One attempt; returns how long the link was connected, if it was.
+async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> Option<Duration> {
     let Some(addr) = resolve(remote) else {
         warn!(%remote, "peer name does not resolve to a socket address");
-        return false;
+        return None;
     };
     let connect = node.runtime.connect(addr);
     let config = node.config();
@@ -51,11 +56,11 @@ async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> bool {
         Some(Ok(socket)) => socket,
         Some(Err(e)) => {
             debug!(%remote, %e, "connect failed");
-            return false;
+            return None;
         }
         None => {
             debug!(%remote, "connect timed out");
-            return false;
+            return None;
         }
     };
     let link = Link::dial(
@@ -71,7 +76,7 @@ async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> bool {
     let session = LinkSession::new(shared, node.clone());
     let mut driver = Driver::new(session, node.runtime.clone(), socket, BytesMut::new());
     (&mut driver).await;
-    driver.session().was_connected()
+    driver.session().connected_for()
 }
 
 /// The first address of `name` (`host:port`). Host names go through the

@@ -24,6 +24,8 @@ pub(crate) struct LinkSession {
     node: Arc<Node>,
     /// The peer, once connected.
     remote: Option<String>,
+    /// When the link connected.
+    connected_at: Option<Instant>,
     /// An accepted connection's place among the pending ones, held until
     /// the set-up is proven.
     pending: Option<Pending>,
@@ -36,6 +38,7 @@ impl LinkSession {
             link,
             node,
             remote: None,
+            connected_at: None,
             pending: None,
         }
     }
@@ -46,9 +49,10 @@ impl LinkSession {
         self
     }
 
-    /// Whether the link ever connected (the dialer resets its back-off).
-    pub(crate) fn was_connected(&self) -> bool {
-        self.remote.is_some()
+    /// How long the link was (or has been) connected, if it ever was
+    /// (the dialer resets its back-off after a link that lived long enough).
+    pub(crate) fn connected_for(&self) -> Option<std::time::Duration> {
+        self.connected_at.map(|t| t.elapsed())
     }
 
     fn closed(&self, reason: &LinkError) {
@@ -119,6 +123,7 @@ impl Session for LinkSession {
                 }
                 Notice::Connected(remote, Membership::Member) => {
                     self.pending = None;
+                    self.connected_at = Some(Instant::now());
                     info!(%remote, "link up");
                     self.node.link_connected(&remote, &self.link);
                     self.remote = Some(remote);

@@ -22,6 +22,7 @@ suite!(
     huge_timeouts_do_not_panic,
     a_link_that_fails_as_it_connects_is_never_installed,
     pipelined_http_requests_are_all_answered,
+    a_link_that_dies_at_once_is_redialled_with_back_off,
 );
 
 const ECHO: u8 = 1;
@@ -113,7 +114,50 @@ async fn huge_timeouts_do_not_panic(env: Env) {
 /// as connected (issue 11, item 3: `is_connected()` was true and every call
 /// failed with `Disconnected`).
 async fn a_link_that_fails_as_it_connects_is_never_installed(env: Env) {
-    // The fake acceptor's address must be the side the grid dials.
+    let (grid, peer, acceptor) = grid_and_fake_acceptor(&env, Some(fast_reconnect()));
+    let started = Instant::now();
+    let mut seen_connected = false;
+    while started.elapsed() < Duration::from_secs(1) {
+        seen_connected |= peer.is_connected();
+        env.sleep(Duration::from_millis(5)).await;
+    }
+    let set_ups = acceptor.stop();
+    assert!(set_ups >= 1, "the grid dialled the fake acceptor");
+    assert!(!seen_connected, "a link that had already failed was installed");
+    grid.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A link that dies right after connecting counts as a failed attempt:
+/// the default schedule (1–2 s) spaces the re-dials instead of a tight
+/// loop (issue 11, item 10).
+async fn a_link_that_dies_at_once_is_redialled_with_back_off(env: Env) {
+    let (grid, _peer, acceptor) = grid_and_fake_acceptor(&env, None);
+    env.sleep(Duration::from_millis(2_200)).await;
+    let set_ups = acceptor.stop();
+    assert!((1..=3).contains(&set_ups), "{set_ups} set-ups in 2.2 s");
+    grid.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A running fake acceptor.
+struct FakeAcceptor {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl FakeAcceptor {
+    /// Stops it; returns how many set-ups completed.
+    fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Release);
+        self.thread.join().unwrap()
+    }
+}
+
+/// A grid dialling a fake acceptor (the grid is the dialing side) that
+/// completes every set-up and then breaks the protocol in the same write.
+fn grid_and_fake_acceptor(
+    env: &Env,
+    reconnect: Option<gridmux::ReconnectSchedule>,
+) -> (Grid, gridmux::Peer, FakeAcceptor) {
     let (listener, fake) = loop {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let f = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -127,32 +171,20 @@ async fn a_link_that_fails_as_it_connects_is_never_installed(env: Env) {
         fake.local_addr().unwrap().to_string(),
     ];
     let secret = "fails as it connects";
-    let grid = Grid::builder(names[0].clone(), names.clone())
+    let mut builder = Grid::builder(names[0].clone(), names.clone())
         .secret(secret)
-        .listener(listener)
-        .reconnect(fast_reconnect())
-        .start(env.rt.clone())
-        .unwrap();
+        .listener(listener);
+    if let Some(schedule) = reconnect {
+        builder = builder.reconnect(schedule);
+    }
+    let grid = builder.start(env.rt.clone()).unwrap();
     let keys = Arc::new(Keyring::new([secret]).unwrap());
     let config = Arc::new(LinkConfig::new(&names[1], names.clone(), [3; 16], keys));
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
-    let acceptor = std::thread::spawn(move || fake_acceptor(fake, config, &stopped));
+    let thread = std::thread::spawn(move || fake_acceptor(fake, config, &stopped));
     let peer = grid.peer(&names[1]).unwrap();
-    let started = Instant::now();
-    let mut seen_connected = false;
-    while started.elapsed() < Duration::from_secs(1) {
-        seen_connected |= peer.is_connected();
-        env.sleep(Duration::from_millis(5)).await;
-    }
-    stop.store(true, Ordering::Release);
-    let set_ups = acceptor.join().unwrap();
-    assert!(set_ups >= 1, "the grid dialled the fake acceptor");
-    assert!(
-        !seen_connected,
-        "a link that had already failed was installed"
-    );
-    grid.shutdown(Duration::from_secs(1)).await;
+    (grid, peer, FakeAcceptor { stop, thread })
 }
 
 /// Accepts connections until `stop` (at most 5 s); each completes the
