@@ -37,11 +37,18 @@ where
     }
 }
 
-/// A signal that fires on Ctrl-C (SIGINT) or SIGTERM.
+/// A signal that fires on Ctrl-C (SIGINT) or SIGTERM (how systemd and
+/// Kubernetes stop a process); a second one exits at once (status 130).
 pub(crate) fn interrupt() -> Result<CancelSignal, String> {
     let signal = CancelSignal::new();
     let fire = signal.clone();
-    ctrlc::set_handler(move || fire.cancel()).map_err(|e| format!("signal handler: {e}"))?;
+    ctrlc::set_handler(move || {
+        if fire.is_cancelled() {
+            std::process::exit(130);
+        }
+        fire.cancel();
+    })
+    .map_err(|e| format!("signal handler: {e}"))?;
     Ok(signal)
 }
 
