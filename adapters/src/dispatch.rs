@@ -32,6 +32,9 @@ pub(crate) enum Notice {
     /// answer at once, and their answers join the same write) and spawns
     /// it only if it has to wait.
     Serve(BoxFuture<()>),
+    /// A stream handler's task, spawned outside the link's lock (a runtime
+    /// may drop the future inside `spawn`, and dropping it locks the link).
+    Spawn(BoxFuture<()>),
 }
 
 impl std::fmt::Debug for Notice {
@@ -44,6 +47,7 @@ impl std::fmt::Debug for Notice {
                 .finish(),
             Self::Closed(reason) => f.debug_tuple("Closed").field(reason).finish(),
             Self::Serve(_) => f.write_str("Serve(..)"),
+            Self::Spawn(_) => f.write_str("Spawn(..)"),
         }
     }
 }
@@ -112,7 +116,7 @@ pub(crate) fn route(
                 subroute,
                 deadline,
             };
-            serve_stream(st, link, node, ctx, payload, has_input);
+            return serve_stream(st, link, node, ctx, payload, has_input).map(Notice::Spawn);
         }
         Event::Message { mux, payload } => match st.streams.get_mut(&mux) {
             Some(slot) if !slot.discard => {
@@ -193,13 +197,16 @@ fn serve_request(
     let (cancel, context) = ctx.serve(st);
     let link = link.clone();
     let span = link.span.clone();
+    let guard = ServedGuard::new(&link, mux);
     Some(Box::pin(
         async move {
             // Called here, not under the link's lock (the handler may drop
             // what it is given right away, and handles lock the link), and
             // inside the panic guard (the call itself may panic).
             let future = async move { f(context, payload).await };
-            let Some(outcome) = run_handler(&cancel, future).await else {
+            let outcome = run_handler(&cancel, future).await;
+            guard.disarm();
+            let Some(outcome) = outcome else {
                 return;
             };
             let mut st = link.lock();
@@ -223,13 +230,13 @@ fn serve_stream(
     ctx: Ctx,
     payload: Bytes,
     has_input: bool,
-) {
+) -> Option<BoxFuture<()>> {
     let now = Instant::now();
     let mux = ctx.mux;
     let Some(f) = node.handlers.stream(ctx.handler, ctx.subroute) else {
         let e = ErrorPayload::new(ErrorCode::UnknownHandler, "no such handler");
         let _ = st.link.fail_stream(now, mux, e);
-        return;
+        return None;
     };
     let f = f.clone();
     let (cancel, context) = ctx.serve(st);
@@ -243,12 +250,14 @@ fn serve_stream(
     let (rx, tx) = crate::stream::pair(link.clone(), mux);
     let link = link.clone();
     let span = link.span.clone();
-    node.runtime.spawn(Box::pin(
+    let guard = ServedGuard::new(&link, mux);
+    Some(Box::pin(
         async move {
             // Not under the link's lock, inside the panic guard (see
             // `serve_request`).
             let future = async move { f(context, payload, rx, tx).await };
             let outcome = run_handler(&cancel, future).await;
+            guard.disarm();
             let mut st = link.lock();
             st.served.remove(&mux);
             st.streams.remove(&mux);
@@ -264,7 +273,47 @@ fn serve_stream(
             st.flush();
         }
         .instrument(span),
-    ));
+    ))
+}
+
+/// Ends an exchange we serve whose handler task is dropped before it
+/// finished (a runtime shutting down drops tasks, even before their first
+/// poll): the caller is told at once instead of waiting for its deadline.
+/// Moved into the task, so it goes wherever the task goes.
+struct ServedGuard {
+    link: Arc<SharedLink>,
+    mux: MuxId,
+    armed: bool,
+}
+
+impl ServedGuard {
+    fn new(link: &Arc<SharedLink>, mux: MuxId) -> Self {
+        Self {
+            link: link.clone(),
+            mux,
+            armed: true,
+        }
+    }
+
+    /// The task finished normally: it ends the exchange itself.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ServedGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // Never dropped under the link's lock: handler tasks are spawned
+        // and dropped outside it.
+        let mut st = self.link.lock();
+        st.served.remove(&self.mux);
+        st.streams.remove(&self.mux);
+        st.link.cancel(Instant::now(), self.mux);
+        st.flush();
+    }
 }
 
 /// Runs a handler until it returns, panics (an error answer) or is

@@ -114,6 +114,7 @@ impl Session for LinkSession {
         let mut answered = false;
         for notice in notices {
             match notice {
+                Notice::Spawn(task) => self.node.runtime.spawn(task),
                 Notice::Serve(mut task) => {
                     if task.as_mut().poll(cx).is_ready() {
                         answered = true;

@@ -102,7 +102,10 @@ impl StreamSender {
                 Poll::Pending
             }
             Err(CommandError::QueueFull(_)) => {
-                st.queue_waiters.push(cx.waker().clone());
+                // One waker per waiting task, however often it is polled.
+                if !st.queue_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    st.queue_waiters.push(cx.waker().clone());
+                }
                 st.flush();
                 Poll::Pending
             }

@@ -1,6 +1,7 @@
 //! Defects found in review (issues 10 and 11, adapter items), each test
 //! failing on the code before its fix.
 
+use std::future::IntoFuture as _;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,7 @@ suite!(
     a_link_that_fails_as_it_connects_is_never_installed,
     pipelined_http_requests_are_all_answered,
     a_link_that_dies_at_once_is_redialled_with_back_off,
+    a_runtime_that_drops_spawned_tasks_does_not_deadlock_a_link,
 );
 
 const ECHO: u8 = 1;
@@ -123,7 +125,10 @@ async fn a_link_that_fails_as_it_connects_is_never_installed(env: Env) {
     }
     let set_ups = acceptor.stop();
     assert!(set_ups >= 1, "the grid dialled the fake acceptor");
-    assert!(!seen_connected, "a link that had already failed was installed");
+    assert!(
+        !seen_connected,
+        "a link that had already failed was installed"
+    );
     grid.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -251,4 +256,89 @@ async fn pipelined_http_requests_are_all_answered(env: Env) {
     assert_eq!(text.matches("HTTP/1.1 404").count(), 1, "{text}");
     assert!(text.find("404").unwrap() > text.rfind("200 OK").unwrap());
     grid.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A runtime that, once told to, drops every future it is asked to spawn
+/// (as tokio does while it shuts down).
+#[derive(Debug)]
+struct DroppingSpawns {
+    inner: Arc<dyn gridmux::runtime::Runtime>,
+    dropping: Arc<AtomicBool>,
+}
+
+impl gridmux::runtime::Runtime for DroppingSpawns {
+    fn spawn(&self, future: gridmux::runtime::BoxFuture<()>) {
+        if self.dropping.load(Ordering::Acquire) {
+            drop(future);
+        } else {
+            self.inner.spawn(future);
+        }
+    }
+    fn timer(&self, deadline: Instant) -> std::pin::Pin<Box<dyn gridmux::runtime::Timer>> {
+        self.inner.timer(deadline)
+    }
+    fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> gridmux::runtime::BoxFuture<std::io::Result<Box<dyn gridmux::runtime::Socket>>> {
+        self.inner.connect(addr)
+    }
+    fn adopt_listener(
+        &self,
+        listener: TcpListener,
+    ) -> std::io::Result<Box<dyn gridmux::runtime::Listener>> {
+        self.inner.adopt_listener(listener)
+    }
+}
+
+/// A stream handler's task dropped inside `spawn` (the runtime is shutting
+/// down) must not deadlock its link: it used to be spawned under the
+/// link's lock, and dropping it locks the link (issue 11, item 11).
+async fn a_runtime_that_drops_spawned_tasks_does_not_deadlock_a_link(env: Env) {
+    let listeners = [
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+    ];
+    let names: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect();
+    let dropping = Arc::new(AtomicBool::new(false));
+    let mut grids = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let builder = Grid::builder(names[i].clone(), names.clone())
+            .secret("dropping spawns")
+            .listener(listener)
+            .handler(ECHO, |_, p| async move { Ok(p) })
+            .stream_handler(2, 4, |_, _, _, _| async move { Ok(()) });
+        let grid = if i == 1 {
+            let runtime = DroppingSpawns {
+                inner: env.rt.clone(),
+                dropping: dropping.clone(),
+            };
+            builder.start(runtime).unwrap()
+        } else {
+            builder.start(env.rt.clone()).unwrap()
+        };
+        grids.push(grid);
+    }
+    let peer = grids[0].peer(&names[1]).unwrap();
+    peer.wait_connected(Duration::from_secs(5)).await.unwrap();
+    dropping.store(true, Ordering::Release);
+    let (_tx, mut rx) = peer.open_stream(2, "x").await.unwrap();
+    // The handler never runs; the stream ends one way or another...
+    let end = env.within(Duration::from_secs(5), rx.recv()).await;
+    assert!(end.is_err() || end == Ok(None), "{end:?}");
+    // ...and the link still serves (its driver is not deadlocked).
+    let answer = env
+        .within(
+            Duration::from_secs(5),
+            peer.request(ECHO, "alive").into_future(),
+        )
+        .await;
+    assert_eq!(answer.unwrap(), "alive");
+    dropping.store(false, Ordering::Release);
+    for grid in &grids {
+        grid.shutdown(Duration::from_secs(1)).await;
+    }
 }
