@@ -14,7 +14,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use gridmux_core::link::Link;
@@ -43,10 +43,13 @@ pub(crate) trait SansIo {
     fn poll_timeout(&self) -> Option<Instant>;
     fn has_pending_output(&self) -> bool;
     fn is_closed(&self) -> bool;
+    /// How long a closed connection may wait to write its last bytes
+    /// (its Close frame) before the socket is dropped anyway.
+    fn linger(&self) -> Duration;
 }
 
 macro_rules! sans_io {
-    ($t:ty, $pending:ident) => {
+    ($t:ty, $pending:ident, $linger:expr) => {
         impl SansIo for $t {
             fn handle_input(&mut self, now: Instant, buf: &mut BytesMut) {
                 <$t>::handle_input(self, now, buf);
@@ -69,11 +72,15 @@ macro_rules! sans_io {
             fn is_closed(&self) -> bool {
                 <$t>::is_closed(self)
             }
+            fn linger(&self) -> Duration {
+                $linger(self)
+            }
         }
     };
 }
-sans_io!(Link, has_pending_output);
-sans_io!(ws::Endpoint, has_pending_transmit);
+sans_io!(Link, has_pending_output, |l: &Link| l.close_timeout());
+sans_io!(ws::Endpoint, has_pending_transmit, |e: &ws::Endpoint| e
+    .close_timeout());
 
 /// What a driver works for: a connection behind a lock, and what its
 /// events mean.
@@ -139,6 +146,10 @@ struct Io {
     /// `write_failed` is set).
     write_error: Option<io::Error>,
     write_failed: bool,
+    /// The connection is closed; its last bytes may wait for the socket
+    /// until then, no longer (a peer that stopped reading must not hold
+    /// the task, and the dialer's next attempt, forever).
+    linger_until: Option<Instant>,
 }
 
 impl<S: Session> std::fmt::Debug for Driver<S> {
@@ -171,6 +182,7 @@ impl<S: Session> Driver<S> {
             eof_pending: false,
             write_error: None,
             write_failed: false,
+            linger_until: None,
         };
         Self {
             session,
@@ -333,16 +345,25 @@ impl<S: Session> Future for Driver<S> {
             io.exchange::<S>(state, Instant::now());
             this.session.route(state, &mut notices);
             let conn = S::conn(state);
-            let next = conn.poll_timeout();
+            let mut next = conn.poll_timeout();
             let closed = conn.is_closed();
             let more_output = conn.has_pending_output();
+            let linger = conn.linger();
             drop(guard);
             let answered = this.session.notify(cx, notices);
             let written = io.write(cx);
-            if closed && (io.write_failed || (written && !more_output && !answered)) {
+            let now = Instant::now();
+            let lingered = closed && *io.linger_until.get_or_insert(now + linger) <= now;
+            if closed && (io.write_failed || lingered || (written && !more_output && !answered)) {
+                if lingered && !io.write_failed {
+                    debug!("closed connection dropped with unwritten bytes after its linger");
+                }
                 crate::io::shutdown(&*io.socket);
                 this.finished = true;
                 return Poll::Ready(());
+            }
+            if let Some(until) = io.linger_until {
+                next = Some(next.map_or(until, |n| n.min(until)));
             }
             let timer_fired = io.arm_timer(cx, next);
             // Released from holding: read what waited (and register for

@@ -195,6 +195,13 @@ impl Link {
         self.key_id
     }
 
+    /// How long a closed link's last bytes (its Close frame) may wait for
+    /// the socket: the WebSocket close timeout. An adapter drops the socket
+    /// after it, so a peer that stopped reading cannot hold the link's task.
+    pub fn close_timeout(&self) -> std::time::Duration {
+        self.config.ws.close_timeout
+    }
+
     /// Whether exchanges may run.
     pub fn is_connected(&self) -> bool {
         self.phase == Phase::Connected

@@ -240,6 +240,13 @@ impl Endpoint {
         self.decoder.set_max_frame_size(max_frame_size);
     }
 
+    /// How long the close handshake may take (the configured close
+    /// timeout): an adapter drops a closed connection's unwritten bytes
+    /// after it.
+    pub fn close_timeout(&self) -> std::time::Duration {
+        self.config.close_timeout
+    }
+
     /// Client or server.
     pub fn role(&self) -> Role {
         self.role

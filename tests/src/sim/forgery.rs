@@ -34,7 +34,7 @@ pub enum Forgery {
 pub struct RecordedSetup {
     /// Node indices: dialer, acceptor.
     pub nodes: [usize; 2],
-    /// What each side wrote, from the start (at most [`RECORD_LIMIT`]).
+    /// What each side wrote, from the start (at most 4 KiB).
     pub bytes: [Bytes; 2],
 }
 

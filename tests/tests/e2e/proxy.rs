@@ -39,6 +39,10 @@ pub(crate) struct Proxy {
     target: Arc<Mutex<SocketAddr>>,
     /// One recording per accepted connection, in accept order.
     recordings: Arc<Mutex<Vec<SharedRecording>>>,
+    /// Per accepted connection: while set, nothing more is read from the
+    /// connecting side (its writes back up, as to a peer that stopped
+    /// reading).
+    stalls: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -49,9 +53,11 @@ impl Proxy {
         let stop = Arc::new(AtomicBool::new(false));
         let target = Arc::new(Mutex::new(target));
         let recordings: Arc<Mutex<Vec<SharedRecording>>> = Arc::default();
+        let stalls: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
         listener.set_nonblocking(true).unwrap();
         let (frozen, stopped) = (freeze_back.clone(), stop.clone());
         let (to, recorded) = (target.clone(), recordings.clone());
+        let stall_flags = stalls.clone();
         thread::spawn(move || {
             let started = Instant::now();
             while !stopped.load(Ordering::Acquire) && started.elapsed() < LIFETIME {
@@ -65,11 +71,12 @@ impl Proxy {
                         };
                         let recording = SharedRecording::default();
                         recorded.lock().unwrap().push(recording.clone());
-                        let never = Arc::new(AtomicBool::new(false));
+                        let stall = Arc::new(AtomicBool::new(false));
+                        stall_flags.lock().unwrap().push(stall.clone());
                         pump(
                             &client,
                             &server,
-                            never,
+                            stall,
                             stopped.clone(),
                             Tap(recording.clone(), Direction::ToTarget),
                         );
@@ -92,7 +99,16 @@ impl Proxy {
             freeze_back,
             target,
             recordings,
+            stalls,
             stop,
+        }
+    }
+
+    /// Stops reading from the connecting side of every connection made so
+    /// far, for good (new connections are not affected).
+    pub(crate) fn stall_existing(&self) {
+        for stall in self.stalls.lock().unwrap().iter() {
+            stall.store(true, Ordering::Release);
         }
     }
 

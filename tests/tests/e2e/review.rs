@@ -17,6 +17,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::harness::{fast_reconnect, suite, Env};
+use crate::proxy::Proxy;
 
 suite!(
     dropping_a_secret_closes_what_it_let_in,
@@ -25,6 +26,7 @@ suite!(
     pipelined_http_requests_are_all_answered,
     a_link_that_dies_at_once_is_redialled_with_back_off,
     a_runtime_that_drops_spawned_tasks_does_not_deadlock_a_link,
+    a_closed_link_that_cannot_write_still_lets_the_dialer_redial,
 );
 
 const ECHO: u8 = 1;
@@ -339,6 +341,69 @@ async fn a_runtime_that_drops_spawned_tasks_does_not_deadlock_a_link(env: Env) {
     assert_eq!(answer.unwrap(), "alive");
     dropping.store(false, Ordering::Release);
     for grid in &grids {
+        grid.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+/// The peer stops reading a link for good; the dialer's core closes it
+/// for a write stall with bytes it can never write. Its socket is dropped
+/// after the close timeout, and the dialer re-dials the peer, which is
+/// reachable on a new connection (issue 11, item 1: the driver waited for
+/// writability with no timer, and the dial loop stayed parked).
+async fn a_closed_link_that_cannot_write_still_lets_the_dialer_redial(env: Env) {
+    // Node 1 is named by the proxy's address and listens behind it; node 0
+    // dials it.
+    let (l0, proxy_listener) = loop {
+        let l0 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (a, b) = (l0.local_addr().unwrap(), p.local_addr().unwrap());
+        if should_dial(&a.to_string(), &b.to_string()) {
+            break (l0, p);
+        }
+    };
+    let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let names = vec![
+        l0.local_addr().unwrap().to_string(),
+        proxy_listener.local_addr().unwrap().to_string(),
+    ];
+    let proxy = Proxy::start(proxy_listener, l1.local_addr().unwrap());
+    let start = |listener: TcpListener, name: &str| {
+        Grid::builder(name, names.clone())
+            .secret("lingering secret")
+            .listener(listener)
+            .reconnect(fast_reconnect())
+            .handler(ECHO, |_, p| async move { Ok(p) })
+            .configure(|c| {
+                c.write_stall_timeout = Duration::from_millis(300);
+                c.ws.close_timeout = Duration::from_millis(500);
+            })
+            .start(env.rt.clone())
+            .unwrap()
+    };
+    let dialer = start(l0, &names[0]);
+    let server = start(l1, &names[1]);
+    let peer = dialer.peer(&names[1]).unwrap();
+    peer.wait_connected(Duration::from_secs(5)).await.unwrap();
+    proxy.stall_existing();
+    // More than the socket buffers hold: the link's output backs up.
+    let big = bytes::Bytes::from(vec![7u8; 12 << 20]);
+    let mut calls = Vec::new();
+    for _ in 0..3 {
+        let call = peer
+            .request(ECHO, big.clone())
+            .timeout(Duration::from_secs(20))
+            .into_future();
+        calls.push(env.spawn(call));
+    }
+    for call in calls {
+        let failed = env.within(Duration::from_secs(5), call).await;
+        assert_eq!(failed, Err(Error::Disconnected));
+    }
+    // The peer is reachable on a new connection: the dialer gets there.
+    peer.wait_connected(Duration::from_secs(3)).await.unwrap();
+    assert_eq!(peer.request(ECHO, "back").await.unwrap(), "back");
+    drop(proxy);
+    for grid in [&dialer, &server] {
         grid.shutdown(Duration::from_secs(1)).await;
     }
 }
