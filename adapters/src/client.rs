@@ -11,7 +11,7 @@ use gridmux_core::auth::{AuthError, Keyring};
 use gridmux_core::cluster::ReconnectSchedule;
 use gridmux_core::link::LinkConfig;
 
-use crate::grid::{new_link_config, ConfigEdit, Node, PeerSlot};
+use crate::grid::{new_link_config, ConfigEdit, Node, PeerSlot, Running};
 use crate::handler::Handlers;
 use crate::runtime::Runtime;
 use crate::{dial, Error, Peer, StartError};
@@ -79,12 +79,17 @@ impl ClientBuilder {
         node.runtime
             .spawn(Box::pin(dial::dial_loop(node.clone(), self.node.clone())));
         let peer = Peer::new(node.clone(), self.node, slot);
-        Ok(Client { node, peer })
+        Ok(Client {
+            _running: Arc::new(Running(node.clone())),
+            node,
+            peer,
+        })
     }
 }
 
 /// A connection to one node as a client. Cheap to clone. Call
-/// [`shutdown`](Self::shutdown) to stop it.
+/// [`shutdown`](Self::shutdown) to stop it; dropping the last clone stops
+/// it at once.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), gridmux::Error> {
@@ -102,6 +107,8 @@ impl ClientBuilder {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Client {
+    /// Stops the node when the last handle goes.
+    _running: Arc<Running>,
     node: Arc<Node>,
     peer: Peer,
 }

@@ -272,7 +272,10 @@ impl GridBuilder {
                     .spawn(Box::pin(dial::dial_loop(node.clone(), peer.clone())));
             }
         }
-        Ok(Grid { node })
+        Ok(Grid {
+            _running: Arc::new(Running(node.clone())),
+            node,
+        })
     }
 }
 
@@ -322,9 +325,10 @@ pub(crate) struct Node {
     links: HashMap<String, Arc<PeerSlot>>,
     /// At most one warning a second about failed set-ups.
     pub(crate) auth_log: LogLimit,
-    /// Links of connected clients (served, never called; shutdown closes
-    /// them with the rest).
-    clients: Mutex<Vec<Arc<SharedLink>>>,
+    /// Every link with a running driver: connected, in its set-up, or a
+    /// client's (shutdown closes them all; dropping a secret closes those
+    /// it let in).
+    live: Mutex<Vec<Arc<SharedLink>>>,
     /// Fires on every link state change.
     pub(crate) changes: Changes,
     /// Set when shutdown begins: no new links or exchanges.
@@ -379,7 +383,7 @@ impl Node {
             closing: AtomicBool::new(false),
             shutdown: CancelSignal::new(),
             live_links: AtomicUsize::new(0),
-            clients: Mutex::new(Vec::new()),
+            live: Mutex::new(Vec::new()),
             auth_log: LogLimit::new(Duration::from_secs(1)),
         }
     }
@@ -404,15 +408,7 @@ impl Node {
             *config = Arc::new(next);
             config.clone()
         };
-        let mut links: Vec<Arc<SharedLink>> = self.links.values().filter_map(|s| s.get()).collect();
-        links.extend(
-            self.clients
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .cloned(),
-        );
-        for link in links {
+        for link in self.live_links() {
             let mut st = link.lock();
             let keys = match st.membership {
                 Some(Membership::Member) => Some(&next.keys),
@@ -444,22 +440,47 @@ impl Node {
         slot.get().ok_or(Error::Disconnected)
     }
 
-    /// A client's link connected: kept so that shutdown closes it. Runs
-    /// with the link locked, as `link_closed` does, so a link that closed
-    /// in the same round is never kept (lock order: link, then clients).
-    pub(crate) fn client_connected(&self, link: &Arc<SharedLink>) {
-        let mut st = link.lock();
-        if st.link.is_closed() {
-            return;
-        }
-        self.clients
+    /// A link's driver starts: it is live until [`unregister`](Self::unregister).
+    /// Once shutdown has begun, it is closed at once.
+    pub(crate) fn register(&self, link: &Arc<SharedLink>) {
+        self.live
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(link.clone());
         if self.closing.load(Ordering::Acquire) {
-            st.link.close(Instant::now());
-            st.flush();
+            close(link);
         }
+    }
+
+    /// A link's driver is gone.
+    pub(crate) fn unregister(&self, link: &Arc<SharedLink>) {
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|l| !Arc::ptr_eq(l, link));
+    }
+
+    /// The live links (the registry's lock is not held on return).
+    fn live_links(&self) -> Vec<Arc<SharedLink>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stops accepting work and closes every live link (idempotent).
+    fn begin_shutdown(&self) {
+        if !self.closing.swap(true, Ordering::AcqRel) {
+            info!(local = %self.local, "grid shutting down");
+        }
+        for link in self.live_links() {
+            close(&link);
+        }
+        self.changes.notify();
+    }
+
+    /// Stops every task of the node now (idempotent).
+    pub(crate) fn stop_now(&self) {
+        self.begin_shutdown();
+        self.shutdown.cancel();
+        self.changes.notify();
     }
 
     /// A link to `remote` connected (it authenticated fully); it replaces
@@ -493,10 +514,6 @@ impl Node {
     /// A link to `remote` closed. Called with that link locked (slot locks
     /// are never held while a link is locked elsewhere).
     pub(crate) fn link_closed(&self, remote: &str, link: &Arc<SharedLink>) {
-        self.clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|c| !Arc::ptr_eq(c, link));
         if let Some(slot) = self.links.get(remote) {
             let mut current = slot.link.write().unwrap_or_else(|e| e.into_inner());
             if current.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
@@ -534,9 +551,13 @@ impl Node {
 }
 
 /// A running node of the grid. Cheap to clone; every clone is the same
-/// node. Call [`shutdown`](Self::shutdown) to stop it.
+/// node. Call [`shutdown`](Self::shutdown) to stop it gracefully; when the
+/// last clone is dropped without it, the node stops at once (links close
+/// without a grace period, every task ends, the port is freed).
 #[derive(Debug, Clone)]
 pub struct Grid {
+    /// Stops the node when the last handle goes.
+    _running: Arc<Running>,
     node: Arc<Node>,
 }
 
@@ -615,32 +636,35 @@ impl Grid {
 }
 
 impl Node {
-    /// See [`Grid::shutdown`].
+    /// See [`Grid::shutdown`]. Every call does the whole job, so a call
+    /// dropped half-way (a `timeout` around it) leaves nothing for later
+    /// calls to wait on.
     pub(crate) async fn shutdown(&self, grace: Duration) {
-        let node = self;
-        if node.closing.swap(true, Ordering::AcqRel) {
-            node.shutdown.cancelled().await;
-            return;
-        }
-        info!(local = %node.local, "grid shutting down");
-        let mut links: Vec<Arc<SharedLink>> = node.links.values().filter_map(|s| s.get()).collect();
-        links.extend(
-            node.clients
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .cloned(),
-        );
-        for link in links {
-            let mut st = link.lock();
-            st.link.close(Instant::now());
-            st.flush();
-        }
-        let drained = node
+        self.begin_shutdown();
+        let drained = self
             .changes
-            .wait_until(|| node.live_links.load(Ordering::Acquire) == 0);
-        let _ = node.timeout(grace, drained).await;
-        node.shutdown.cancel();
-        node.changes.notify();
+            .wait_until(|| self.live_links.load(Ordering::Acquire) == 0);
+        let _ = self.timeout(grace, drained).await;
+        self.stop_now();
+    }
+}
+
+/// Closes `link` (its exchanges end; its driver flushes and stops).
+fn close(link: &SharedLink) {
+    let mut st = link.lock();
+    st.link.close(Instant::now());
+    st.flush();
+}
+
+/// The owner of a running node's tasks: when the last [`Grid`] or
+/// [`Client`](crate::Client) handle is dropped without a shutdown, the
+/// node stops at once (its links close, its accept and dial loops end and
+/// its port is freed).
+#[derive(Debug)]
+pub(crate) struct Running(pub(crate) Arc<Node>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.stop_now();
     }
 }

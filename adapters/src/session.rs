@@ -34,6 +34,7 @@ pub(crate) struct LinkSession {
 impl LinkSession {
     pub(crate) fn new(link: Arc<SharedLink>, node: Arc<Node>) -> Self {
         node.live_links.fetch_add(1, Ordering::AcqRel);
+        node.register(&link);
         Self {
             link,
             node,
@@ -134,7 +135,6 @@ impl Session for LinkSession {
                     // Served like a member, but never in the peer table:
                     // nobody calls a client.
                     info!(client = %remote, "client connected");
-                    self.node.client_connected(&self.link);
                     self.remote = Some(remote);
                 }
                 Notice::Closed(reason) => self.closed(&reason),
@@ -173,6 +173,7 @@ impl Session for LinkSession {
 
 impl Drop for LinkSession {
     fn drop(&mut self) {
+        self.node.unregister(&self.link);
         self.node.live_links.fetch_sub(1, Ordering::AcqRel);
         self.node.changes.notify();
     }

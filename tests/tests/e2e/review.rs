@@ -27,6 +27,8 @@ suite!(
     a_link_that_dies_at_once_is_redialled_with_back_off,
     a_runtime_that_drops_spawned_tasks_does_not_deadlock_a_link,
     a_closed_link_that_cannot_write_still_lets_the_dialer_redial,
+    shutdown_is_cancel_safe_idempotent_and_closes_set_ups,
+    dropping_the_last_grid_handle_stops_the_node,
 );
 
 const ECHO: u8 = 1;
@@ -406,4 +408,100 @@ async fn a_closed_link_that_cannot_write_still_lets_the_dialer_redial(env: Env) 
     for grid in [&dialer, &server] {
         grid.shutdown(Duration::from_secs(1)).await;
     }
+}
+
+/// `Grid::shutdown` dropped half-way (a timeout around it) leaves nothing
+/// for a later call to wait on; links still in their set-up are closed by
+/// it too, not left to their handshake timeout (issue 11, item 2).
+async fn shutdown_is_cancel_safe_idempotent_and_closes_set_ups(env: Env) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let name = listener.local_addr().unwrap().to_string();
+    let other = "127.0.0.1:1".to_owned();
+    let grid = Grid::builder(name.clone(), [name.clone(), other.clone()])
+        .secret("shutdown secret")
+        .listener(listener)
+        .configure(|c| c.handshake_timeout = Duration::from_secs(30))
+        .start(env.rt.clone())
+        .unwrap();
+    // A set-up that stops after its upgrade: the acceptor waits for a
+    // `Connect` that never comes (its handshake timeout is 30 s).
+    let keys = Arc::new(Keyring::new(["shutdown secret"]).unwrap());
+    let config = Arc::new(LinkConfig::new(
+        &other,
+        vec![name.clone(), other.clone()],
+        [1; 16],
+        keys,
+    ));
+    let mut dialer = Link::dial(
+        config,
+        name.clone(),
+        Instant::now(),
+        SystemTime::now(),
+        Box::new(StdRng::seed_from_u64(1)),
+    );
+    let mut out = Transmit::new();
+    while dialer.poll_transmit(Instant::now(), &mut out) {}
+    let mut half = std::net::TcpStream::connect(&name).unwrap();
+    half.write_all(&out.to_vec()).unwrap();
+    half.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = [0u8; 12];
+    half.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    // A first call, dropped before it finishes.
+    let first = env.maybe_within(
+        Duration::from_micros(1),
+        grid.shutdown(Duration::from_secs(20)),
+    );
+    let _ = first.await;
+    // A second call completes, and promptly: the set-up was closed.
+    let started = Instant::now();
+    env.within(
+        Duration::from_secs(5),
+        grid.shutdown(Duration::from_secs(20)),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // Again: idempotent.
+    env.within(
+        Duration::from_secs(1),
+        grid.shutdown(Duration::from_secs(1)),
+    )
+    .await;
+    let mut rest = Vec::new();
+    let _ = half.read_to_end(&mut rest);
+}
+
+/// Dropping the last handle of a running grid without `shutdown` stops it:
+/// its links close and its port is freed (issue 11, item 2).
+async fn dropping_the_last_grid_handle_stops_the_node(env: Env) {
+    let c = env
+        .cluster(2, |_, b| b.handler(ECHO, |_, p| async move { Ok(p) }))
+        .await;
+    let names = c.names.clone();
+    let mut grids = c.grids;
+    let survivor = grids.remove(0);
+    let addr: std::net::SocketAddr = names[1].parse().unwrap();
+    drop(grids); // the last handle of node 1
+    let peer = survivor.peer(&names[1]).unwrap();
+    let started = Instant::now();
+    while peer.is_connected() && started.elapsed() < Duration::from_secs(5) {
+        env.sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !peer.is_connected(),
+        "node 1's link outlived its last handle"
+    );
+    // Its port is free again.
+    let mut rebound = None;
+    while rebound.is_none() && started.elapsed() < Duration::from_secs(5) {
+        rebound = TcpListener::bind(addr).ok();
+        env.sleep(Duration::from_millis(10)).await;
+    }
+    assert!(rebound.is_some(), "node 1's port is still taken");
+    survivor.shutdown(Duration::from_secs(1)).await;
 }
