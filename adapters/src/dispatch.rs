@@ -264,9 +264,13 @@ fn serve_stream(
             let now = Instant::now();
             let sent = match outcome {
                 None => Ok(()),
-                Some(Ok(())) => st.link.finish(now, mux),
+                // `release` below finishes an output still open.
+                Some(Ok(())) => Ok(()),
                 Some(Err(e)) => st.link.fail_stream(now, mux, payload_of(e)),
             };
+            // The handler is gone: the stream stops counting once its EOF
+            // is out, and a caller still sending is told to stop.
+            st.link.release(now, mux);
             if let Err(e) = sent {
                 debug!(%e, ?mux, "stream end not sent");
             }

@@ -1,6 +1,6 @@
 //! Bodies of the `link_input` and `mux_ops` targets.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -331,10 +331,23 @@ struct Books {
     served: BTreeMap<MuxId, bool>,
     /// Unconsumed messages per stream.
     unconsumed: BTreeMap<MuxId, u32>,
+    /// Served streams whose output we finished (still reading input).
+    finished: BTreeSet<MuxId>,
+    /// Served streams whose input is over (or never existed).
+    input_over: BTreeSet<MuxId>,
     closed: bool,
 }
 
 impl Books {
+    /// A served or opened exchange is over.
+    fn forget(&mut self, mux: MuxId) {
+        self.opened.remove(&mux);
+        self.served.remove(&mux);
+        self.unconsumed.remove(&mux);
+        self.finished.remove(&mux);
+        self.input_over.remove(&mux);
+    }
+
     fn pick(&self, index: u8, streams_only: bool, origin: Option<Origin>) -> Option<MuxId> {
         let all: Vec<MuxId> = self
             .opened
@@ -356,7 +369,12 @@ impl Books {
         assert!(!self.closed, "event after Closed: {event:?}");
         match event {
             Event::Request { mux, .. } => assert!(self.served.insert(mux, false).is_none()),
-            Event::StreamOpened { mux, .. } => assert!(self.served.insert(mux, true).is_none()),
+            Event::StreamOpened { mux, has_input, .. } => {
+                assert!(self.served.insert(mux, true).is_none());
+                if !has_input {
+                    self.input_over.insert(mux);
+                }
+            }
             Event::Response { mux, result } => {
                 assert_eq!(self.opened.remove(&mux), Some(None), "response for {mux:?}");
                 if let Err(CallError::Protocol(e)) = result {
@@ -370,7 +388,7 @@ impl Books {
                     Origin::Remote => self.served.remove(&mux).is_some(),
                 };
                 assert!(known, "end of unknown exchange {mux:?}");
-                self.unconsumed.remove(&mux);
+                self.forget(mux);
             }
             Event::Message { mux, .. } => {
                 let known = match mux.origin {
@@ -388,6 +406,13 @@ impl Books {
                     Origin::Remote => self.served.contains_key(&mux),
                 };
                 assert!(known, "event for unknown stream {mux:?}");
+                if matches!(event, Event::InputEnded { .. }) {
+                    self.input_over.insert(mux);
+                    // Both directions done: the core let it go silently.
+                    if self.finished.contains(&mux) {
+                        self.forget(mux);
+                    }
+                }
             }
             Event::Closed(_) => {
                 self.closed = true;
@@ -506,9 +531,15 @@ pub fn run_program(program: &MuxProgram, origin: Instant) {
             MuxOp::Finish { side, index } => {
                 let s = usize::from(side);
                 if let Some(mux) = books[s].pick(index, true, None) {
+                    // A served stream's handler either returns (release:
+                    // no more events) or keeps reading its input.
                     if pair.links[s].finish(now, mux).is_ok() && mux.origin == Origin::Remote {
-                        books[s].served.remove(&mux);
-                        books[s].unconsumed.remove(&mux);
+                        if index % 2 == 0 || books[s].input_over.contains(&mux) {
+                            pair.links[s].release(now, mux);
+                            books[s].forget(mux);
+                        } else {
+                            books[s].finished.insert(mux);
+                        }
                     }
                 }
             }
@@ -517,8 +548,7 @@ pub fn run_program(program: &MuxProgram, origin: Instant) {
                 if let Some(mux) = books[s].pick(index, true, Some(Origin::Remote)) {
                     let e = ErrorPayload::new(ErrorCode::Application, "failed");
                     if pair.links[s].fail_stream(now, mux, e).is_ok() {
-                        books[s].served.remove(&mux);
-                        books[s].unconsumed.remove(&mux);
+                        books[s].forget(mux);
                     }
                 }
             }
@@ -526,9 +556,7 @@ pub fn run_program(program: &MuxProgram, origin: Instant) {
                 let s = usize::from(side);
                 if let Some(mux) = books[s].pick(index, false, None) {
                     pair.links[s].cancel(now, mux);
-                    books[s].opened.remove(&mux);
-                    books[s].served.remove(&mux);
-                    books[s].unconsumed.remove(&mux);
+                    books[s].forget(mux);
                 }
             }
             MuxOp::Deliver { side } => {

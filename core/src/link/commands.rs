@@ -170,6 +170,7 @@ impl Link {
             next_tick: pinged.then(|| now + self.config.stream_ping_interval),
             timer: None,
             last_ticket: None,
+            released: false,
         };
         let seq = state.next_seq();
         self.muxes.insert_stream(mux, state);
@@ -272,7 +273,46 @@ impl Link {
             .flags(Flags::EOF);
         self.send_stream_msg(now, mux, &msg);
         if mux.origin == Origin::Remote {
-            self.remove_stream(mux);
+            self.settle_served(now, mux);
+        }
+    }
+
+    /// The application is done with a stream it serves (its handler
+    /// returned): it reads no more input. The stream goes once its EOF is
+    /// out (an open output is finished now); a caller still sending is
+    /// told to stop. Until then the stream counts against
+    /// `max_served_streams`. Unknown streams are ignored.
+    pub fn release(&mut self, now: Instant, mux: MuxId) {
+        if mux.origin != Origin::Remote {
+            return;
+        }
+        let Some(stream) = self.muxes.streams.get_mut(&mux) else {
+            return;
+        };
+        stream.released = true;
+        if stream.sending == Sending::Open {
+            stream.sending = Sending::EofPending;
+            self.try_send_eof(now, mux);
+        } else {
+            self.settle_served(now, mux);
+        }
+    }
+
+    /// Removes a served stream once both directions are done: its EOF is
+    /// out, and its input ended or was released (then the caller is told
+    /// to stop sending, behind that EOF).
+    pub(super) fn settle_served(&mut self, now: Instant, mux: MuxId) {
+        let Some(stream) = self.muxes.streams.get(&mux) else {
+            return;
+        };
+        if stream.sending != Sending::Done || (stream.receiving && !stream.released) {
+            return;
+        }
+        let stop_input = stream.receiving;
+        self.remove_stream(mux);
+        if stop_input {
+            let lane = self.lane_about(mux);
+            self.send_msg(now, lane, &Message::new(Op::DISCONNECT_CLIENT_MUX, mux.id));
         }
     }
 

@@ -232,6 +232,7 @@ impl Link {
             next_tick: checked.then(|| now + config.stream_ping_interval),
             timer: None,
             last_ticket: None,
+            released: false,
         };
         let seq = state.next_seq();
         self.muxes.insert_stream(mux, state);
@@ -325,6 +326,9 @@ impl Link {
                 unblock.payload = (grant != 1).then(|| crate::wire::encode_count(grant));
                 self.send_msg(now, Lane::Control, &unblock);
             }
+            if eof {
+                self.settle_served(now, mux);
+            }
             return;
         }
         if let Some(payload) = msg.payload.filter(|p| !eof || !p.is_empty()) {
@@ -335,12 +339,23 @@ impl Link {
         }
         match mux.origin {
             Origin::Local => {
+                let input_open = stream.sending != Sending::Done;
+                let seq = stream.send_seq;
                 self.remove_stream(mux);
                 self.ended(mux, Ok(()));
+                if input_open {
+                    // The server finished first: our input ends here (a
+                    // handler still reading it must hear so), behind
+                    // whatever of it is still queued.
+                    let stop = Message::new(Op::DISCONNECT_SERVER_MUX, mux.id).seq(seq);
+                    let lane = self.lane_about(mux);
+                    self.send_msg(now, lane, &stop);
+                }
             }
             Origin::Remote => {
                 stream.receiving = false;
                 self.events.push_back(Event::InputEnded { mux });
+                self.settle_served(now, mux);
             }
         }
     }

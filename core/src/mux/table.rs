@@ -103,6 +103,9 @@ pub struct StreamState {
     /// this stream (control messages about the stream go behind it while
     /// it waits).
     pub last_ticket: Option<u64>,
+    /// Served stream: the application is done with it (it reads no more
+    /// input); it goes once its EOF is out.
+    pub released: bool,
 }
 
 impl StreamState {
@@ -115,10 +118,12 @@ impl StreamState {
     }
 
     /// Whether the application still expects to hear how this stream
-    /// ends: always for our streams; for a stream we serve, only until the
-    /// application finished or failed it.
+    /// ends: always for our streams; for a stream we serve, while it may
+    /// still send, or still reads input it has not released.
     pub fn end_is_reported(&self, mux: MuxId) -> bool {
-        mux.origin == Origin::Local || self.sending == Sending::Open
+        mux.origin == Origin::Local
+            || self.sending == Sending::Open
+            || (self.receiving && !self.released)
     }
 
     /// Takes the next sequence number for an ordered message we send

@@ -240,6 +240,8 @@ impl World {
             _ => false,
         };
         if done && link.finish(now, mux).is_ok() {
+            // The model's handler returns: it reads no more input.
+            link.release(now, mux);
             self.app.served_streams.remove(&key);
             self.app.finished_served.insert((key.0, key.1, key.2.id));
         }

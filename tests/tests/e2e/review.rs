@@ -29,6 +29,7 @@ suite!(
     a_closed_link_that_cannot_write_still_lets_the_dialer_redial,
     shutdown_is_cancel_safe_idempotent_and_closes_set_ups,
     dropping_the_last_grid_handle_stops_the_node,
+    a_stream_handler_reads_its_input_after_finishing_its_output,
 );
 
 const ECHO: u8 = 1;
@@ -504,4 +505,79 @@ async fn dropping_the_last_grid_handle_stops_the_node(env: Env) {
     }
     assert!(rebound.is_some(), "node 1's port is still taken");
     survivor.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A stream handler that finishes its output and then reads its input
+/// sees that input and its end: the caller's EOF, or the caller going
+/// away (issue 11, item 4: it hung forever).
+async fn a_stream_handler_reads_its_input_after_finishing_its_output(env: Env) {
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    let c = env
+        .cluster(2, move |_, b| {
+            let seen = seen.clone();
+            b.stream_handler(5, 4, move |_, first, mut rx, mut tx| {
+                let seen = seen.clone();
+                async move {
+                    // Wait for `first` messages, answer once and finish,
+                    // then keep reading the input to its end.
+                    let wanted = usize::from(first.first().copied().unwrap_or(0));
+                    let mut count = 0;
+                    while count < wanted {
+                        match rx.recv().await {
+                            Ok(Some(_)) => count += 1,
+                            _ => break,
+                        }
+                    }
+                    tx.send(bytes::Bytes::from_static(b"only"))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    tx.finish().map_err(|e| e.to_string())?;
+                    let end = loop {
+                        match rx.recv().await {
+                            Ok(Some(_)) => count += 1,
+                            Ok(None) => break "eof".to_owned(),
+                            Err(e) => break format!("{e:?}"),
+                        }
+                    };
+                    seen.lock().unwrap().push((count, end));
+                    Ok(())
+                }
+            })
+        })
+        .await;
+    let peer = c.peer(0, 1);
+    // The caller sends 3 messages and ends its input at once; the handler
+    // answers after the 3 and then reads the end.
+    let (mut tx, mut rx) = peer.open_stream(5, vec![3u8]).await.unwrap();
+    for _ in 0..3 {
+        tx.send(bytes::Bytes::from_static(b"in")).await.unwrap();
+    }
+    tx.finish().unwrap();
+    assert_eq!(
+        rx.recv().await,
+        Ok(Some(bytes::Bytes::from_static(b"only")))
+    );
+    assert_eq!(rx.recv().await, Ok(None));
+    // The caller only reads: when the server's EOF ends its stream, its
+    // input ends too, and the handler hears it.
+    let (_tx, mut rx) = peer.open_stream(5, vec![0u8]).await.unwrap();
+    assert_eq!(
+        rx.recv().await,
+        Ok(Some(bytes::Bytes::from_static(b"only")))
+    );
+    assert_eq!(rx.recv().await, Ok(None));
+    let started = Instant::now();
+    while got.lock().unwrap().len() < 2 && started.elapsed() < Duration::from_secs(5) {
+        env.sleep(Duration::from_millis(10)).await;
+    }
+    let mut got = got.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(got.len(), 2, "a handler never returned: {got:?}");
+    assert!(got.contains(&(3, "eof".to_owned())), "{got:?}");
+    assert!(
+        got.iter().any(|(n, end)| *n == 0 && end != "eof"),
+        "{got:?}"
+    );
+    c.shutdown().await;
 }

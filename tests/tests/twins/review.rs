@@ -160,3 +160,57 @@ fn ext_review_21_a_text_frame_fails_the_link() {
         "{events:?}"
     );
 }
+
+/// A served stream whose handler finished its output but still reads its
+/// input stays open, delivers that input, and counts against
+/// `max_served_streams` until the handler releases it (issue 11, item 4:
+/// finishing removed it, so its input vanished and a peer could open
+/// unbounded handler tasks).
+#[test]
+fn ext_review_04_a_finished_stream_still_reading_counts_and_gets_its_input() {
+    let mut p = LinkPair::connected(origin(), |c| c.max_served_streams = 1);
+    let first = open(&mut p, 10, StreamOpts::default());
+    p.transfer(DIALER);
+    let (served, _, _) = opened(&mut p);
+    let now = p.now;
+    p.links[ACCEPTOR].finish(now, served).unwrap();
+    // The caller has not heard of the EOF yet: it sends, then opens more.
+    p.transfer(ACCEPTOR);
+    p.take_events(DIALER);
+    // (The EOF reached the caller, which ends its input with a disconnect;
+    // hold that back to act as a peer that keeps its input open.)
+    let _ = gridmux_tests::twin::swallow(&mut p, DIALER);
+    let second = open(&mut p, 10, StreamOpts::default());
+    p.transfer(DIALER);
+    p.transfer(ACCEPTOR);
+    let (_, end) = stream_outcome(&p.take_events(DIALER), second);
+    assert!(
+        matches!(end, Some(Err(CallError::Remote { .. }))),
+        "the finished stream still counts: {end:?}"
+    );
+    // Its input is still delivered, and the caller's end reaches it.
+    let data = Message::new(Op::MUX_CLIENT_MSG, first.id)
+        .seq(1)
+        .payload(Bytes::from_static(b"late"));
+    inject(&mut p, ACCEPTOR, &data);
+    let eof = Message::new(Op::MUX_CLIENT_MSG, first.id)
+        .seq(2)
+        .flags(gridmux_core::wire::Flags::EOF);
+    inject(&mut p, ACCEPTOR, &eof);
+    let events = p.take_events(ACCEPTOR);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Message { mux, .. } if *mux == served)),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&Event::InputEnded { mux: served }),
+        "{events:?}"
+    );
+    assert_eq!(
+        p.links[ACCEPTOR].open_exchanges(),
+        0,
+        "both directions done"
+    );
+}
