@@ -52,7 +52,7 @@ async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> Option<D
     };
     let connect = node.runtime.connect(addr);
     let config = node.config();
-    let socket = match node.timeout(config.handshake_timeout, connect).await {
+    let socket = match node.timeout(config.connect_timeout, connect).await {
         Some(Ok(socket)) => socket,
         Some(Err(e)) => {
             debug!(%remote, %e, "connect failed");

@@ -111,7 +111,9 @@ pub struct LinkConfig {
     /// Append an xxh3 CRC to every message (off only when TLS protects
     /// the link).
     pub crc: bool,
-    /// From creation to the accepted `Connect`.
+    /// Most time a dialer's TCP connect may take (DESIGN §5.5: 2 s).
+    pub connect_timeout: Duration,
+    /// From creation to the accepted `Connect` (5 s).
     pub handshake_timeout: Duration,
     /// Deadline of a request whose caller gives none.
     pub default_request_timeout: Duration,
@@ -174,6 +176,7 @@ impl LinkConfig {
                 ..ws::Config::default()
             },
             crc: true,
+            connect_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(5),
             default_request_timeout: Duration::from_secs(60),
             ping_interval: Duration::from_secs(10),

@@ -30,6 +30,7 @@ suite!(
     shutdown_is_cancel_safe_idempotent_and_closes_set_ups,
     dropping_the_last_grid_handle_stops_the_node,
     a_stream_handler_reads_its_input_after_finishing_its_output,
+    a_connect_that_hangs_times_out_on_its_own_timeout,
 );
 
 const ECHO: u8 = 1;
@@ -580,4 +581,72 @@ async fn a_stream_handler_reads_its_input_after_finishing_its_output(env: Env) {
         "{got:?}"
     );
     c.shutdown().await;
+}
+
+/// A runtime whose TCP connects never complete (a peer address that drops
+/// SYNs), counting the attempts.
+#[derive(Debug)]
+struct HangingConnects {
+    inner: Arc<dyn gridmux::runtime::Runtime>,
+    attempts: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl gridmux::runtime::Runtime for HangingConnects {
+    fn spawn(&self, future: gridmux::runtime::BoxFuture<()>) {
+        self.inner.spawn(future);
+    }
+    fn timer(&self, deadline: Instant) -> std::pin::Pin<Box<dyn gridmux::runtime::Timer>> {
+        self.inner.timer(deadline)
+    }
+    fn connect(
+        &self,
+        _addr: std::net::SocketAddr,
+    ) -> gridmux::runtime::BoxFuture<std::io::Result<Box<dyn gridmux::runtime::Socket>>> {
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        Box::pin(std::future::pending())
+    }
+    fn adopt_listener(
+        &self,
+        listener: TcpListener,
+    ) -> std::io::Result<Box<dyn gridmux::runtime::Listener>> {
+        self.inner.adopt_listener(listener)
+    }
+}
+
+/// The dial timeout is its own setting, not the handshake timeout
+/// (issue 11, item 13; DESIGN §5.5: 2 s and 5 s): a connect that hangs is
+/// given up after `connect_timeout` and retried.
+async fn a_connect_that_hangs_times_out_on_its_own_timeout(env: Env) {
+    let (listener, far) = loop {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let f = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (a, b) = (l.local_addr().unwrap(), f.local_addr().unwrap());
+        if should_dial(&a.to_string(), &b.to_string()) {
+            break (l, f);
+        }
+    };
+    let names = vec![
+        listener.local_addr().unwrap().to_string(),
+        far.local_addr().unwrap().to_string(),
+    ];
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let runtime = HangingConnects {
+        inner: env.rt.clone(),
+        attempts: attempts.clone(),
+    };
+    let grid = Grid::builder(names[0].clone(), names.clone())
+        .secret("hanging connects")
+        .listener(listener)
+        .reconnect(fast_reconnect())
+        .configure(|c| {
+            c.connect_timeout = Duration::from_millis(100);
+            c.handshake_timeout = Duration::from_secs(30);
+        })
+        .start(runtime)
+        .unwrap();
+    env.sleep(Duration::from_millis(1_000)).await;
+    let made = attempts.load(Ordering::Acquire);
+    assert!(made >= 3, "{made} connect attempts in 1 s");
+    grid.shutdown(Duration::from_secs(1)).await;
+    drop(far);
 }
