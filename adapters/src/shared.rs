@@ -3,20 +3,19 @@
 //! behind a mutex, plus the wakers and mailboxes of each exchange.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use bytes::Bytes;
 use gridmux_core::auth::link::Membership;
 use gridmux_core::link::{CallError, Link};
-use gridmux_core::mux::{IdHasher, MuxId};
+use gridmux_core::mux::{MuxHashing, MuxId};
 
 use crate::signal::CancelSignal;
 use crate::Error;
 
-/// A map keyed by mux id (a multiplication instead of SipHash).
-pub(crate) type MuxMap<V> = HashMap<MuxId, V, BuildHasherDefault<IdHasher>>;
+/// A map keyed by mux id, hashed with the link's key (peers choose ids).
+pub(crate) type MuxMap<V> = HashMap<MuxId, V, MuxHashing>;
 
 /// One link's shared state. Lock order: a task holds at most one link's
 /// lock, and never takes the grid's peer table while holding it.
@@ -29,12 +28,13 @@ pub(crate) struct SharedLink {
 
 impl SharedLink {
     pub(crate) fn new(link: Link, span: tracing::Span) -> Arc<Self> {
+        let hashing = link.mux_hashing();
         Arc::new(Self {
             state: Mutex::new(LinkState {
                 link,
-                calls: MuxMap::default(),
-                streams: MuxMap::default(),
-                served: MuxMap::default(),
+                calls: MuxMap::with_hasher(hashing),
+                streams: MuxMap::with_hasher(hashing),
+                served: MuxMap::with_hasher(hashing),
                 remote: None,
                 membership: None,
                 driver: None,

@@ -67,7 +67,6 @@ mod outbox;
 mod setup;
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -80,7 +79,7 @@ pub use config::{
 pub use event::{CallError, CommandError, Event, LinkError};
 pub use setup::{authorize_upgrade, UpgradeRejection, CLIENT_ROLE, NODE_HEADER, NONCE_HEADER};
 
-use crate::mux::{IdHasher, MuxId, MuxTable, Origin, TimerQueue};
+use crate::mux::{MuxHashing, MuxId, MuxTable, Origin, TimerQueue};
 use crate::wire::Message;
 use crate::ws::{self, CloseCode, Transmit};
 use outbox::{Lane, Outbox};
@@ -131,7 +130,7 @@ pub struct Link {
     accept_nonce: crate::auth::link::Nonce,
     /// Streams removed while their last message was still queued, with
     /// its ticket: control messages about them go behind it.
-    draining: HashMap<MuxId, outbox::Ticket, BuildHasherDefault<IdHasher>>,
+    draining: HashMap<MuxId, outbox::Ticket, MuxHashing>,
 }
 
 /// `draining` is swept of entries whose message has left once it holds
@@ -200,6 +199,18 @@ impl Link {
     /// after it, so a peer that stopped reading cannot hold the link's task.
     pub fn close_timeout(&self) -> std::time::Duration {
         self.config.ws.close_timeout
+    }
+
+    /// How this link hashes mux ids (keyed per link: peers choose ids).
+    /// Maps an application keeps by mux id should use it too.
+    pub fn mux_hashing(&self) -> MuxHashing {
+        self.muxes.hashing()
+    }
+
+    /// Keys the link's maps (constructors, with fresh randomness).
+    fn set_hashing(&mut self, hashing: MuxHashing) {
+        self.muxes = MuxTable::with_hashing(hashing);
+        self.draining = HashMap::with_hasher(hashing);
     }
 
     /// Whether exchanges may run.
@@ -518,7 +529,7 @@ impl Link {
                 }
             });
         }
-        self.muxes = MuxTable::new();
+        self.muxes = MuxTable::with_hashing(self.muxes.hashing());
         self.draining.clear();
         self.timers.clear();
     }

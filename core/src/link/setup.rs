@@ -15,6 +15,7 @@ use crate::auth::link::{
 use crate::auth::{decode_hex, decode_hex_tag, hex, Keyring};
 use crate::cluster::should_dial;
 use crate::http::RequestHead;
+use crate::mux::MuxHashing;
 use crate::wire::{Connect, ConnectResponse, Frame, Message, Op};
 use crate::ws::handshake::{self, UpgradeRequest};
 use crate::ws::{self, ClientRequest, Role};
@@ -222,6 +223,7 @@ impl Link {
         rng.fill_bytes(&mut key);
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut nonce);
+        let hashing = MuxHashing::new(&mut *rng);
         let ws_key = handshake::client_key(key);
         let nanos = nanos_since_epoch(wall);
         let token = upgrade_filter(
@@ -255,6 +257,7 @@ impl Link {
             time_nanos: 0,
         };
         let mut link = Self::new(config, Phase::Upgrading(Box::new(setup)), now, wall);
+        link.set_hashing(hashing);
         link.ws = Some(endpoint);
         link.remote = Some(remote);
         link
@@ -270,6 +273,7 @@ impl Link {
     ) -> Self {
         let mut link = Self::new(config, Phase::AwaitUpgrade, now, wall);
         rng.fill_bytes(&mut link.accept_nonce);
+        link.set_hashing(MuxHashing::new(rng));
         link
     }
 

@@ -12,7 +12,9 @@ mod table;
 mod timers;
 
 pub use credit::{CreditWindow, SendCredits};
-pub use table::{IdHasher, InRequest, MuxTable, OutRequest, Sending, StreamState};
+pub use table::{
+    InRequest, MuxHasher, MuxHashing, MuxMap, MuxTable, OutRequest, Sending, StreamState,
+};
 pub use timers::TimerQueue;
 
 /// Who opened a mux.
