@@ -258,9 +258,12 @@ impl World {
         }
     }
 
-    /// Stalls the socket of a side that serves a stream for longer than
-    /// one stream ping interval but less than the stream ping and write
-    /// stall timeouts: streams end and pings arrive while its output waits.
+    /// Stalls the socket of a side that serves a stream for most of a
+    /// stream ping interval: streams end and pings arrive while its output
+    /// waits. Short enough that no stream ping can time out (the silence a
+    /// caller sees is at most a ping interval before the stall, the stall,
+    /// and the round trip: under the 2-interval timeout), and shorter than
+    /// the write-stall timeout.
     fn stall_server(&mut self) {
         let serving: Vec<(u64, usize)> =
             self.app.served_streams.keys().map(|k| (k.0, k.1)).collect();
@@ -269,19 +272,23 @@ impl World {
         }
         let (id, side) = serving[self.rng.random_range(0..serving.len())];
         let link = &self.swarm.link;
-        let longest = link.stream_ping_timeout.min(link.write_stall_timeout);
+        let round_trip = self.swarm.latency.1 * 2;
         let len = link
             .stream_ping_interval
-            .mul_f64(1.1)
-            .max(longest.mul_f64(0.5))
-            .min(longest.mul_f64(0.9));
+            .mul_f64(0.8)
+            .saturating_sub(round_trip)
+            .min(link.write_stall_timeout.mul_f64(0.9));
         self.trace.record(
             self.ms(),
             format!("stall serving conn {id} side {side} for {len:?}"),
         );
         if let Some(c) = self.conns.get_mut(&id) {
             let until = self.now + len;
-            c.stalled_until[side] = Some(c.stalled_until[side].map_or(until, |u| u.max(until)));
+            if c.stalled_until[side].is_some() {
+                // Already stalled by another fault: leave it be.
+                return;
+            }
+            c.stalled_until[side] = Some(until);
         }
     }
 
