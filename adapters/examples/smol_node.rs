@@ -13,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .handler(1, |ctx, payload| async move {
                     Ok(format!("{} sent {payload:?}", ctx.caller()).into())
                 })
-                .start(SmolRuntime)?;
+                .start(SmolRuntime::new())?;
             nodes.push(node);
         }
         let peer = nodes[0].peer(cluster[1])?;

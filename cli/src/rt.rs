@@ -26,13 +26,8 @@ where
             out
         }
         RuntimeKind::Smol => {
-            // smol's global executor runs tasks on SMOL_THREADS threads
-            // (default 1); use every core, as tokio does.
-            if std::env::var_os("SMOL_THREADS").is_none() {
-                let cores = std::thread::available_parallelism().map_or(1, usize::from);
-                std::env::set_var("SMOL_THREADS", cores.to_string());
-            }
-            smol::block_on(body(Arc::new(SmolRuntime)))
+            // An executor on one thread per core, as tokio's.
+            smol::block_on(body(Arc::new(SmolRuntime::new())))
         }
     }
 }

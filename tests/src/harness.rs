@@ -61,7 +61,7 @@ where
             rt.shutdown_timeout(Duration::from_secs(1));
             out
         }
-        "smol" => smol::block_on(body(Arc::new(SmolRuntime))),
+        "smol" => smol::block_on(body(Arc::new(SmolRuntime::new()))),
         other => Err(io::Error::other(format!(
             "unknown runtime {other:?} (tokio or smol)"
         ))),

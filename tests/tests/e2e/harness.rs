@@ -55,7 +55,8 @@ where
     rt.shutdown_timeout(Duration::from_secs(1));
 }
 
-/// Runs `body` on smol.
+/// Runs `body` on smol, with a two-thread executor (as on tokio: one
+/// link's tasks must not all share one thread).
 pub(crate) fn run_smol<F, Fut>(body: F)
 where
     F: FnOnce(Env) -> Fut,
@@ -64,7 +65,7 @@ where
     init_tracing();
     smol::block_on(async {
         let env = Env {
-            rt: Arc::new(SmolRuntime),
+            rt: Arc::new(SmolRuntime::with_threads(2)),
         };
         env.clone().within(TEST_LIMIT, body(env)).await;
     });

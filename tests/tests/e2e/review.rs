@@ -650,3 +650,23 @@ async fn a_connect_that_hangs_times_out_on_its_own_timeout(env: Env) {
     grid.shutdown(Duration::from_secs(1)).await;
     drop(far);
 }
+
+/// `SmolRuntime` runs tasks on several threads (issue 11, item 9: the
+/// global executor ran everything on one, so one blocking handler stalled
+/// every link): two tasks that block at once run side by side.
+#[test]
+fn smol_runtime_runs_tasks_on_several_threads() {
+    use gridmux::runtime::{Runtime as _, SmolRuntime};
+    let runtime = SmolRuntime::with_threads(2);
+    let (tx, rx) = std::sync::mpsc::channel();
+    for _ in 0..2 {
+        let tx = tx.clone();
+        runtime.spawn(Box::pin(async move {
+            std::thread::sleep(Duration::from_millis(300)); // blocks its thread
+            let _ = tx.send(std::thread::current().id());
+        }));
+    }
+    let a = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let b = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_ne!(a, b, "both tasks ran on one thread");
+}
