@@ -1,7 +1,7 @@
 //! The dialing side: one task per peer this node dials, connecting,
 //! running the link, and re-dialling when it is lost.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -41,28 +41,41 @@ pub(crate) async fn dial_loop(node: Arc<Node>, remote: String) {
     }
 }
 
+/// Addresses of one name tried per attempt.
+const MAX_ADDRESSES: usize = 4;
+
 /// A link that lived less than this counts as a failed attempt.
 const MIN_LINK_LIFE: Duration = Duration::from_secs(2);
 
 /// One attempt; returns how long the link was connected, if it was.
 async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> Option<Duration> {
-    let Some(addr) = resolve(remote) else {
-        warn!(%remote, "peer name does not resolve to a socket address");
-        return None;
+    let addrs = match remote.parse::<SocketAddr>() {
+        Ok(addr) => vec![addr],
+        // A host name: the runtime's blocking pool resolves it (the system
+        // resolver blocks, and a slow one must not stall a task thread).
+        Err(_) => match node.runtime.resolve(remote.to_owned()).await {
+            Ok(addrs) if !addrs.is_empty() => addrs,
+            Ok(_) | Err(_) => {
+                warn!(%remote, "peer name does not resolve to a socket address");
+                return None;
+            }
+        },
     };
-    let connect = node.runtime.connect(addr);
     let config = node.config();
-    let socket = match node.timeout(config.connect_timeout, connect).await {
-        Some(Ok(socket)) => socket,
-        Some(Err(e)) => {
-            debug!(%remote, %e, "connect failed");
-            return None;
+    // Each address in turn (a name may resolve to IPv6 and IPv4).
+    let mut socket = None;
+    for addr in addrs.into_iter().take(MAX_ADDRESSES) {
+        let connect = node.runtime.connect(addr);
+        match node.timeout(config.connect_timeout, connect).await {
+            Some(Ok(s)) => {
+                socket = Some(s);
+                break;
+            }
+            Some(Err(e)) => debug!(%remote, %addr, %e, "connect failed"),
+            None => debug!(%remote, %addr, "connect timed out"),
         }
-        None => {
-            debug!(%remote, "connect timed out");
-            return None;
-        }
-    };
+    }
+    let socket = socket?;
     let link = Link::dial(
         config,
         remote,
@@ -77,13 +90,4 @@ async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> Option<D
     let mut driver = Driver::new(session, node.runtime.clone(), socket, BytesMut::new());
     (&mut driver).await;
     driver.session().connected_for()
-}
-
-/// The first address of `name` (`host:port`). Host names go through the
-/// system resolver, which blocks; clusters normally name nodes by address.
-fn resolve(name: &str) -> Option<SocketAddr> {
-    if let Ok(addr) = name.parse() {
-        return Some(addr);
-    }
-    name.to_socket_addrs().ok()?.next()
 }

@@ -17,6 +17,7 @@ use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::BorrowedFd;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,47 @@ pub trait Runtime: Send + Sync + Debug + 'static {
     fn connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<Box<dyn Socket>>>;
     /// Takes over a bound, non-blocking listener.
     fn adopt_listener(&self, listener: std::net::TcpListener) -> io::Result<Box<dyn Listener>>;
+    /// Resolves `host:port` without blocking a task thread: the system
+    /// resolver blocks, so it runs on the runtime's blocking pool (by
+    /// default, on a thread of its own).
+    fn resolve(&self, name: String) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
+        resolve_on_thread(name)
+    }
+}
+
+/// Resolves `name` on a short-lived thread of its own.
+pub fn resolve_on_thread(name: String) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
+    use std::net::ToSocketAddrs as _;
+    let slot: Arc<
+        Mutex<(
+            Option<io::Result<Vec<SocketAddr>>>,
+            Option<std::task::Waker>,
+        )>,
+    > = Arc::default();
+    let done = slot.clone();
+    let spawned = std::thread::Builder::new()
+        .name("gridmux-resolve".into())
+        .spawn(move || {
+            let result = name.to_socket_addrs().map(Iterator::collect);
+            let mut slot = done.lock().unwrap_or_else(|e| e.into_inner());
+            slot.0 = Some(result);
+            if let Some(waker) = slot.1.take() {
+                waker.wake();
+            }
+        });
+    if let Err(e) = spawned {
+        return Box::pin(std::future::ready(Err(e)));
+    }
+    Box::pin(std::future::poll_fn(move |cx| {
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.0.take() {
+            Some(result) => Poll::Ready(result),
+            None => {
+                slot.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }))
 }
 
 /// Completes at `deadline`, on `runtime`'s timer.
@@ -104,7 +146,7 @@ pub trait Listener: Send + Sync + Debug {
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }
 
-impl<R: Runtime + ?Sized> Runtime for std::sync::Arc<R> {
+impl<R: Runtime + ?Sized> Runtime for Arc<R> {
     fn spawn(&self, future: BoxFuture<()>) {
         (**self).spawn(future);
     }
@@ -119,5 +161,9 @@ impl<R: Runtime + ?Sized> Runtime for std::sync::Arc<R> {
 
     fn adopt_listener(&self, listener: std::net::TcpListener) -> io::Result<Box<dyn Listener>> {
         (**self).adopt_listener(listener)
+    }
+
+    fn resolve(&self, name: String) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
+        (**self).resolve(name)
     }
 }

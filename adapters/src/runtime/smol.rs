@@ -120,6 +120,14 @@ impl Runtime for SmolRuntime {
     fn adopt_listener(&self, listener: TcpListener) -> io::Result<Box<dyn Listener>> {
         Ok(Box::new(SmolListener(Async::new(listener)?)))
     }
+
+    fn resolve(&self, name: String) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
+        use std::net::ToSocketAddrs as _;
+        // smol's blocking pool.
+        Box::pin(smol::unblock(move || {
+            name.to_socket_addrs().map(Iterator::collect)
+        }))
+    }
 }
 
 #[derive(Debug)]

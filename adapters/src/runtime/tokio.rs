@@ -55,6 +55,18 @@ impl Runtime for TokioRuntime {
         let _guard = self.handle.enter();
         Ok(Box::new(TcpListener::from_std(listener)?))
     }
+
+    fn resolve(&self, name: String) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
+        // tokio runs the system resolver on its blocking pool.
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            let lookup = handle.spawn(async move { tokio::net::lookup_host(name).await });
+            lookup
+                .await
+                .map_err(io::Error::other)?
+                .map(Iterator::collect)
+        })
+    }
 }
 
 impl Timer for Sleep {

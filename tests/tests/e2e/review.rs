@@ -31,6 +31,7 @@ suite!(
     dropping_the_last_grid_handle_stops_the_node,
     a_stream_handler_reads_its_input_after_finishing_its_output,
     a_connect_that_hangs_times_out_on_its_own_timeout,
+    host_names_resolve_through_the_runtime,
 );
 
 const ECHO: u8 = 1;
@@ -669,4 +670,75 @@ fn smol_runtime_runs_tasks_on_several_threads() {
     let a = rx.recv_timeout(Duration::from_secs(5)).unwrap();
     let b = rx.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_ne!(a, b, "both tasks ran on one thread");
+}
+
+/// A runtime that counts name resolutions.
+#[derive(Debug)]
+struct CountingResolver {
+    inner: Arc<dyn gridmux::runtime::Runtime>,
+    resolved: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl gridmux::runtime::Runtime for CountingResolver {
+    fn spawn(&self, future: gridmux::runtime::BoxFuture<()>) {
+        self.inner.spawn(future);
+    }
+    fn timer(&self, deadline: Instant) -> std::pin::Pin<Box<dyn gridmux::runtime::Timer>> {
+        self.inner.timer(deadline)
+    }
+    fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> gridmux::runtime::BoxFuture<std::io::Result<Box<dyn gridmux::runtime::Socket>>> {
+        self.inner.connect(addr)
+    }
+    fn adopt_listener(
+        &self,
+        listener: TcpListener,
+    ) -> std::io::Result<Box<dyn gridmux::runtime::Listener>> {
+        self.inner.adopt_listener(listener)
+    }
+    fn resolve(
+        &self,
+        name: String,
+    ) -> gridmux::runtime::BoxFuture<std::io::Result<Vec<std::net::SocketAddr>>> {
+        self.resolved.fetch_add(1, Ordering::AcqRel);
+        self.inner.resolve(name)
+    }
+}
+
+/// Peers named by host name are resolved through the runtime (its
+/// blocking pool), not on a task thread (issue 11, item 8); the nodes
+/// connect.
+async fn host_names_resolve_through_the_runtime(env: Env) {
+    let listeners = [
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+    ];
+    let names: Vec<String> = listeners
+        .iter()
+        .map(|l| format!("localhost:{}", l.local_addr().unwrap().port()))
+        .collect();
+    let resolved = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut grids = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let runtime = CountingResolver {
+            inner: env.rt.clone(),
+            resolved: resolved.clone(),
+        };
+        let grid = Grid::builder(names[i].clone(), names.clone())
+            .secret("resolving secret")
+            .listener(listener)
+            .handler(ECHO, |_, p| async move { Ok(p) })
+            .start(runtime)
+            .unwrap();
+        grids.push(grid);
+    }
+    let peer = grids[0].peer(&names[1]).unwrap();
+    peer.wait_connected(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(peer.request(ECHO, "by name").await.unwrap(), "by name");
+    assert!(resolved.load(Ordering::Acquire) >= 1);
+    for grid in &grids {
+        grid.shutdown(Duration::from_secs(1)).await;
+    }
 }
