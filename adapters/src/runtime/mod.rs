@@ -47,15 +47,13 @@ pub trait Runtime: Send + Sync + Debug + 'static {
     }
 }
 
+/// A resolution's result, and the waker of the task waiting for it.
+type Resolution = (Option<io::Result<Vec<SocketAddr>>>, Option<std::task::Waker>);
+
 /// Resolves `name` on a short-lived thread of its own.
 pub fn resolve_on_thread(name: String) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
     use std::net::ToSocketAddrs as _;
-    let slot: Arc<
-        Mutex<(
-            Option<io::Result<Vec<SocketAddr>>>,
-            Option<std::task::Waker>,
-        )>,
-    > = Arc::default();
+    let slot: Arc<Mutex<Resolution>> = Arc::default();
     let done = slot.clone();
     let spawned = std::thread::Builder::new()
         .name("gridmux-resolve".into())
