@@ -15,7 +15,7 @@ use gridmux_core::wire::{ErrorCode, ErrorPayload, SubrouteId};
 use tracing::{debug, trace, Instrument as _};
 
 use crate::grid::Node;
-use crate::handler::Context;
+use crate::handler::{Context, Placement};
 use crate::runtime::BoxFuture;
 use crate::shared::{wake, CallSlot, LinkState, SharedLink, StreamSlot};
 use crate::signal::CancelSignal;
@@ -100,7 +100,12 @@ pub(crate) fn route(
                 subroute,
                 deadline: Some(deadline),
             };
-            return serve_request(st, link, node, ctx, payload).map(Notice::Serve);
+            return serve_request(st, link, node, ctx, payload).map(|(task, placement)| {
+                match placement {
+                    Placement::Inline => Notice::Serve(task),
+                    Placement::Spawned => Notice::Spawn(task),
+                }
+            });
         }
         Event::StreamOpened {
             mux,
@@ -177,28 +182,28 @@ impl Ctx {
     }
 }
 
-/// The task that serves a request, or `None` if the handler is unknown
-/// (answered at once).
+/// The task that serves a request and where it runs, or `None` if the
+/// handler is unknown (answered at once).
 fn serve_request(
     st: &mut LinkState,
     link: &Arc<SharedLink>,
     node: &Arc<Node>,
     ctx: Ctx,
     payload: Bytes,
-) -> Option<BoxFuture<()>> {
+) -> Option<(BoxFuture<()>, Placement)> {
     let mux = ctx.mux;
-    let Some(f) = node.handlers.request(ctx.handler, ctx.subroute) else {
+    let Some((f, placement)) = node.handlers.request(ctx.handler, ctx.subroute) else {
         // The core checked the protocol's table; the two are built together.
         let e = ErrorPayload::new(ErrorCode::UnknownHandler, "no such handler");
         let _ = st.link.respond(Instant::now(), mux, Err(e));
         return None;
     };
-    let f = f.clone();
+    let (f, placement) = (f.clone(), *placement);
     let (cancel, context) = ctx.serve(st);
     let link = link.clone();
     let span = link.span.clone();
     let guard = ServedGuard::new(&link, mux);
-    Some(Box::pin(
+    let task: BoxFuture<()> = Box::pin(
         async move {
             // Called here, not under the link's lock (the handler may drop
             // what it is given right away, and handles lock the link), and
@@ -220,7 +225,8 @@ fn serve_request(
             st.flush();
         }
         .instrument(span),
-    ))
+    );
+    Some((task, placement))
 }
 
 fn serve_stream(

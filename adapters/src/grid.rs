@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::info;
 
-use crate::handler::{self, Context, Handlers};
+use crate::handler::{self, Context, Handlers, Placement};
 use crate::log_limit::LogLimit;
 use crate::runtime::{self, Runtime};
 use crate::shared::SharedLink;
@@ -166,7 +166,9 @@ impl GridBuilder {
         self
     }
 
-    /// Registers a request handler on raw bytes.
+    /// Registers a request handler on raw bytes. It runs as a task of its
+    /// own, so it may block (read a file, take a lock) without holding up
+    /// the link, which carries all traffic between two nodes.
     pub fn handler<F, Fut>(self, id: u8, f: F) -> Self
     where
         F: Fn(Context, Bytes) -> Fut + Send + Sync + 'static,
@@ -181,7 +183,24 @@ impl GridBuilder {
         F: Fn(Context, Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Bytes, HandlerError>> + Send + 'static,
     {
-        let result = self.handlers.add_request(id, subroute, handler::raw(f));
+        let f = handler::raw(f);
+        let result = self
+            .handlers
+            .add_request(id, subroute, f, Placement::Spawned);
+        self.record(result)
+    }
+
+    /// Registers a request handler that never blocks (it answers from
+    /// memory, or awaits without blocking): the link's own task polls it
+    /// first, so an answer given at once costs no task switch and joins
+    /// the same write. A handler that blocks here stalls its whole link.
+    pub fn inline_handler<F, Fut>(mut self, id: u8, f: F) -> Self
+    where
+        F: Fn(Context, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes, HandlerError>> + Send + 'static,
+    {
+        let f = handler::raw(f);
+        let result = self.handlers.add_request(id, None, f, Placement::Inline);
         self.record(result)
     }
 
@@ -193,7 +212,8 @@ impl GridBuilder {
         F: Fn(Context, Req) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, HandlerError>> + Send + 'static,
     {
-        let result = self.handlers.add_request(id, None, handler::typed(f));
+        let f = handler::typed(f);
+        let result = self.handlers.add_request(id, None, f, Placement::Spawned);
         self.record(result)
     }
 

@@ -78,10 +78,20 @@ pub(crate) type StreamFn = Arc<
 
 type Key = (u8, Option<SubrouteId>);
 
+/// Where a request handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// A task of its own: a handler may block without holding up its link.
+    Spawned,
+    /// First polled by the link's own task (its answer joins the same
+    /// write, with no task switch); only for handlers that never block.
+    Inline,
+}
+
 /// The handlers a node serves.
 #[derive(Clone, Default)]
 pub(crate) struct Handlers {
-    requests: HashMap<Key, RequestFn>,
+    requests: HashMap<Key, (RequestFn, Placement)>,
     streams: HashMap<Key, StreamFn>,
     /// The protocol's view: ids and stream windows.
     pub(crate) table: HandlerTable,
@@ -102,9 +112,10 @@ impl Handlers {
         id: u8,
         subroute: Option<&str>,
         f: RequestFn,
+        placement: Placement,
     ) -> Result<(), RegisterError> {
         self.table.register(id, subroute, HandlerKind::Request)?;
-        self.requests.insert(key(id, subroute), f);
+        self.requests.insert(key(id, subroute), (f, placement));
         Ok(())
     }
 
@@ -121,7 +132,11 @@ impl Handlers {
         Ok(())
     }
 
-    pub(crate) fn request(&self, id: u8, subroute: Option<SubrouteId>) -> Option<&RequestFn> {
+    pub(crate) fn request(
+        &self,
+        id: u8,
+        subroute: Option<SubrouteId>,
+    ) -> Option<&(RequestFn, Placement)> {
         self.requests.get(&(id, subroute))
     }
 

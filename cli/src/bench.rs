@@ -53,8 +53,10 @@ pub(crate) fn run(opts: &Options) -> Result<(), String> {
                 } else {
                     None
                 };
-                let grid = grid_requests(&rt, c, opts).await?;
-                print_row(kind, "grid request", c, &grid, raw);
+                let grid = grid_requests(&rt, c, opts, builtin::ECHO).await?;
+                print_row(kind, "grid request, inline handler", c, &grid, raw);
+                let spawned = grid_requests(&rt, c, opts, builtin::ECHO_SPAWNED).await?;
+                print_row(kind, "grid request, spawned handler", c, &spawned, raw);
             }
             Ok::<(), String>(())
         })?;
@@ -141,6 +143,7 @@ async fn grid_requests(
     rt: &Arc<dyn Runtime>,
     concurrency: usize,
     opts: &Options,
+    handler: u8,
 ) -> Result<Outcome, String> {
     let listeners = [bind()?, bind()?];
     let names: Vec<String> = listeners
@@ -164,7 +167,7 @@ async fn grid_requests(
     let outcome = measure(rt, concurrency, opts.duration, |_| {
         let (peer, payload) = (peer.clone(), payload.clone());
         move || {
-            let request = peer.request(builtin::ECHO, payload.clone());
+            let request = peer.request(handler, payload.clone());
             let expected = payload.len();
             async move {
                 let answer = request.await.map_err(|e| e.to_string())?;

@@ -12,11 +12,17 @@ pub(crate) const CHECKSUM: u8 = 2;
 /// after the count.
 pub(crate) const COUNT: u8 = 3;
 
-/// Registers the built-in handlers.
+/// The echo handler again, run as a task of its own (as any handler that
+/// may block should be), for the benchmark's comparison.
+pub(crate) const ECHO_SPAWNED: u8 = 4;
+
+/// Registers the built-in handlers. Echo and checksum answer from memory
+/// without blocking, so the link's own task runs them.
 pub(crate) fn register(builder: GridBuilder) -> GridBuilder {
     builder
-        .handler(ECHO, |_, payload: Bytes| async move { Ok(payload) })
-        .handler(CHECKSUM, |_, payload: Bytes| async move {
+        .inline_handler(ECHO, |_, payload: Bytes| async move { Ok(payload) })
+        .handler(ECHO_SPAWNED, |_, payload: Bytes| async move { Ok(payload) })
+        .inline_handler(CHECKSUM, |_, payload: Bytes| async move {
             let sum = xxhash_rust::xxh3::xxh3_64(&payload);
             gridmux::codec::to_bytes(&sum).map_err(|e| HandlerError::new(e.to_string()))
         })

@@ -48,7 +48,10 @@ pub trait Runtime: Send + Sync + Debug + 'static {
 }
 
 /// A resolution's result, and the waker of the task waiting for it.
-type Resolution = (Option<io::Result<Vec<SocketAddr>>>, Option<std::task::Waker>);
+type Resolution = (
+    Option<io::Result<Vec<SocketAddr>>>,
+    Option<std::task::Waker>,
+);
 
 /// Resolves `name` on a short-lived thread of its own.
 pub fn resolve_on_thread(name: String) -> BoxFuture<io::Result<Vec<SocketAddr>>> {

@@ -32,6 +32,7 @@ suite!(
     a_stream_handler_reads_its_input_after_finishing_its_output,
     a_connect_that_hangs_times_out_on_its_own_timeout,
     host_names_resolve_through_the_runtime,
+    a_blocking_handler_does_not_stall_its_link,
 );
 
 const ECHO: u8 = 1;
@@ -316,7 +317,8 @@ async fn a_runtime_that_drops_spawned_tasks_does_not_deadlock_a_link(env: Env) {
         let builder = Grid::builder(names[i].clone(), names.clone())
             .secret("dropping spawns")
             .listener(listener)
-            .handler(ECHO, |_, p| async move { Ok(p) })
+            // Inline: answered by the link's own task, which must live on.
+            .inline_handler(ECHO, |_, p| async move { Ok(p) })
             .stream_handler(2, 4, |_, _, _, _| async move { Ok(()) });
         let grid = if i == 1 {
             let runtime = DroppingSpawns {
@@ -741,4 +743,39 @@ async fn host_names_resolve_through_the_runtime(env: Env) {
     for grid in &grids {
         grid.shutdown(Duration::from_secs(1)).await;
     }
+}
+
+/// A request handler that blocks its thread (a synchronous file read, say)
+/// must not hold up an unrelated request on the same link: handlers run
+/// as tasks of their own unless registered inline (issue 11, item 5: its
+/// first poll ran inside the link's task, delaying the other by as long).
+async fn a_blocking_handler_does_not_stall_its_link(env: Env) {
+    const BLOCKING: u8 = 2;
+    let c = env
+        .cluster(2, |_, b| {
+            b.handler(ECHO, |_, p| async move { Ok(p) })
+                .handler(BLOCKING, |_, p| async move {
+                    std::thread::sleep(Duration::from_millis(1_500));
+                    Ok(p)
+                })
+        })
+        .await;
+    let peer = c.peer(0, 1);
+    let slow = env.spawn(peer.request(BLOCKING, "slow").into_future());
+    env.sleep(Duration::from_millis(100)).await; // the handler is blocking
+    let started = Instant::now();
+    let quick = env
+        .within(
+            Duration::from_secs(5),
+            peer.request(ECHO, "quick").into_future(),
+        )
+        .await;
+    assert_eq!(quick.unwrap(), "quick");
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(700),
+        "the echo waited {waited:?}"
+    );
+    assert_eq!(slow.await.unwrap(), "slow");
+    c.shutdown().await;
 }
