@@ -11,17 +11,36 @@ use gridmux::{Client, Error};
 use crate::{builtin, rt, secrets, RuntimeKind};
 
 /// What `gridmux call` was asked for.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub(crate) struct Options {
+    /// The node's name (host:port, as the cluster knows it; also the
+    /// address dialled): the node must prove it is that node.
+    #[arg(long)]
     pub(crate) node: String,
+    /// File with the client secrets, one per line: the first proves, any
+    /// verifies the node.
+    #[arg(long)]
     pub(crate) secret_file: PathBuf,
+    /// Handler id (1-255), or echo, checksum, count.
     pub(crate) handler: String,
+    /// The payload: text, @FILE, or - for standard input.
     pub(crate) payload: Option<String>,
+    #[arg(long)]
     pub(crate) subroute: Option<String>,
+    /// How long to wait for the link and for the answer.
+    #[arg(long, default_value = "10s", value_parser = crate::parse_duration)]
     pub(crate) timeout: Duration,
+    /// Open a stream and print every message (one per line).
+    #[arg(long)]
     pub(crate) stream: bool,
+    /// The payload is JSON, sent as MessagePack; answers are printed as
+    /// JSON.
+    #[arg(long)]
     pub(crate) typed: bool,
+    /// This client's name in the node's log.
+    #[arg(long, default_value = "gridmux-call")]
     pub(crate) name: String,
+    #[arg(long, value_enum, default_value = "tokio")]
     pub(crate) runtime: RuntimeKind,
 }
 

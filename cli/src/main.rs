@@ -64,37 +64,7 @@ enum Command {
     /// Calls a handler of a node as an authenticated client and prints the
     /// answer (or each stream message); exits non-zero with the error's
     /// name on failure.
-    Call {
-        /// The node's name (host:port, as the cluster knows it; also the
-        /// address dialled): the node must prove it is that node.
-        #[arg(long)]
-        node: String,
-        /// File with the client secrets, one per line: the first proves,
-        /// any verifies the node.
-        #[arg(long)]
-        secret_file: PathBuf,
-        /// Handler id (1-255), or echo, checksum, count.
-        handler: String,
-        /// The payload: text, @FILE, or - for standard input.
-        payload: Option<String>,
-        #[arg(long)]
-        subroute: Option<String>,
-        /// How long to wait for the link and for the answer.
-        #[arg(long, default_value = "10s", value_parser = parse_duration)]
-        timeout: std::time::Duration,
-        /// Open a stream and print every message (one per line).
-        #[arg(long)]
-        stream: bool,
-        /// The payload is JSON, sent as MessagePack; answers are printed
-        /// as JSON.
-        #[arg(long)]
-        typed: bool,
-        /// This client's name in the node's log.
-        #[arg(long, default_value = "gridmux-call")]
-        name: String,
-        #[arg(long, value_enum, default_value = "tokio")]
-        runtime: RuntimeKind,
-    },
+    Call(call::Options),
     /// Runs a cluster on loopback in this process, exchanges requests and
     /// streams between all nodes, and prints what happened.
     Cluster {
@@ -128,7 +98,7 @@ enum Command {
 }
 
 /// A duration such as `500ms`, `10s`, `2m` (a bare number is seconds).
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.');
     let (number, unit) = text.split_at(split.unwrap_or(text.len()));
     let value: f64 = number
@@ -148,7 +118,7 @@ fn main() -> ExitCode {
     // A node logs its links; the cluster and bench commands print tables.
     let default_filter = match cli.command {
         Command::Node { .. } => "info",
-        Command::Cluster { .. } | Command::Bench { .. } | Command::Call { .. } => "warn",
+        Command::Cluster { .. } | Command::Bench { .. } | Command::Call(_) => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -178,30 +148,7 @@ fn main() -> ExitCode {
                 (false, None) => node::Clients::ClusterSecret,
             },
         }),
-        Command::Call {
-            node,
-            secret_file,
-            handler,
-            payload,
-            subroute,
-            timeout,
-            stream,
-            typed,
-            name,
-            runtime,
-        } => call::run(call::Options {
-            node,
-            secret_file,
-            handler,
-            payload,
-            subroute,
-            timeout,
-            stream,
-            typed,
-            name,
-            runtime,
-        })
-        .map_err(|e| e.to_string()),
+        Command::Call(options) => call::run(options).map_err(|e| e.to_string()),
         Command::Cluster {
             nodes,
             seconds,

@@ -89,6 +89,23 @@ pub(super) struct AcceptorSetup {
     nonce: Nonce,
 }
 
+impl AcceptorSetup {
+    /// The set-up as `Connect` (whose standing matched the upgrade's)
+    /// states it, seen from the acceptor named `local`.
+    fn transcript<'a>(&'a self, local: &'a str, connect: &'a Connect) -> Transcript<'a> {
+        Transcript {
+            membership: self.membership,
+            dialer: &connect.host,
+            acceptor: local,
+            ws_key: self.ws_key.as_bytes(),
+            acceptor_nonce: &self.nonce,
+            dialer_nonce: &connect.nonce,
+            dialer_id: &connect.id,
+            time_nanos: nanos_since_epoch(connect.time),
+        }
+    }
+}
+
 /// The dialer's state from its upgrade request to the acceptor's proof.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct DialerSetup {
@@ -460,16 +477,7 @@ impl Link {
         // The dialer proved itself: from here on it may learn why we refuse.
         let verdict = self.admit(now, &connect, setup.membership);
         let reason = verdict.as_ref().err().cloned().unwrap_or_default();
-        let transcript = Transcript {
-            membership: setup.membership,
-            dialer: &connect.host,
-            acceptor: &self.config.local,
-            ws_key: setup.ws_key.as_bytes(),
-            acceptor_nonce: &setup.nonce,
-            dialer_nonce: &connect.nonce,
-            dialer_id: &connect.id,
-            time_nanos: nanos_since_epoch(connect.time),
-        };
+        let transcript = setup.transcript(&self.config.local, &connect);
         let keys =
             dialer_keys(&self.config, setup.membership, &connect.host).unwrap_or(&self.config.keys);
         let proof = transcript.acceptor_proof(
@@ -522,17 +530,8 @@ impl Link {
             ));
         }
         let keys = dialer_keys(&self.config, membership, &connect.host)?;
-        let transcript = Transcript {
-            membership,
-            dialer: &connect.host,
-            acceptor: &self.config.local,
-            ws_key: setup.ws_key.as_bytes(),
-            acceptor_nonce: &setup.nonce,
-            dialer_nonce: &connect.nonce,
-            dialer_id: &connect.id,
-            time_nanos: nanos_since_epoch(connect.time),
-        };
-        let index = transcript
+        let index = setup
+            .transcript(&self.config.local, &connect)
             .verify_dialer(keys, &connect.proof)
             .map_err(|e| format!("{} from {}", e, connect.host))?;
         Ok((connect, index))

@@ -266,39 +266,6 @@ async fn pipelined_http_requests_are_all_answered(env: Env) {
     grid.shutdown(Duration::from_secs(1)).await;
 }
 
-/// A runtime that, once told to, drops every future it is asked to spawn
-/// (as tokio does while it shuts down).
-#[derive(Debug)]
-struct DroppingSpawns {
-    inner: Arc<dyn gridmux::runtime::Runtime>,
-    dropping: Arc<AtomicBool>,
-}
-
-impl gridmux::runtime::Runtime for DroppingSpawns {
-    fn spawn(&self, future: gridmux::runtime::BoxFuture<()>) {
-        if self.dropping.load(Ordering::Acquire) {
-            drop(future);
-        } else {
-            self.inner.spawn(future);
-        }
-    }
-    fn timer(&self, deadline: Instant) -> std::pin::Pin<Box<dyn gridmux::runtime::Timer>> {
-        self.inner.timer(deadline)
-    }
-    fn connect(
-        &self,
-        addr: std::net::SocketAddr,
-    ) -> gridmux::runtime::BoxFuture<std::io::Result<Box<dyn gridmux::runtime::Socket>>> {
-        self.inner.connect(addr)
-    }
-    fn adopt_listener(
-        &self,
-        listener: TcpListener,
-    ) -> std::io::Result<Box<dyn gridmux::runtime::Listener>> {
-        self.inner.adopt_listener(listener)
-    }
-}
-
 /// A stream handler's task dropped inside `spawn` (the runtime is shutting
 /// down) must not deadlock its link: it used to be spawned under the
 /// link's lock, and dropping it locks the link (issue 11, item 11).
@@ -321,9 +288,9 @@ async fn a_runtime_that_drops_spawned_tasks_does_not_deadlock_a_link(env: Env) {
             .inline_handler(ECHO, |_, p| async move { Ok(p) })
             .stream_handler(2, 4, |_, _, _, _| async move { Ok(()) });
         let grid = if i == 1 {
-            let runtime = DroppingSpawns {
-                inner: env.rt.clone(),
-                dropping: dropping.clone(),
+            let runtime = TestRuntime {
+                drop_spawns: Some(dropping.clone()),
+                ..TestRuntime::over(&env)
             };
             builder.start(runtime).unwrap()
         } else {
@@ -586,36 +553,6 @@ async fn a_stream_handler_reads_its_input_after_finishing_its_output(env: Env) {
     c.shutdown().await;
 }
 
-/// A runtime whose TCP connects never complete (a peer address that drops
-/// SYNs), counting the attempts.
-#[derive(Debug)]
-struct HangingConnects {
-    inner: Arc<dyn gridmux::runtime::Runtime>,
-    attempts: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl gridmux::runtime::Runtime for HangingConnects {
-    fn spawn(&self, future: gridmux::runtime::BoxFuture<()>) {
-        self.inner.spawn(future);
-    }
-    fn timer(&self, deadline: Instant) -> std::pin::Pin<Box<dyn gridmux::runtime::Timer>> {
-        self.inner.timer(deadline)
-    }
-    fn connect(
-        &self,
-        _addr: std::net::SocketAddr,
-    ) -> gridmux::runtime::BoxFuture<std::io::Result<Box<dyn gridmux::runtime::Socket>>> {
-        self.attempts.fetch_add(1, Ordering::AcqRel);
-        Box::pin(std::future::pending())
-    }
-    fn adopt_listener(
-        &self,
-        listener: TcpListener,
-    ) -> std::io::Result<Box<dyn gridmux::runtime::Listener>> {
-        self.inner.adopt_listener(listener)
-    }
-}
-
 /// The dial timeout is its own setting, not the handshake timeout
 /// (issue 11, item 13; DESIGN §5.5: 2 s and 5 s): a connect that hangs is
 /// given up after `connect_timeout` and retried.
@@ -633,9 +570,9 @@ async fn a_connect_that_hangs_times_out_on_its_own_timeout(env: Env) {
         far.local_addr().unwrap().to_string(),
     ];
     let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let runtime = HangingConnects {
-        inner: env.rt.clone(),
-        attempts: attempts.clone(),
+    let runtime = TestRuntime {
+        hang_connects: Some(attempts.clone()),
+        ..TestRuntime::over(&env)
     };
     let grid = Grid::builder(names[0].clone(), names.clone())
         .secret("hanging connects")
@@ -674,41 +611,6 @@ fn smol_runtime_runs_tasks_on_several_threads() {
     assert_ne!(a, b, "both tasks ran on one thread");
 }
 
-/// A runtime that counts name resolutions.
-#[derive(Debug)]
-struct CountingResolver {
-    inner: Arc<dyn gridmux::runtime::Runtime>,
-    resolved: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl gridmux::runtime::Runtime for CountingResolver {
-    fn spawn(&self, future: gridmux::runtime::BoxFuture<()>) {
-        self.inner.spawn(future);
-    }
-    fn timer(&self, deadline: Instant) -> std::pin::Pin<Box<dyn gridmux::runtime::Timer>> {
-        self.inner.timer(deadline)
-    }
-    fn connect(
-        &self,
-        addr: std::net::SocketAddr,
-    ) -> gridmux::runtime::BoxFuture<std::io::Result<Box<dyn gridmux::runtime::Socket>>> {
-        self.inner.connect(addr)
-    }
-    fn adopt_listener(
-        &self,
-        listener: TcpListener,
-    ) -> std::io::Result<Box<dyn gridmux::runtime::Listener>> {
-        self.inner.adopt_listener(listener)
-    }
-    fn resolve(
-        &self,
-        name: String,
-    ) -> gridmux::runtime::BoxFuture<std::io::Result<Vec<std::net::SocketAddr>>> {
-        self.resolved.fetch_add(1, Ordering::AcqRel);
-        self.inner.resolve(name)
-    }
-}
-
 /// Peers named by host name are resolved through the runtime (its
 /// blocking pool), not on a task thread (issue 11, item 8); the nodes
 /// connect.
@@ -724,9 +626,9 @@ async fn host_names_resolve_through_the_runtime(env: Env) {
     let resolved = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut grids = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
-        let runtime = CountingResolver {
-            inner: env.rt.clone(),
-            resolved: resolved.clone(),
+        let runtime = TestRuntime {
+            count_resolves: Some(resolved.clone()),
+            ..TestRuntime::over(&env)
         };
         let grid = Grid::builder(names[i].clone(), names.clone())
             .secret("resolving secret")
@@ -778,4 +680,71 @@ async fn a_blocking_handler_does_not_stall_its_link(env: Env) {
     );
     assert_eq!(slow.await.unwrap(), "slow");
     c.shutdown().await;
+}
+
+/// The test's runtime with faults to order: spawned futures dropped while
+/// a flag is set (as tokio does while it shuts down), TCP connects that
+/// never complete (counted), name resolutions counted.
+#[derive(Debug)]
+struct TestRuntime {
+    inner: Arc<dyn gridmux::runtime::Runtime>,
+    drop_spawns: Option<Arc<AtomicBool>>,
+    hang_connects: Option<Arc<std::sync::atomic::AtomicUsize>>,
+    count_resolves: Option<Arc<std::sync::atomic::AtomicUsize>>,
+}
+
+impl TestRuntime {
+    /// The environment's runtime, unchanged.
+    fn over(env: &Env) -> Self {
+        Self {
+            inner: env.rt.clone(),
+            drop_spawns: None,
+            hang_connects: None,
+            count_resolves: None,
+        }
+    }
+}
+
+impl gridmux::runtime::Runtime for TestRuntime {
+    fn spawn(&self, future: gridmux::runtime::BoxFuture<()>) {
+        if self
+            .drop_spawns
+            .as_ref()
+            .is_some_and(|d| d.load(Ordering::Acquire))
+        {
+            drop(future);
+        } else {
+            self.inner.spawn(future);
+        }
+    }
+    fn timer(&self, deadline: Instant) -> std::pin::Pin<Box<dyn gridmux::runtime::Timer>> {
+        self.inner.timer(deadline)
+    }
+    fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> gridmux::runtime::BoxFuture<std::io::Result<Box<dyn gridmux::runtime::Socket>>> {
+        match &self.hang_connects {
+            Some(attempts) => {
+                attempts.fetch_add(1, Ordering::AcqRel);
+                Box::pin(std::future::pending())
+            }
+            None => self.inner.connect(addr),
+        }
+    }
+    fn adopt_listener(
+        &self,
+        listener: TcpListener,
+    ) -> std::io::Result<Box<dyn gridmux::runtime::Listener>> {
+        self.inner.adopt_listener(listener)
+    }
+    fn resolve(
+        &self,
+        name: String,
+    ) -> gridmux::runtime::BoxFuture<std::io::Result<Vec<std::net::SocketAddr>>> {
+        if let Some(count) = &self.count_resolves {
+            count.fetch_add(1, Ordering::AcqRel);
+        }
+        self.inner.resolve(name)
+    }
 }
