@@ -130,6 +130,11 @@ impl StreamSender {
             return Ok(());
         }
         let mut st = self.inner.link.lock();
+        // The peer may have ended the stream first: finishing an exchange
+        // that is over is a no-op, and says how it ended.
+        if let Some(end) = st.streams.get(&self.inner.mux).and_then(|s| s.end.clone()) {
+            return end;
+        }
         let result = st.link.finish(Instant::now(), self.inner.mux);
         st.flush();
         result.map_err(Into::into)
