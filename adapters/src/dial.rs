@@ -53,9 +53,15 @@ async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> Option<D
         Ok(addr) => vec![addr],
         // A host name: the runtime's blocking pool resolves it (the system
         // resolver blocks, and a slow one must not stall a task thread).
-        Err(_) => match node.runtime.resolve(remote.to_owned()).await {
-            Ok(addrs) if !addrs.is_empty() => addrs,
-            Ok(_) | Err(_) => {
+        Err(_) => match node
+            .timeout(
+                node.config().connect_timeout,
+                node.runtime.resolve(remote.to_owned()),
+            )
+            .await
+        {
+            Some(Ok(addrs)) if !addrs.is_empty() => addrs,
+            Some(_) | None => {
                 warn!(%remote, "peer name does not resolve to a socket address");
                 return None;
             }

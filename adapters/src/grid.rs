@@ -23,7 +23,7 @@ use tracing::info;
 use crate::handler::{self, Context, Handlers, Placement};
 use crate::log_limit::LogLimit;
 use crate::runtime::{self, Runtime};
-use crate::shared::SharedLink;
+use crate::shared::{LinkState, SharedLink};
 use crate::signal::{CancelSignal, Changes};
 use crate::stream::{StreamReceiver, StreamSender};
 use crate::{dial, listener, Error, HandlerError, Peer};
@@ -430,21 +430,25 @@ impl Node {
         };
         for link in self.live_links() {
             let mut st = link.lock();
-            let keys = match st.membership {
-                Some(Membership::Member) => Some(&next.keys),
-                Some(Membership::Client) => next.clients.keys(&next.keys),
-                None => continue,
-            };
-            let accepted = st
-                .link
-                .key_id()
-                .is_some_and(|id| keys.is_some_and(|k| k.contains(&id)));
-            if !accepted {
+            if revoked(&next, &st) {
                 info!(remote = ?st.remote, "closing a link set up with a secret no longer accepted");
                 st.link.close(Instant::now());
                 st.flush();
             }
         }
+    }
+
+    /// Closes a link that just connected with a secret dropped while it
+    /// was in its set-up (`reconfigure` only sees connected links); returns
+    /// whether it was. Runs with the link locked.
+    pub(crate) fn close_if_revoked(&self, st: &mut LinkState) -> bool {
+        if !revoked(&self.config(), st) {
+            return false;
+        }
+        info!(remote = ?st.remote, "closing a link set up with a secret dropped meanwhile");
+        st.link.close(Instant::now());
+        st.flush();
+        true
     }
 
     /// The slot of `peer`, if it is one.
@@ -509,8 +513,8 @@ impl Node {
         // Installed under the link's lock, as `link_closed` runs: a link
         // that failed in the round it connected is never installed (it
         // would look connected while every call fails).
-        let st = link.lock();
-        if st.link.is_closed() {
+        let mut st = link.lock();
+        if st.link.is_closed() || self.close_if_revoked(&mut st) {
             return;
         }
         let old = self
@@ -667,6 +671,19 @@ impl Node {
         let _ = self.timeout(grace, drained).await;
         self.stop_now();
     }
+}
+
+/// Whether `config` no longer accepts the secret a connected link was set
+/// up with.
+fn revoked(config: &LinkConfig, st: &LinkState) -> bool {
+    let keys = match st.membership {
+        Some(Membership::Member) => Some(&config.keys),
+        Some(Membership::Client) => config.clients.keys(&config.keys),
+        None => return false,
+    };
+    !st.link
+        .key_id()
+        .is_some_and(|id| keys.is_some_and(|k| k.contains(&id)))
 }
 
 /// Closes `link` (its exchanges end; its driver flushes and stops).

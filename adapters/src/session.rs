@@ -132,6 +132,9 @@ impl Session for LinkSession {
                 }
                 Notice::Connected(remote, Membership::Client) => {
                     self.pending = None;
+                    if self.node.close_if_revoked(&mut self.link.lock()) {
+                        continue;
+                    }
                     // Served like a member, but never in the peer table:
                     // nobody calls a client.
                     info!(client = %remote, "client connected");

@@ -171,6 +171,7 @@ impl Link {
             timer: None,
             last_ticket: None,
             released: false,
+            open_ticket: None,
         };
         let seq = state.next_seq();
         self.muxes.insert_stream(mux, state);
@@ -187,6 +188,9 @@ impl Link {
             msg.flags = Flags::EOF;
         }
         self.send_stream_msg(now, mux, &msg);
+        if let Some(stream) = self.muxes.streams.get_mut(&mux) {
+            stream.open_ticket = stream.last_ticket;
+        }
         Ok(mux)
     }
 
@@ -331,6 +335,12 @@ impl Link {
             .streams
             .get_mut(&mux)
             .ok_or(CommandError::UnknownMux)?;
+        if stream.sending != Sending::Open {
+            // Its EOF is out or waiting: a second end would break the
+            // protocol. The application is done with it either way.
+            self.release(now, mux);
+            return Ok(());
+        }
         let seq = stream.next_seq();
         let msg = Message::new(Op::MUX_SERVER_MSG, mux.id)
             .seq(seq)
@@ -347,21 +357,7 @@ impl Link {
     /// No event follows. Unknown exchanges are ignored.
     pub fn cancel(&mut self, now: Instant, mux: MuxId) {
         match mux.origin {
-            Origin::Local => {
-                if let Some(r) = self.muxes.out_requests.remove(&mux.id) {
-                    self.drop_timer(mux, r.timer);
-                    // Still queued: it is never sent. Already written: the
-                    // cancel follows it.
-                    if !r.ticket.is_some_and(|t| self.outbox.withdraw(t)) {
-                        let cancel = Message::new(Op::CANCEL_REQUEST, mux.id);
-                        self.send_msg(now, Lane::Control, &cancel);
-                    }
-                } else if let Some(s) = self.remove_stream(mux) {
-                    let seq = s.send_seq;
-                    let msg = Message::new(Op::DISCONNECT_SERVER_MUX, mux.id).seq(seq);
-                    self.send_msg(now, Lane::Control, &msg);
-                }
-            }
+            Origin::Local => self.abandon_local(now, mux),
             Origin::Remote => {
                 if self.muxes.in_requests.contains_key(&mux.id) {
                     let e = ErrorPayload::new(ErrorCode::Canceled, "canceled by the handler");
@@ -381,15 +377,45 @@ impl Link {
         self.fail(now, LinkError::Local);
     }
 
+    /// Ends an exchange we opened (cancel, deadline, ping timeout) and
+    /// tells the server without overtaking anything: a request or a stream
+    /// whose open still waits in the send queue is withdrawn with its data
+    /// and never sent; otherwise the cancel follows what was sent.
+    pub(super) fn abandon_local(&mut self, now: Instant, mux: MuxId) {
+        if let Some(r) = self.muxes.out_requests.remove(&mux.id) {
+            self.drop_timer(mux, r.timer);
+            if !r.ticket.is_some_and(|t| self.outbox.withdraw(t)) {
+                let cancel = Message::new(Op::CANCEL_REQUEST, mux.id);
+                self.send_msg(now, Lane::Control, &cancel);
+            }
+            return;
+        }
+        let Some(stream) = self.remove_stream(mux) else {
+            return;
+        };
+        let ops = [Op::CONNECT_MUX, Op::MUX_CLIENT_MSG];
+        let unsent = stream
+            .open_ticket
+            .is_some_and(|t| self.outbox.withdraw_mux(t, &ops));
+        if !unsent {
+            let msg = Message::new(Op::DISCONNECT_SERVER_MUX, mux.id).seq(stream.send_seq);
+            let lane = self.lane_about(mux);
+            self.send_msg(now, lane, &msg);
+        }
+    }
+
     /// Removes a stream and its timer. If its last message still waits in
     /// the send queue, later control messages about it go behind it.
     pub(super) fn remove_stream(&mut self, mux: MuxId) -> Option<StreamState> {
         let stream = self.muxes.remove_stream(mux)?;
         self.drop_timer(mux, stream.timer);
         if let Some(ticket) = stream.last_ticket.filter(|t| self.outbox.is_queued(*t)) {
-            if self.draining.len() >= DRAINING_SWEEP {
+            // Swept of what has left once it doubled since the last sweep:
+            // amortised O(1) per removal, however many stay queued.
+            if self.draining.len() >= self.draining_sweep_at {
                 let outbox = &self.outbox;
                 self.draining.retain(|_, t| outbox.is_queued(*t));
+                self.draining_sweep_at = (2 * self.draining.len()).max(DRAINING_SWEEP);
             }
             self.draining.insert(mux, ticket);
         }

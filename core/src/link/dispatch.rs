@@ -233,6 +233,7 @@ impl Link {
             timer: None,
             last_ticket: None,
             released: false,
+            open_ticket: None,
         };
         let seq = state.next_seq();
         self.muxes.insert_stream(mux, state);
@@ -395,7 +396,14 @@ impl Link {
         let reply = Message::new(Op::PONG, mux.id)
             .seq(msg.seq)
             .payload(pong.encode());
-        let lane = self.lane_about(mux);
+        // A live stream's pong changes nothing and must not wait behind a
+        // backlog; "not found" would end the stream, so it waits behind
+        // the stream's own queued data.
+        let lane = if pong.not_found {
+            self.lane_about(mux)
+        } else {
+            Lane::Control
+        };
         self.send_msg(now, lane, &reply);
     }
 
@@ -472,9 +480,7 @@ impl Link {
                 if let Some(r) = self.muxes.out_requests.get_mut(&mux.id) {
                     r.timer = None;
                     if r.deadline <= now {
-                        self.muxes.out_requests.remove(&mux.id);
-                        let cancel = Message::new(Op::CANCEL_REQUEST, mux.id);
-                        self.send_msg(now, Lane::Control, &cancel);
+                        self.abandon_local(now, mux);
                         self.events.push_back(Event::Response {
                             mux,
                             result: Err(CallError::Timeout),
@@ -528,6 +534,10 @@ impl Link {
             None
         };
         match outcome {
+            Some(error) if mux.origin == Origin::Local => {
+                self.abandon_local(now, mux);
+                self.ended(mux, Err(error));
+            }
             Some(error) => {
                 let Some(stream) = self.remove_stream(mux) else {
                     return;
@@ -539,7 +549,8 @@ impl Link {
                     let e = ErrorPayload::new(ErrorCode::Timeout, "deadline exceeded");
                     end = end.flags(Flags::PAYLOAD_IS_ERR).payload(e.encode());
                 }
-                self.send_msg(now, Lane::Control, &end);
+                let lane = self.lane_about(mux);
+                self.send_msg(now, lane, &end);
                 if stream.end_is_reported(mux) {
                     self.ended(mux, Err(error));
                 }

@@ -131,10 +131,12 @@ pub struct Link {
     /// Streams removed while their last message was still queued, with
     /// its ticket: control messages about them go behind it.
     draining: HashMap<MuxId, outbox::Ticket, MuxHashing>,
+    /// `draining` is swept when it reaches this size.
+    draining_sweep_at: usize,
 }
 
-/// `draining` is swept of entries whose message has left once it holds
-/// this many.
+/// `draining` is first swept of entries whose message has left when it
+/// holds this many (then whenever it doubles).
 const DRAINING_SWEEP: usize = 256;
 
 impl std::fmt::Debug for Link {
@@ -171,6 +173,7 @@ impl Link {
             key_id: None,
             head_scan: ws::handshake::HeadScanner::default(),
             draining: HashMap::default(),
+            draining_sweep_at: DRAINING_SWEEP,
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::wire::{MergedWriter, Message};
+use crate::wire::{MergedWriter, Message, Op};
 
 /// Which queue a message goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,18 +27,26 @@ pub(crate) type Ticket = u64;
 /// One queued data-lane message; an empty frame is a withdrawn one.
 #[derive(Debug)]
 struct Queued {
+    ticket: Ticket,
     frame: Bytes,
     /// A control message placed behind data ([`Lane::Behind`]).
     control: bool,
+    /// The message's mux id and op (to withdraw a stream's messages).
+    mux_id: u64,
+    op: Op,
 }
 
 /// Encoded messages not yet handed to the WebSocket endpoint.
 #[derive(Debug)]
 pub(crate) struct Outbox {
     control: VecDeque<Bytes>,
+    /// In ticket order (tickets grow; withdrawn ones may be compacted
+    /// away, so a ticket is found by binary search).
     data: VecDeque<Queued>,
-    /// Ticket of `data[0]`: data messages handed on (or withdrawn) so far.
-    data_taken: Ticket,
+    /// The next data message's ticket.
+    next_ticket: Ticket,
+    /// Withdrawn messages still in `data`.
+    withdrawn: usize,
     bytes: usize,
     control_bytes: usize,
     /// Encoding buffer; each message is split off it, so consecutive
@@ -53,7 +61,8 @@ impl Outbox {
         Self {
             control: VecDeque::new(),
             data: VecDeque::new(),
-            data_taken: 0,
+            next_ticket: 0,
+            withdrawn: 0,
             bytes: 0,
             control_bytes: 0,
             scratch: BytesMut::new(),
@@ -79,46 +88,79 @@ impl Outbox {
             self.control.push_back(frame);
             return None;
         }
-        let ticket = self.data_taken + self.data.len() as Ticket;
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
         self.data.push_back(Queued {
+            ticket,
             frame,
             control: lane == Lane::Behind,
+            mux_id: msg.mux_id,
+            op: msg.op,
         });
         Some(ticket)
     }
 
+    /// Where the data message with `ticket` is, if still queued.
+    fn position(&self, ticket: Ticket) -> Option<usize> {
+        let i = self.data.binary_search_by_key(&ticket, |q| q.ticket).ok()?;
+        (!self.data[i].frame.is_empty()).then_some(i)
+    }
+
     /// Whether the data message with `ticket` is still queued.
     pub(crate) fn is_queued(&self, ticket: Ticket) -> bool {
-        ticket
-            .checked_sub(self.data_taken)
-            .and_then(|i| self.data.get(usize::try_from(i).ok()?))
-            .is_some_and(|q| !q.frame.is_empty())
+        self.position(ticket).is_some()
     }
 
     /// Takes the data message with `ticket` out of the queue, if it is
     /// still there (it is then never sent); returns whether it was.
     pub(crate) fn withdraw(&mut self, ticket: Ticket) -> bool {
-        if !self.is_queued(ticket) {
-            return false;
-        }
-        let i = usize::try_from(ticket - self.data_taken).unwrap_or(usize::MAX);
-        let Some(queued) = self.data.get_mut(i) else {
+        let Some(i) = self.position(ticket) else {
             return false;
         };
+        self.take_out(i);
+        self.tidy();
+        true
+    }
+
+    /// Withdraws the message with `first` and every later one of the same
+    /// mux with one of `ops` (a stream's open and its data, before any of
+    /// it was sent); returns whether `first` was still queued.
+    pub(crate) fn withdraw_mux(&mut self, first: Ticket, ops: &[Op]) -> bool {
+        let Some(start) = self.position(first) else {
+            return false;
+        };
+        let mux_id = self.data[start].mux_id;
+        for i in start..self.data.len() {
+            let q = &self.data[i];
+            if q.mux_id == mux_id && ops.contains(&q.op) && !q.frame.is_empty() {
+                self.take_out(i);
+            }
+        }
+        self.tidy();
+        true
+    }
+
+    fn take_out(&mut self, i: usize) {
+        let queued = &mut self.data[i];
         let frame = std::mem::take(&mut queued.frame);
         self.bytes -= frame.len();
         if queued.control {
             self.control_bytes -= frame.len();
         }
-        self.skip_withdrawn();
-        true
+        self.withdrawn += 1;
     }
 
-    /// Drops withdrawn messages at the front of the data lane.
-    fn skip_withdrawn(&mut self) {
+    /// Drops withdrawn messages at the front, and compacts the lane once
+    /// they are most of it (so request-and-cancel bursts behind a stuck
+    /// message cannot grow it without bound).
+    fn tidy(&mut self) {
         while self.data.front().is_some_and(|q| q.frame.is_empty()) {
             self.data.pop_front();
-            self.data_taken += 1;
+            self.withdrawn -= 1;
+        }
+        if self.withdrawn > 64 && self.withdrawn * 2 > self.data.len() {
+            self.data.retain(|q| !q.frame.is_empty());
+            self.withdrawn = 0;
         }
     }
 
@@ -140,8 +182,8 @@ impl Outbox {
     /// Drops everything queued.
     pub(crate) fn clear(&mut self) {
         self.control.clear();
-        self.data_taken += self.data.len() as Ticket;
         self.data.clear();
+        self.withdrawn = 0;
         self.bytes = 0;
         self.control_bytes = 0;
     }
@@ -154,11 +196,10 @@ impl Outbox {
             }
             None => {
                 let queued = self.data.pop_front()?;
-                self.data_taken += 1;
                 if queued.control {
                     self.control_bytes -= queued.frame.len();
                 }
-                self.skip_withdrawn();
+                self.tidy();
                 queued.frame
             }
         };
@@ -262,6 +303,44 @@ mod tests {
         assert!(out.control_bytes() > 0);
         assert!(out.withdraw(next));
         assert_eq!((out.bytes(), out.control_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn withdrawn_messages_behind_a_stuck_one_are_compacted() {
+        let mut out = Outbox::new(false);
+        let stuck = out
+            .push(Lane::Data, &Message::new(Op::REQUEST, 0), true)
+            .unwrap();
+        for id in 1..=10_000 {
+            let t = out
+                .push(Lane::Data, &Message::new(Op::REQUEST, id), true)
+                .unwrap();
+            assert!(out.withdraw(t));
+        }
+        assert!(out.data.len() <= 130, "{} entries kept", out.data.len());
+        assert!(out.is_queued(stuck));
+        let later = out
+            .push(Lane::Data, &Message::new(Op::REQUEST, 7), true)
+            .unwrap();
+        assert!(out.is_queued(later) && !out.is_queued(later - 1));
+    }
+
+    #[test]
+    fn a_streams_queued_messages_are_withdrawn_together() {
+        let mut out = Outbox::new(false);
+        let open = out
+            .push(Lane::Data, &Message::new(Op::CONNECT_MUX, 5), true)
+            .unwrap();
+        out.push(Lane::Data, &Message::new(Op::REQUEST, 5), true);
+        out.push(Lane::Data, &Message::new(Op::MUX_CLIENT_MSG, 5), true);
+        out.push(Lane::Data, &Message::new(Op::MUX_CLIENT_MSG, 6), true);
+        assert!(out.withdraw_mux(open, &[Op::CONNECT_MUX, Op::MUX_CLIENT_MSG]));
+        let Frame::Merged(left) = Frame::decode(out.next_ws_message(50, 1 << 20).unwrap()).unwrap()
+        else {
+            panic!("not merged")
+        };
+        let left: Vec<(Op, u64)> = left.map(|m| m.unwrap()).map(|m| (m.op, m.mux_id)).collect();
+        assert_eq!(left, [(Op::REQUEST, 5), (Op::MUX_CLIENT_MSG, 6)]);
     }
 
     #[test]

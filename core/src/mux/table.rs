@@ -163,6 +163,10 @@ pub struct StreamState {
     /// Served stream: the application is done with it (it reads no more
     /// input); it goes once its EOF is out.
     pub released: bool,
+    /// Our stream: the send-queue place of its open (while it waits there,
+    /// abandoning the stream withdraws it and its data instead of sending a
+    /// cancel that would overtake them).
+    pub open_ticket: Option<u64>,
 }
 
 impl StreamState {

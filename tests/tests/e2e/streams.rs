@@ -60,8 +60,19 @@ async fn stream_round_trip(env: Env) {
 
 /// A handler that waits until it is cancelled (dropped).
 fn waiting_handler(b: GridBuilder, in_capacity: u32, dropped: &Flag) -> GridBuilder {
-    let dropped = dropped.clone();
+    waiting_handler_started(b, in_capacity, dropped, &Flag::default())
+}
+
+/// [`waiting_handler`], setting `started` when it is called.
+fn waiting_handler_started(
+    b: GridBuilder,
+    in_capacity: u32,
+    dropped: &Flag,
+    started: &Flag,
+) -> GridBuilder {
+    let (dropped, started) = (dropped.clone(), started.clone());
     b.stream_handler(ECHO_HANDLER, in_capacity, move |ctx, _, rx, tx| {
+        started.set();
         let guard = DropGuard(dropped.clone());
         async move {
             // Holds its input unread, so the caller's window fills.
@@ -73,13 +84,17 @@ fn waiting_handler(b: GridBuilder, in_capacity: u32, dropped: &Flag) -> GridBuil
 }
 
 /// MinIO `testStreamCancel`: the caller drops the stream; the handler is
-/// cancelled.
+/// cancelled. (A stream dropped before its open was even written is never
+/// opened at the server: the test waits for the handler to start.)
 async fn stream_cancel(env: Env, in_capacity: u32, fill: bool) {
-    let dropped = Flag::default();
+    let (dropped, started) = (Flag::default(), Flag::default());
     let c = env
-        .cluster(2, |_, b| waiting_handler(b, in_capacity, &dropped))
+        .cluster(2, |_, b| {
+            waiting_handler_started(b, in_capacity, &dropped, &started)
+        })
         .await;
     let (mut tx, rx) = c.peer(0, 1).open_stream(ECHO_HANDLER, "x").await.unwrap();
+    env.within(Duration::from_secs(5), started.wait()).await;
     if fill {
         // Send until the window is full (the handler reads nothing).
         while env

@@ -214,3 +214,44 @@ fn ext_review_04_a_finished_stream_still_reading_counts_and_gets_its_input() {
         "both directions done"
     );
 }
+
+/// Found reviewing item 16's fix: a request whose deadline passes while it
+/// still waits in the send queue is withdrawn too, as a cancel is (the
+/// timer's cancel overtook it and the request was served anyway); and a
+/// stream cancelled, or timed out, before its open was written is never
+/// opened at the server.
+#[test]
+fn ext_review_16_an_exchange_abandoned_before_it_was_written_is_never_sent() {
+    let mut p = pair();
+    let now = p.now;
+    let deadline = Some(now + Duration::from_millis(100));
+    let timed_out = p.links[DIALER]
+        .request(now, 1, None, Bytes::from_static(b"x"), deadline)
+        .unwrap();
+    let cancelled = open(&mut p, 10, StreamOpts::default());
+    let stream_deadline = StreamOpts {
+        deadline,
+        ..StreamOpts::default()
+    };
+    let expired = open(&mut p, 10, stream_deadline);
+    p.links[DIALER].cancel(now, cancelled);
+    p.now += Duration::from_millis(200);
+    let now = p.now;
+    p.links[DIALER].handle_timeout(now);
+    let caller = p.take_events(DIALER);
+    assert!(caller.contains(&Event::Response {
+        mux: timed_out,
+        result: Err(CallError::Timeout)
+    }));
+    assert!(caller.contains(&Event::Ended {
+        mux: expired,
+        result: Err(CallError::Timeout)
+    }));
+    p.drive();
+    let served = p.take_events(ACCEPTOR);
+    assert!(
+        served.is_empty(),
+        "served after the caller gave up: {served:?}"
+    );
+    assert_eq!(p.links[ACCEPTOR].open_exchanges(), 0);
+}
