@@ -253,11 +253,21 @@ impl Link {
         if self.phase == Phase::AwaitUpgrade {
             self.read_upgrade(now, buf);
         }
-        if let Some(ws) = &mut self.ws {
+        if self.ws.is_none() {
+            if self.phase != Phase::AwaitUpgrade {
+                buf.clear();
+            }
+            return;
+        }
+        // During the set-up the endpoint hands over one message at a time
+        // (the peer's proof lifts its limits): feed it until it stops.
+        while let Some(ws) = &mut self.ws {
+            let before = buf.len();
             ws.handle_input(now, buf);
             self.pump_ws(now);
-        } else if self.phase != Phase::AwaitUpgrade {
-            buf.clear();
+            if buf.is_empty() || buf.len() == before || self.phase == Phase::Closed {
+                break;
+            }
         }
     }
 

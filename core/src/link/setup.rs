@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use rand_core::RngCore;
 use tracing::debug;
 
-use super::{Event, Lane, Link, LinkConfig, LinkError, Phase};
+use super::{Event, Link, LinkConfig, LinkError, Phase};
 use crate::auth::link::{
     upgrade_filter, verify_upgrade_filter, Membership, Nonce, Transcript, NONCE_LEN,
 };
@@ -264,8 +264,10 @@ impl Link {
         }
         let mut endpoint =
             ws::Endpoint::client_with_nonce(config.ws.clone(), &request, key, rng, now);
-        // Until the acceptor has proven itself, its messages stay small.
+        // Until the acceptor has proven itself, its messages stay small
+        // (checked one at a time: the proof lifts the limit).
         endpoint.set_limits(SETUP_MAX_MESSAGE, SETUP_MAX_MESSAGE);
+        endpoint.set_one_at_a_time(true);
         let setup = DialerSetup {
             ws_key,
             nonce,
@@ -365,6 +367,7 @@ impl Link {
                 // small: a stranger with a replayed filter token cannot
                 // make us buffer a 16 MiB first message.
                 endpoint.set_limits(SETUP_MAX_MESSAGE, SETUP_MAX_MESSAGE);
+                endpoint.set_one_at_a_time(true);
                 self.ws = Some(endpoint);
                 let ws_key = request.header("sec-websocket-key").unwrap_or_default();
                 let setup = AcceptorSetup {
@@ -429,8 +432,21 @@ impl Link {
             client: self.config.membership == Membership::Client,
         };
         let msg = Message::new(Op::CONNECT, 0).payload(connect.encode());
-        self.outbox.push(Lane::Control, &msg, false);
+        self.send_setup_message(&msg);
         self.phase = Phase::AwaitConnectResponse(setup);
+    }
+
+    /// Sends a set-up message as a WebSocket message of its own, straight to
+    /// the endpoint: never merged with what follows it (its receiver reads
+    /// only small messages until it has checked this one).
+    fn send_setup_message(&mut self, msg: &Message) {
+        let mut encoded = BytesMut::new();
+        msg.encode(false, &mut encoded);
+        if let Some(ws) = &mut self.ws {
+            if let Err(e) = ws.send(ws::Message::binary(encoded.freeze())) {
+                debug!(error = %e, "websocket refused a set-up message");
+            }
+        }
     }
 
     /// A WebSocket message arrived.
@@ -477,24 +493,19 @@ impl Link {
         // The dialer proved itself: from here on it may learn why we refuse.
         let verdict = self.admit(now, &connect, setup.membership);
         let reason = verdict.as_ref().err().cloned().unwrap_or_default();
-        let transcript = setup.transcript(&self.config.local, &connect);
-        let keys =
-            dialer_keys(&self.config, setup.membership, &connect.host).unwrap_or(&self.config.keys);
-        let proof = transcript.acceptor_proof(
-            keys,
-            key_index,
-            &self.config.node_id,
-            verdict.is_ok(),
-            &reason,
-        );
+        let config = self.config.clone();
+        let transcript = setup.transcript(&config.local, &connect);
+        let keys = dialer_keys(&config, setup.membership, &connect.host).unwrap_or(&config.keys);
+        let proof =
+            transcript.acceptor_proof(keys, key_index, &config.node_id, verdict.is_ok(), &reason);
         let response = ConnectResponse {
-            id: self.config.node_id,
+            id: config.node_id,
             accepted: verdict.is_ok(),
             rejected_reason: reason,
             proof: Some(proof),
         };
         let msg = Message::new(Op::CONNECT_RESPONSE, 0).payload(response.encode());
-        self.outbox.push(Lane::Control, &msg, false);
+        self.send_setup_message(&msg);
         match verdict {
             Ok(()) => {
                 self.remote = Some(connect.host);
@@ -603,6 +614,7 @@ impl Link {
                 self.config.ws.max_frame_size,
                 self.config.ws.max_message_size,
             );
+            ws.set_one_at_a_time(false);
         }
         self.handshake_deadline = None;
         self.last_pong = now;

@@ -120,6 +120,8 @@ pub struct Endpoint {
     decoder: FrameDecoder,
     /// Where the handshake head may end (parsing waits for it).
     head_scan: handshake::HeadScanner,
+    /// Stop decoding after each event ([`set_one_at_a_time`](Self::set_one_at_a_time)).
+    one_at_a_time: bool,
     encoder: FrameEncoder,
     /// Source of client masking keys (client role only).
     rng: Option<Box<dyn RngCore + Send>>,
@@ -161,6 +163,7 @@ impl Endpoint {
             role,
             decoder: FrameDecoder::new(role, config.max_frame_size),
             head_scan: handshake::HeadScanner::default(),
+            one_at_a_time: false,
             config,
             state,
             encoder: FrameEncoder::new(),
@@ -231,6 +234,14 @@ impl Endpoint {
         ep
     }
 
+    /// Whether [`handle_input`](Self::handle_input) stops after each event,
+    /// leaving the rest of the input in the buffer: a protocol on top that
+    /// changes the limits after a message (its peer's proof) sees that
+    /// message before the next frame is checked.
+    pub fn set_one_at_a_time(&mut self, on: bool) {
+        self.one_at_a_time = on;
+    }
+
     /// Changes the largest frame and message accepted from now on (a
     /// protocol on top may accept only small messages until its peer has
     /// authenticated).
@@ -296,10 +307,14 @@ impl Endpoint {
             }
         }
         while matches!(self.state, State::Open | State::CloseSent) && !self.input_done {
+            let before = self.events.len();
             match self.decode_one(buf) {
                 Ok(Some(frame)) => self.on_frame(now, frame),
                 Ok(None) => break,
                 Err(e) => self.defer_fail(e),
+            }
+            if self.one_at_a_time && self.events.len() > before {
+                break;
             }
         }
         if self.input_done || self.is_closed() {

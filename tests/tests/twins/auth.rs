@@ -296,3 +296,28 @@ fn ext_before_the_proof_only_small_messages_are_read() {
     assert!(acceptor.is_closed(), "{events:?}");
     assert!(!connected(&events));
 }
+
+#[test]
+fn ext_a_large_message_right_behind_the_proof_is_read_once_proven() {
+    // The acceptor is up once it has checked `Connect`, and may send at
+    // once: its first request (over the 4 KiB set-up limit) arrives in the
+    // same read as its `ConnectResponse`. The bench found the dialer
+    // refusing it (1009) before it had read the proof that lifts the limit.
+    let configs = LinkPair::configs("a:1", "b:1", |_| {});
+    let mut p = LinkPair::new(configs, origin(), 1);
+    p.transfer(0); // upgrade
+    p.transfer(1); // 101
+    p.transfer(0); // Connect: the acceptor is up
+    let now = p.now;
+    let big = bytes::Bytes::from(vec![7u8; 20_000]);
+    p.links[1].request(now, 1, None, big, None).unwrap();
+    p.transfer(1); // ConnectResponse and the request, in one read
+    let events = p.take_events(0);
+    assert!(connected(&events), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Request { payload, .. } if payload.len() == 20_000)),
+        "{events:?}"
+    );
+}
