@@ -33,6 +33,7 @@ suite!(
     a_connect_that_hangs_times_out_on_its_own_timeout,
     host_names_resolve_through_the_runtime,
     a_blocking_handler_does_not_stall_its_link,
+    a_sender_waiting_for_a_full_queue_keeps_one_waker,
 );
 
 const ECHO: u8 = 1;
@@ -745,5 +746,81 @@ fn dialing_pair() -> ([TcpListener; 2], Vec<String>) {
         if should_dial(&names[0], &names[1]) {
             return (pair, names);
         }
+    }
+}
+
+/// Counts how many clones of a waker are alive.
+struct CountedWake;
+
+impl std::task::Wake for CountedWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// A stream sender polled again and again while the link's send queue is
+/// full keeps one waker, not one per poll (issue 11, item 12).
+async fn a_sender_waiting_for_a_full_queue_keeps_one_waker(env: Env) {
+    let ([l0, proxy_listener], names) = dialing_pair();
+    let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = Proxy::start(proxy_listener, l1.local_addr().unwrap());
+    let start = |listener: TcpListener, name: &str| {
+        Grid::builder(name, names.clone())
+            .secret("full queue secret")
+            .listener(listener)
+            .reconnect(fast_reconnect())
+            // Holds its input unread.
+            .stream_handler(6, 64, |ctx, _, rx, _| async move {
+                let _held = rx;
+                ctx.cancel_signal().cancelled().await;
+                Ok(())
+            })
+            .configure(|c| c.max_queued_bytes = 256 << 10)
+            .start(env.rt.clone())
+            .unwrap()
+    };
+    let caller = start(l0, &names[0]);
+    let server = start(l1, &names[1]);
+    let peer = caller.peer(&names[1]).unwrap();
+    peer.wait_connected(Duration::from_secs(5)).await.unwrap();
+    let (mut tx, _rx) = peer.open_stream(6, "").await.unwrap();
+    env.sleep(Duration::from_millis(100)).await; // the ack is through
+    proxy.stall_existing();
+    // Fill the socket buffers and then the link's queue.
+    let chunk = bytes::Bytes::from(vec![1u8; 1 << 20]);
+    let mut full = false;
+    for _ in 0..64 {
+        let sent = env
+            .maybe_within(Duration::from_millis(300), tx.send(chunk.clone()))
+            .await;
+        if sent.is_none() {
+            full = true;
+            break;
+        }
+    }
+    assert!(full, "the queue never filled");
+    let wake = Arc::new(CountedWake);
+    let waker = std::task::Waker::from(wake.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    // Poll while the queue is full (a send that got through on a moment of
+    // room is replaced by the next one), 1,000 times pending in all.
+    let mut pending = 0;
+    for _ in 0..10_000 {
+        let mut send = Box::pin(tx.send(chunk.clone()));
+        while pending < 1_000 && std::future::Future::poll(send.as_mut(), &mut cx).is_pending() {
+            pending += 1;
+        }
+        if pending == 1_000 {
+            break;
+        }
+    }
+    assert_eq!(pending, 1_000, "the queue never stayed full");
+    // This test's two handles, and the one the link keeps.
+    assert!(
+        Arc::strong_count(&wake) <= 3,
+        "{} wakers kept",
+        Arc::strong_count(&wake)
+    );
+    drop(proxy);
+    for grid in [&caller, &server] {
+        grid.shutdown(Duration::from_secs(1)).await;
     }
 }
