@@ -49,13 +49,14 @@ const MIN_LINK_LIFE: Duration = Duration::from_secs(2);
 
 /// One attempt; returns how long the link was connected, if it was.
 async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> Option<Duration> {
+    let config = node.config();
     let addrs = match remote.parse::<SocketAddr>() {
         Ok(addr) => vec![addr],
         // A host name: the runtime's blocking pool resolves it (the system
         // resolver blocks, and a slow one must not stall a task thread).
         Err(_) => match node
             .timeout(
-                node.config().connect_timeout,
+                config.connect_timeout,
                 node.runtime.resolve(remote.to_owned()),
             )
             .await
@@ -67,7 +68,6 @@ async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> Option<D
             }
         },
     };
-    let config = node.config();
     // Each address in turn (a name may resolve to IPv6 and IPv4).
     let mut socket = None;
     for addr in addrs.into_iter().take(MAX_ADDRESSES) {

@@ -330,17 +330,16 @@ impl Link {
         if mux.origin != Origin::Remote {
             return Err(CommandError::UnknownMux);
         }
-        let stream = self
-            .muxes
-            .streams
-            .get_mut(&mux)
-            .ok_or(CommandError::UnknownMux)?;
-        if stream.sending != Sending::Open {
+        let stream = match self.sending_stream(mux) {
+            Ok(stream) => stream,
             // Its EOF is out or waiting: a second end would break the
             // protocol. The application is done with it either way.
-            self.release(now, mux);
-            return Ok(());
-        }
+            Err(CommandError::Finished) => {
+                self.release(now, mux);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let seq = stream.next_seq();
         let msg = Message::new(Op::MUX_SERVER_MSG, mux.id)
             .seq(seq)
