@@ -4,12 +4,13 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures_lite::FutureExt as _;
 use gridmux_core::auth::link::Membership;
-use gridmux_core::link::{Event, LinkError};
+use gridmux_core::link::{CommandError, Event, LinkError};
 use gridmux_core::mux::MuxId;
 use gridmux_core::wire::{ErrorCode, ErrorPayload, SubrouteId};
 use tracing::{debug, trace, Instrument as _};
@@ -214,15 +215,11 @@ fn serve_request(
             let Some(outcome) = outcome else {
                 return;
             };
-            let mut st = link.lock();
-            st.served.remove(&mux);
-            if let Err(e) = st
-                .link
-                .respond(Instant::now(), mux, outcome.map_err(payload_of))
-            {
-                debug!(%e, ?mux, "answer not sent");
+            let result = outcome.map_err(payload_of);
+            if cancel.run(answer(&link, mux, result)).await.is_none() {
+                debug!(?mux, "answer dropped: the request ended while it waited");
             }
-            st.flush();
+            link.lock().served.remove(&mux);
         }
         .instrument(span),
     );
@@ -324,6 +321,30 @@ impl Drop for ServedGuard {
         st.link.cancel(Instant::now(), self.mux);
         st.flush();
     }
+}
+
+/// Queues a handler's answer. A large answer waits while the link's send
+/// queue is full (the caller runs it under the request's cancel signal:
+/// its deadline, a cancel or the link's end stop the wait).
+async fn answer(link: &SharedLink, mux: MuxId, result: Result<Bytes, ErrorPayload>) {
+    std::future::poll_fn(|cx| {
+        let mut st = link.lock();
+        let st = &mut *st;
+        let outcome = st.link.respond(Instant::now(), mux, result.clone());
+        if let Err(CommandError::QueueFull(_)) = outcome {
+            if !st.queue_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                st.queue_waiters.push(cx.waker().clone());
+            }
+            st.flush();
+            return Poll::Pending;
+        }
+        if let Err(e) = outcome {
+            debug!(%e, ?mux, "answer not sent");
+        }
+        st.flush();
+        Poll::Ready(())
+    })
+    .await;
 }
 
 /// Runs a handler until it returns, panics (an error answer) or is

@@ -89,6 +89,7 @@ impl From<CallError> for Error {
             CallError::Timeout => Self::Timeout,
             CallError::Canceled => Self::Canceled,
             CallError::Protocol(m) => Self::Protocol(m),
+            CallError::Overloaded(_) => Self::Overloaded,
             CallError::Remote { code, message } => match code {
                 ErrorCode::UnknownHandler => Self::UnknownHandler,
                 ErrorCode::Overloaded => Self::Overloaded,

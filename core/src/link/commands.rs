@@ -6,11 +6,16 @@ use bytes::Bytes;
 
 use super::{CommandError, Lane, Link, LinkError, Phase, StreamOpts, DRAINING_SWEEP};
 use crate::mux::{
-    CreditWindow, InRequest, MuxId, Origin, OutRequest, SendCredits, Sending, StreamState,
+    CreditWindow, HeldMessages, InRequest, MuxId, Origin, OutRequest, SendCredits, Sending,
+    StreamState,
 };
 use crate::wire::{
     encode_count, encode_stream_open, ErrorCode, ErrorPayload, Flags, Message, Op, SubrouteId,
 };
+
+/// Answers up to this size (payload or error text) are queued even when
+/// the send queue is full.
+const ALWAYS_QUEUED_ANSWER: usize = 256;
 
 /// Milliseconds from `now` to `deadline` for the wire, capped at `u32::MAX`;
 /// `None` if less than one millisecond remains.
@@ -90,7 +95,9 @@ impl Link {
     }
 
     /// Answers a request we serve. An answer after the deadline or a
-    /// cancellation is refused with `UnknownMux` (nobody waits for it). A
+    /// cancellation is refused with `UnknownMux` (nobody waits for it). An
+    /// answer of more than a few hundred bytes while the send queue is full
+    /// is refused with `QueueFull`: try again after output was taken. A
     /// payload over the size limit is refused with `TooLarge`, and the
     /// caller gets an error answer instead: the exchange is over either way.
     pub fn respond(
@@ -99,13 +106,25 @@ impl Link {
         mux: MuxId,
         result: Result<Bytes, ErrorPayload>,
     ) -> Result<(), CommandError> {
-        if mux.origin != Origin::Remote {
+        if mux.origin != Origin::Remote || !self.muxes.in_requests.contains_key(&mux.id) {
             return Err(CommandError::UnknownMux);
+        }
+        // Answers are bounded where they are queued, like everything else
+        // we send: a large one waits while the queue is full (the request
+        // stays served, and its deadline still ends it). Small ones always
+        // go, so that ending an exchange never waits; served requests bound
+        // their number.
+        let size = match &result {
+            Ok(p) => p.len(),
+            Err(e) => e.message.len(),
+        };
+        let queued = self.queued_bytes();
+        if size > ALWAYS_QUEUED_ANSWER && queued >= self.config.max_queued_bytes {
+            return Err(CommandError::QueueFull(queued));
         }
         let request = self
             .muxes
-            .in_requests
-            .remove(&mux.id)
+            .remove_in_request(mux.id)
             .ok_or(CommandError::UnknownMux)?;
         self.drop_timer(mux, request.timer);
         let (result, too_large) = match result {
@@ -172,6 +191,8 @@ impl Link {
             last_ticket: None,
             released: false,
             open_ticket: None,
+            held: HeldMessages::default(),
+            held_open: 0,
         };
         let seq = state.next_seq();
         self.muxes.insert_stream(mux, state);
@@ -233,9 +254,11 @@ impl Link {
             .map_or(0, |s| s.send.available())
     }
 
-    /// The consumer took `n` messages of a stream: credits go back to the
-    /// sender (batched). Unknown streams are ignored.
+    /// The consumer took `n` messages of a stream: their bytes leave the
+    /// inbound budget and credits go back to the sender (batched). Unknown
+    /// streams are ignored.
     pub fn consumed(&mut self, now: Instant, mux: MuxId, n: u32) {
+        self.muxes.release_messages(mux, n);
         let Some(stream) = self.muxes.streams.get_mut(&mux) else {
             return;
         };
@@ -447,14 +470,22 @@ impl Link {
         }
     }
 
-    /// Registers a served request (used by dispatch).
-    pub(super) fn insert_served_request(&mut self, mux: MuxId, seq: u32, deadline: Instant) {
-        self.muxes.in_requests.insert(
+    /// Registers a served request whose payload of `held` bytes the
+    /// handler holds (used by dispatch).
+    pub(super) fn insert_served_request(
+        &mut self,
+        mux: MuxId,
+        seq: u32,
+        deadline: Instant,
+        held: usize,
+    ) {
+        self.muxes.insert_in_request(
             mux.id,
             InRequest {
                 deadline,
                 seq,
                 timer: None,
+                held,
             },
         );
         self.reschedule(mux);

@@ -144,8 +144,19 @@ pub struct LinkConfig {
     /// Most requests we serve at once; past it callers get `Overloaded`.
     pub max_served_requests: usize,
     /// Most bytes queued for sending; past it new requests and stream
-    /// messages are refused.
+    /// messages are refused, served requests are refused with
+    /// `Overloaded`, and answers over a few hundred bytes wait
+    /// ([`Link::respond`](super::Link::respond) returns `QueueFull`).
     pub max_queued_bytes: usize,
+    /// Inbound byte budget: most payload bytes held for the application
+    /// (requests being served, until answered or over; stream messages
+    /// until consumed; a served stream's open payload while it lives).
+    /// Past it new requests and streams are refused with `Overloaded` and
+    /// consumed stream credits are held back; when twice it is held for
+    /// exchanges the peer opened, the link stops taking input
+    /// ([`Link::wants_input`](super::Link::wants_input)) until the
+    /// application releases some.
+    pub max_inbound_bytes: usize,
     /// Most messages in one merged frame.
     pub merge_max_messages: usize,
     /// Stop merging when the merged frame reaches this size.
@@ -192,6 +203,7 @@ impl LinkConfig {
             max_served_streams: 10_000,
             max_served_requests: 10_000,
             max_queued_bytes: 64 << 20,
+            max_inbound_bytes: 64 << 20,
             merge_max_messages: 50,
             merge_max_bytes: 32 * 1024 - 1024,
         }

@@ -2,10 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tracing::{debug, trace};
 
 use super::{CallError, Event, Lane, Link};
-use crate::mux::{CreditWindow, MuxId, Origin, SendCredits, Sending, StreamState};
+use crate::mux::{CreditWindow, HeldMessages, MuxId, Origin, SendCredits, Sending, StreamState};
 use crate::wire::{
     decode_count, decode_stream_open, ErrorCode, ErrorPayload, Flags, Message, Op, PingMsg, PongMsg,
 };
@@ -59,6 +60,17 @@ impl Link {
         }
     }
 
+    /// A payload the application will hold: a small part of a large merged
+    /// frame is copied out (a slice would keep the whole frame alive while
+    /// the budget counts only its own bytes). What stays a slice is at
+    /// least half its frame, so held memory stays within twice the count.
+    fn retain(&self, payload: Bytes) -> Bytes {
+        match self.merged_frame_len {
+            Some(frame) if payload.len() < frame / 2 => Bytes::copy_from_slice(&payload),
+            _ => payload,
+        }
+    }
+
     fn ended(&mut self, mux: MuxId, result: Result<(), CallError>) {
         self.events.push_back(Event::Ended { mux, result });
     }
@@ -106,10 +118,13 @@ impl Link {
             self.connect_error(now, &msg, ErrorCode::UnknownHandler, text);
             return;
         }
+        let size = msg.payload.as_ref().map_or(0, Bytes::len);
         let busy = if self.muxes.in_requests.len() >= config.max_served_requests {
             Some("too many concurrent requests")
         } else if self.queued_bytes() >= config.max_queued_bytes {
             Some("send queue full")
+        } else if self.muxes.inbound_bytes() + size > config.max_inbound_bytes {
+            Some("inbound byte budget spent")
         } else {
             None
         };
@@ -124,12 +139,13 @@ impl Link {
         }
         let deadline = Self::local_deadline(now, msg.deadline_ms)
             .unwrap_or(now + config.default_request_timeout);
-        self.insert_served_request(mux, msg.seq, deadline);
+        self.insert_served_request(mux, msg.seq, deadline, size);
+        let payload = self.retain(msg.payload.unwrap_or_default());
         self.events.push_back(Event::Request {
             mux,
             handler: msg.handler,
             subroute: msg.subroute,
-            payload: msg.payload.unwrap_or_default(),
+            payload,
             deadline,
         });
     }
@@ -163,7 +179,7 @@ impl Link {
 
     fn on_cancel_request(&mut self, id: u64) {
         let mux = MuxId::remote(id);
-        if let Some(request) = self.muxes.in_requests.remove(&id) {
+        if let Some(request) = self.muxes.remove_in_request(id) {
             self.drop_timer(mux, request.timer);
             self.ended(mux, Err(CallError::Canceled));
         }
@@ -213,6 +229,10 @@ impl Link {
             Ok(open) => open,
             Err(e) => return self.connect_error(now, &msg, ErrorCode::Protocol, e.to_string()),
         };
+        if self.muxes.inbound_bytes() + payload.len() > config.max_inbound_bytes {
+            let text = "inbound byte budget spent".to_owned();
+            return self.connect_error(now, &msg, ErrorCode::Overloaded, text);
+        }
         let has_input = !msg.flags.contains(Flags::EOF) && in_capacity > 0;
         let window = if has_input { in_capacity } else { 0 };
         let deadline = Self::local_deadline(now, msg.deadline_ms);
@@ -234,9 +254,13 @@ impl Link {
             last_ticket: None,
             released: false,
             open_ticket: None,
+            held: HeldMessages::default(),
+            held_open: 0,
         };
         let seq = state.next_seq();
         self.muxes.insert_stream(mux, state);
+        self.muxes.hold_open(mux, payload.len());
+        let payload = self.retain(payload);
         self.reschedule(mux);
         let mut ack = Message::new(Op::ACK_MUX, mux.id).seq(seq);
         ack.payload = Some(crate::wire::encode_count(window));
@@ -332,7 +356,27 @@ impl Link {
             }
             return;
         }
-        if let Some(payload) = msg.payload.filter(|p| !eof || !p.is_empty()) {
+        let input_open = stream.sending != Sending::Done;
+        let seq = stream.send_seq;
+        if eof && mux.origin == Origin::Remote {
+            stream.receiving = false;
+        }
+        let payload = msg.payload.filter(|p| !eof || !p.is_empty());
+        let size = payload.as_ref().map_or(0, Bytes::len);
+        if mux.origin == Origin::Remote
+            && self.muxes.served_inbound_bytes() + size > self.config.max_inbound_bytes * 2
+        {
+            // Streams admitted under the budget may together still send
+            // more than it (each up to its window): past twice the budget,
+            // the stream whose message crosses the line is shed; the link
+            // and every other exchange go on.
+            let held = self.muxes.served_inbound_bytes();
+            let reason = format!("{held} bytes of input held; a {size}-byte message would pass twice the inbound budget");
+            return self.kill_stream_with(now, mux, ErrorCode::Overloaded, reason);
+        }
+        if let Some(payload) = payload {
+            self.muxes.hold_message(mux, size);
+            let payload = self.retain(payload);
             self.events.push_back(Event::Message { mux, payload });
         }
         if !eof {
@@ -340,8 +384,6 @@ impl Link {
         }
         match mux.origin {
             Origin::Local => {
-                let input_open = stream.sending != Sending::Done;
-                let seq = stream.send_seq;
                 self.remove_stream(mux);
                 self.ended(mux, Ok(()));
                 if input_open {
@@ -354,7 +396,6 @@ impl Link {
                 }
             }
             Origin::Remote => {
-                stream.receiving = false;
                 self.events.push_back(Event::InputEnded { mux });
                 self.settle_served(now, mux);
             }
@@ -445,10 +486,16 @@ impl Link {
 
     /// Ends one stream after a protocol violation; the link stays up.
     fn kill_stream(&mut self, now: Instant, mux: MuxId, reason: String) {
+        self.kill_stream_with(now, mux, ErrorCode::Protocol, reason);
+    }
+
+    /// Ends one stream (a protocol violation, or shed for overload); the
+    /// link stays up.
+    fn kill_stream_with(&mut self, now: Instant, mux: MuxId, code: ErrorCode, reason: String) {
         let Some(stream) = self.muxes.streams.get_mut(&mux) else {
             return;
         };
-        debug!(?mux, %reason, "stream ended by a protocol violation");
+        debug!(?mux, ?code, %reason, "stream ended");
         let reported = stream.end_is_reported(mux);
         // The server is told with a control message; a served stream's
         // caller gets an ordered error EOF behind the data already queued.
@@ -458,7 +505,7 @@ impl Link {
                 self.send_msg(now, Lane::Control, &msg);
             }
             Origin::Remote => {
-                let error = ErrorPayload::new(ErrorCode::Protocol, reason.clone());
+                let error = ErrorPayload::new(code, reason.clone());
                 let msg = Message::new(Op::MUX_SERVER_MSG, mux.id)
                     .seq(stream.next_seq())
                     .flags(Flags::EOF | Flags::PAYLOAD_IS_ERR)
@@ -468,7 +515,11 @@ impl Link {
         }
         self.remove_stream(mux);
         if reported {
-            self.ended(mux, Err(CallError::Protocol(reason)));
+            let error = match code {
+                ErrorCode::Overloaded => CallError::Overloaded(reason),
+                _ => CallError::Protocol(reason),
+            };
+            self.ended(mux, Err(error));
         }
     }
 
@@ -495,7 +546,7 @@ impl Link {
                 if let Some(r) = self.muxes.in_requests.get_mut(&mux.id) {
                     r.timer = None;
                     if r.deadline <= now {
-                        self.muxes.in_requests.remove(&mux.id);
+                        self.muxes.remove_in_request(mux.id);
                         self.ended(mux, Err(CallError::Timeout));
                     } else {
                         self.reschedule(mux);

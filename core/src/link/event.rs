@@ -33,6 +33,10 @@ pub enum CallError {
     /// exchange ended.
     #[error("protocol violation: {0}")]
     Protocol(String),
+    /// A stream we serve was shed: the application held too much of the
+    /// peer's input (see `LinkConfig::max_inbound_bytes`).
+    #[error("shed: {0}")]
+    Overloaded(String),
 }
 
 impl From<ErrorPayload> for CallError {

@@ -133,6 +133,10 @@ pub struct Link {
     draining: HashMap<MuxId, outbox::Ticket, MuxHashing>,
     /// `draining` is swept when it reaches this size.
     draining_sweep_at: usize,
+    /// While a merged frame of this many bytes is dispatched: its small
+    /// payloads are copied out before they are held, so that a few held
+    /// bytes never pin a large frame.
+    merged_frame_len: Option<usize>,
 }
 
 /// `draining` is first swept of entries whose message has left when it
@@ -174,6 +178,7 @@ impl Link {
             head_scan: ws::handshake::HeadScanner::default(),
             draining: HashMap::default(),
             draining_sweep_at: DRAINING_SWEEP,
+            merged_frame_len: None,
         }
     }
 
@@ -234,6 +239,25 @@ impl Link {
     /// Bytes queued for sending and not yet taken by `poll_transmit`.
     pub fn queued_bytes(&self) -> usize {
         self.outbox.bytes() + self.ws.as_ref().map_or(0, ws::Endpoint::queued_bytes)
+    }
+
+    /// Payload bytes held for the application (see
+    /// [`LinkConfig::max_inbound_bytes`]).
+    pub fn inbound_bytes(&self) -> usize {
+        self.muxes.inbound_bytes()
+    }
+
+    /// The part of [`inbound_bytes`](Self::inbound_bytes) held for
+    /// exchanges the peer opened.
+    pub fn served_inbound_bytes(&self) -> usize {
+        self.muxes.served_inbound_bytes()
+    }
+
+    /// Numbers the muxes this link opens `counter << shift` (simulations
+    /// of a peer that chooses ids a weak hash would put in one bucket).
+    #[cfg(feature = "fuzzing")]
+    pub fn shift_mux_ids(&mut self, shift: u32) {
+        self.muxes.shift_ids(shift);
     }
 
     /// Entries in the timer queue (one per exchange at most).

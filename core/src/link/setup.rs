@@ -16,7 +16,7 @@ use crate::auth::{decode_hex, decode_hex_tag, hex, Keyring};
 use crate::cluster::should_dial;
 use crate::http::RequestHead;
 use crate::mux::MuxHashing;
-use crate::wire::{Connect, ConnectResponse, Frame, Message, Op};
+use crate::wire::{Connect, ConnectResponse, Frame, MergedFrames, Message, Op};
 use crate::ws::handshake::{self, UpgradeRequest};
 use crate::ws::{self, ClientRequest, Role};
 
@@ -466,20 +466,27 @@ impl Link {
     }
 
     fn on_frame(&mut self, now: Instant, data: Bytes) {
+        let len = data.len();
         match Frame::decode(data) {
             Ok(Frame::Single(msg)) => self.on_message(now, msg),
             Ok(Frame::Merged(frames)) => {
-                for msg in frames {
-                    match msg {
-                        Ok(msg) => self.on_message(now, msg),
-                        Err(e) => return self.fail(now, LinkError::Malformed(e.to_string())),
-                    }
-                    if self.phase != Phase::Connected {
-                        return;
-                    }
-                }
+                self.merged_frame_len = Some(len);
+                self.on_merged(now, frames);
+                self.merged_frame_len = None;
             }
             Err(e) => self.fail(now, LinkError::Malformed(e.to_string())),
+        }
+    }
+
+    fn on_merged(&mut self, now: Instant, frames: MergedFrames) {
+        for msg in frames {
+            match msg {
+                Ok(msg) => self.on_message(now, msg),
+                Err(e) => return self.fail(now, LinkError::Malformed(e.to_string())),
+            }
+            if self.phase != Phase::Connected {
+                return;
+            }
         }
     }
 

@@ -8,10 +8,12 @@
 //! The [`Link`](crate::link::Link) drives them.
 
 mod credit;
+mod held;
 mod table;
 mod timers;
 
 pub use credit::{CreditWindow, SendCredits};
+pub use held::HeldMessages;
 pub use table::{
     InRequest, MuxHasher, MuxHashing, MuxMap, MuxTable, OutRequest, Sending, StreamState,
 };

@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, Hasher};
 use rand_core::RngCore;
 use std::time::Instant;
 
-use super::{CreditWindow, MuxId, Origin, SendCredits};
+use super::{CreditWindow, HeldMessages, MuxId, Origin, SendCredits};
 
 /// How a link hashes mux ids: keyed per link, so that a peer cannot
 /// choose ids that land in one bucket (ids of the form `i << 32` all did
@@ -115,6 +115,9 @@ pub struct InRequest {
     pub seq: u32,
     /// The entry in the timer queue.
     pub timer: Option<Instant>,
+    /// Bytes of its payload counted against the inbound budget until the
+    /// request ends (the handler holds them).
+    pub held: usize,
 }
 
 /// Our sending direction of a stream.
@@ -167,6 +170,11 @@ pub struct StreamState {
     /// abandoning the stream withdraws it and its data instead of sending a
     /// cancel that would overtake them).
     pub open_ticket: Option<u64>,
+    /// The peer's messages delivered and not yet consumed (counted against
+    /// the link's inbound budget).
+    pub held: HeldMessages,
+    /// Bytes of the open's payload counted while a stream we serve lives.
+    pub held_open: usize,
 }
 
 impl StreamState {
@@ -212,14 +220,25 @@ impl StreamState {
 pub struct MuxTable {
     /// Requests we sent.
     pub out_requests: Map<u64, OutRequest>,
-    /// Requests we serve.
+    /// Requests we serve (add and remove them with
+    /// [`insert_in_request`](Self::insert_in_request) and
+    /// [`remove_in_request`](Self::remove_in_request), which keep the byte
+    /// count).
     pub in_requests: Map<u64, InRequest>,
     /// Streams in both roles (add and remove them with
     /// [`insert_stream`](Self::insert_stream) and
     /// [`remove_stream`](Self::remove_stream), which keep counts).
     pub streams: Map<MuxId, StreamState>,
     local_streams: usize,
+    /// Bytes held for the application: payloads of requests we serve,
+    /// stream messages not yet consumed, open payloads of served streams.
+    inbound_bytes: usize,
+    /// The part of `inbound_bytes` held for exchanges the peer opened.
+    served_bytes: usize,
     next_id: u64,
+    /// Ids we open are `counter << id_shift` (0 but in simulations of a
+    /// peer that chooses ids a weak hash would put in one bucket).
+    id_shift: u32,
     hashing: MuxHashing,
 }
 
@@ -237,7 +256,10 @@ impl MuxTable {
             in_requests: Map::with_hasher(hashing),
             streams: Map::with_hasher(hashing),
             local_streams: 0,
+            inbound_bytes: 0,
+            served_bytes: 0,
             next_id: 0,
+            id_shift: 0,
             hashing,
         }
     }
@@ -247,11 +269,19 @@ impl MuxTable {
         self.hashing
     }
 
+    /// Numbers the muxes we open `counter << shift` from now on (tests
+    /// and simulations: a peer choosing ids that a weak hash would put in
+    /// one bucket).
+    #[cfg(feature = "fuzzing")]
+    pub fn shift_ids(&mut self, shift: u32) {
+        self.id_shift = shift;
+    }
+
     /// A fresh id for a mux we open: never 0, never one in use.
     pub fn allocate_id(&mut self) -> u64 {
         loop {
             self.next_id = self.next_id.wrapping_add(1);
-            let id = self.next_id;
+            let id = self.next_id.wrapping_shl(self.id_shift);
             if id != 0
                 && !self.out_requests.contains_key(&id)
                 && !self.streams.contains_key(&MuxId::local(id))
@@ -263,18 +293,88 @@ impl MuxTable {
 
     /// Adds a stream.
     pub fn insert_stream(&mut self, mux: MuxId, state: StreamState) {
-        if self.streams.insert(mux, state).is_none() && mux.origin == Origin::Local {
-            self.local_streams += 1;
+        self.add_held(mux, state.held.total() + state.held_open);
+        match self.streams.insert(mux, state) {
+            Some(old) => self.sub_held(mux, old.held.total() + old.held_open),
+            None if mux.origin == Origin::Local => self.local_streams += 1,
+            None => {}
         }
     }
 
-    /// Removes a stream.
+    /// Removes a stream; what it held is released.
     pub fn remove_stream(&mut self, mux: MuxId) -> Option<StreamState> {
         let state = self.streams.remove(&mux)?;
         if mux.origin == Origin::Local {
             self.local_streams -= 1;
         }
+        self.sub_held(mux, state.held.total() + state.held_open);
         Some(state)
+    }
+
+    /// Adds a request we serve; its `held` bytes count until it goes.
+    pub fn insert_in_request(&mut self, id: u64, request: InRequest) {
+        let mux = MuxId::remote(id);
+        self.add_held(mux, request.held);
+        if let Some(old) = self.in_requests.insert(id, request) {
+            self.sub_held(mux, old.held);
+        }
+    }
+
+    /// Removes a request we serve; its bytes are released.
+    pub fn remove_in_request(&mut self, id: u64) -> Option<InRequest> {
+        let request = self.in_requests.remove(&id)?;
+        self.sub_held(MuxId::remote(id), request.held);
+        Some(request)
+    }
+
+    /// Counts a message of `size` bytes delivered on stream `mux`.
+    pub fn hold_message(&mut self, mux: MuxId, size: usize) {
+        if let Some(stream) = self.streams.get_mut(&mux) {
+            stream.held.push(size);
+            self.add_held(mux, size);
+        }
+    }
+
+    /// The consumer of stream `mux` took `n` messages: releases their bytes.
+    pub fn release_messages(&mut self, mux: MuxId, n: u32) {
+        if let Some(stream) = self.streams.get_mut(&mux) {
+            let freed = stream.held.consume(n);
+            self.sub_held(mux, freed);
+        }
+    }
+
+    /// Counts the open payload of a stream we serve until it goes.
+    pub fn hold_open(&mut self, mux: MuxId, size: usize) {
+        if let Some(stream) = self.streams.get_mut(&mux) {
+            stream.held_open += size;
+            self.add_held(mux, size);
+        }
+    }
+
+    fn add_held(&mut self, mux: MuxId, n: usize) {
+        self.inbound_bytes += n;
+        if mux.origin == Origin::Remote {
+            self.served_bytes += n;
+        }
+    }
+
+    fn sub_held(&mut self, mux: MuxId, n: usize) {
+        self.inbound_bytes -= n;
+        if mux.origin == Origin::Remote {
+            self.served_bytes -= n;
+        }
+    }
+
+    /// Bytes held for the application (see the link's inbound budget).
+    pub fn inbound_bytes(&self) -> usize {
+        self.inbound_bytes
+    }
+
+    /// The part of [`inbound_bytes`](Self::inbound_bytes) held for
+    /// exchanges the peer opened (what the peer's choices decide; what we
+    /// hold of our own streams is bounded by the windows we chose).
+    pub fn served_inbound_bytes(&self) -> usize {
+        self.served_bytes
     }
 
     /// Exchanges we opened and that are still open.
@@ -342,12 +442,13 @@ mod hashing_tests {
         // A table of such ids stays usable (this took seconds before).
         let mut table = MuxTable::with_hashing(keyed);
         for i in 0..20_000u64 {
-            table.in_requests.insert(
+            table.insert_in_request(
                 i << 32,
                 InRequest {
                     deadline: Instant::now(),
                     seq: 0,
                     timer: None,
+                    held: 0,
                 },
             );
         }

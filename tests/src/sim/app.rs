@@ -24,6 +24,9 @@ pub mod handler {
     pub const HANG: u8 = 3;
     /// Request: "panics" (answers `HandlerPanicked`).
     pub const PANIC: u8 = 4;
+    /// Request: answers [`blob`](super::blob) of the length its 4-byte
+    /// payload names (a small request, a large answer).
+    pub const BLOB: u8 = 5;
     /// Stream: echoes each message, ends after the caller's EOF.
     pub const STREAM_ECHO: u8 = 10;
     /// Stream without input: sends N numbered messages.
@@ -220,7 +223,7 @@ pub(super) fn acceptable(error: &CallError, also: &[ErrorCode]) -> bool {
         CallError::Remote { code, .. } => {
             matches!(code, ErrorCode::Overloaded | ErrorCode::Canceled) || also.contains(code)
         }
-        CallError::Canceled | CallError::Protocol(_) => false,
+        CallError::Canceled | CallError::Protocol(_) | CallError::Overloaded(_) => false,
     }
 }
 
@@ -365,6 +368,7 @@ impl World {
                 fail_text(&payload),
             )),
             handler::PANIC => Err(ErrorPayload::new(ErrorCode::HandlerPanicked, "panic")),
+            handler::BLOB => Ok(blob(&payload)),
             handler::HANG => return,
             other => return self.violate(format!("request for unregistered handler {other}")),
         };
@@ -391,6 +395,7 @@ impl World {
         }
         let ok = match (&result, req.handler) {
             (Ok(p), handler::ECHO) => *p == req.payload,
+            (Ok(p), handler::BLOB) => *p == blob(&req.payload),
             (Ok(_), _) => false,
             (Err(e), handler::ECHO | handler::HANG) => acceptable(e, &[]),
             (Err(e), handler::FAIL) => match e {
@@ -401,12 +406,19 @@ impl World {
                 e => acceptable(e, &[]),
             },
             (Err(e), handler::PANIC) => acceptable(e, &[ErrorCode::HandlerPanicked]),
+            // Past the message size limit the handler's answer is an error.
+            (Err(e), handler::BLOB) => acceptable(e, &[ErrorCode::Application]),
             (Err(e), _) => acceptable(e, &[ErrorCode::UnknownHandler]),
         };
         if !ok {
+            let got = match &result {
+                Ok(p) => format!("Ok({} bytes, first {:?})", p.len(), p.first()),
+                Err(e) => format!("Err({e})"),
+            };
             return self.violate(format!(
-                "wrong answer for {key:?} (handler {}): {result:?}",
-                req.handler
+                "wrong answer for {key:?} (handler {}, request of {} bytes): {got}",
+                req.handler,
+                req.payload.len()
             ));
         }
         match result {
@@ -426,8 +438,14 @@ impl World {
                 let Some(link) = self.link(key) else {
                     return;
                 };
-                match link.respond(now, key.2, result) {
+                match link.respond(now, key.2, result.clone()) {
                     Ok(()) | Err(CommandError::TooLarge { .. }) => {}
+                    // A large answer waits while the send queue is full.
+                    Err(CommandError::QueueFull(_)) => {
+                        self.app.served_requests.insert(key, deadline);
+                        let at = now + Duration::from_millis(10);
+                        self.schedule(at, Action::Respond(key, result));
+                    }
                     // The link ended it in input the model has not seen
                     // yet: its `Ended` event is queued and must follow.
                     Err(CommandError::UnknownMux) => {
@@ -451,6 +469,14 @@ impl World {
             },
         }
     }
+}
+
+/// The answer of the `BLOB` handler to `request`.
+pub(super) fn blob(request: &Bytes) -> Bytes {
+    let len = request
+        .get(..4)
+        .map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap_or_default()));
+    Bytes::from(vec![0xb1; len as usize])
 }
 
 fn fail_text(payload: &Bytes) -> String {

@@ -1,7 +1,10 @@
 //! The trace (hash for determinism, recent events for reports) and the
 //! invariants checked after every step and at quiescence (DESIGN §5.6).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::BuildHasher;
+
+use gridmux_core::mux::MuxId;
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -93,16 +96,27 @@ impl World {
         if let Some(key) = late {
             return self.violate(format!("exchange {key:?} still open past its deadline"));
         }
+        // 5. The ids a peer chose spread over the buckets of the link's
+        // tables (a hash the peer can steer degrades them to lists).
+        if full {
+            if let Some(report) = self.crowded_buckets() {
+                return self.violate(report);
+            }
+        }
         // 4. Memory held by a link is bounded by its configuration.
         let config = &self.swarm.link;
         // Commands stop at max_queued_bytes (plus the message that crossed
         // it); served requests answer at most max_served_requests
         // responses beyond it; control stays under max_queued_bytes.
+        // Answers over 256 bytes wait while the queue is full; smaller
+        // ones (and the envelope) go, at most one per served request.
         let message = config.max_message_size + 64 * 1024;
-        let queue_bound = 2 * config.max_queued_bytes
-            + message
-            + config.max_served_requests.min(100_000) * message;
+        let queue_bound =
+            2 * config.max_queued_bytes + message + config.max_served_requests.min(100_000) * 1024;
         let input_bound = config.ws.max_frame_size + 64 * 1024;
+        // Served streams are shed before the application holds twice the
+        // inbound budget for the peer's exchanges (requests stop at it).
+        let held_bound = 2 * config.max_inbound_bytes;
         for conn in self.conns.values() {
             for s in 0..2 {
                 let Some(link) = &conn.links[s] else {
@@ -112,6 +126,13 @@ impl World {
                     let q = link.queued_bytes();
                     return self.violate(format!(
                         "c{}/{s} queues {q} bytes (bound {queue_bound})",
+                        conn.id
+                    ));
+                }
+                if link.served_inbound_bytes() > held_bound {
+                    let held = link.served_inbound_bytes();
+                    return self.violate(format!(
+                        "c{}/{s} holds {held} inbound bytes (bound {held_bound})",
                         conn.id
                     ));
                 }
@@ -131,11 +152,40 @@ impl World {
         }
     }
 
+    /// A link whose served exchanges crowd into few buckets of its tables
+    /// (the low 12 bits of the hash index them), if any.
+    fn crowded_buckets(&self) -> Option<String> {
+        let mut ids: BTreeMap<(u64, usize), Vec<MuxId>> = BTreeMap::new();
+        let served = self.app.served_requests.keys();
+        for key in served.chain(self.app.served_streams.keys()) {
+            ids.entry((key.0, key.1)).or_default().push(key.2);
+        }
+        for ((conn, side), muxes) in ids.into_iter().filter(|(_, m)| m.len() >= 64) {
+            let link = self.conns.get(&conn)?.links[side].as_ref()?;
+            let hashing = link.mux_hashing();
+            let mut buckets: BTreeMap<u64, usize> = BTreeMap::new();
+            for mux in &muxes {
+                *buckets.entry(hashing.hash_one(mux.id) & 0xfff).or_default() += 1;
+            }
+            let fullest = buckets.values().copied().max().unwrap_or(0);
+            if fullest > 16 + muxes.len() / 256 {
+                return Some(format!(
+                    "c{conn}/{side}: {fullest} of {} served ids share a bucket",
+                    muxes.len()
+                ));
+            }
+        }
+        None
+    }
+
     /// Invariant 3: once idle, no exchange state remains anywhere.
     pub(super) fn check_quiescence(&self) -> Result<(), String> {
         for conn in self.conns.values() {
             for link in conn.links.iter().flatten() {
-                if link.open_exchanges() != 0 || link.pending_timers() != 0 {
+                if link.open_exchanges() != 0
+                    || link.pending_timers() != 0
+                    || link.inbound_bytes() != 0
+                {
                     return Err(format!("idle link c{} still holds {link:?}", conn.id));
                 }
             }

@@ -42,6 +42,9 @@ pub struct Swarm {
     pub workload: Duration,
     /// Faults to inject.
     pub faults: Faults,
+    /// Every node numbers the muxes it opens `counter << shift`: the ids
+    /// a peer would choose to put them in one bucket of a weak hash.
+    pub id_shift: Option<u32>,
 }
 
 impl Swarm {
@@ -53,7 +56,13 @@ impl Swarm {
         let mut link = LinkConfig::new("", names.clone(), [0; 16], auth);
         let in_capacity = rng.random_range(0..=8);
         let table = &mut link.handlers;
-        for id in [handler::ECHO, handler::FAIL, handler::HANG, handler::PANIC] {
+        for id in [
+            handler::ECHO,
+            handler::FAIL,
+            handler::HANG,
+            handler::PANIC,
+            handler::BLOB,
+        ] {
             table.register(id, None, HandlerKind::Request).unwrap_or(());
         }
         table
@@ -99,6 +108,7 @@ impl Swarm {
         link.max_served_streams = [2, 16, 10_000][rng.random_range(0..3)];
         link.max_open_muxes = [4, 64, 100_000][rng.random_range(0..3)];
         link.max_queued_bytes = [64 << 10, 1 << 20, 64 << 20][rng.random_range(0..3)];
+        link.max_inbound_bytes = [64 << 10, 1 << 20, 64 << 20][rng.random_range(0..3)];
         link.merge_max_messages = if rng.random_bool(0.2) { 1 } else { 50 };
         let max_payload = (link.max_message_size * 5 / 4).min(300 << 10);
         let lat_lo = Duration::from_micros(rng.random_range(0..2_000));
@@ -113,6 +123,9 @@ impl Swarm {
             op_interval: Duration::from_millis(rng.random_range(5..=200)),
             workload: Duration::from_secs(rng.random_range(5..=40)),
             faults,
+            id_shift: rng
+                .random_bool(0.3)
+                .then(|| [32, 40, 52][rng.random_range(0..3)]),
         }
     }
 }

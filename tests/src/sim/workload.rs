@@ -46,7 +46,8 @@ impl World {
         match self.rng.random_range(0..100) {
             0..=54 => self.op_request(conn, side),
             55..=59 => self.op_request_and_cancel(conn, side),
-            60..=89 => self.op_stream(conn, side),
+            60..=88 => self.op_stream(conn, side),
+            89 => self.op_flood(conn, side),
             _ => self.op_cancel(conn, side),
         }
         self.drain(conn, side);
@@ -88,6 +89,44 @@ impl World {
                 handler,
                 payload,
                 deadline: deadline.unwrap_or(now + default),
+            };
+            self.app.requests.insert((conn, side, mux), req);
+        }
+    }
+
+    /// A flood against the peer's byte budgets: a burst of the largest
+    /// requests to a handler that holds them until their deadline, or of
+    /// small requests whose answers are as large as a message may be.
+    fn op_flood(&mut self, conn: u64, side: usize) {
+        let now = self.now;
+        let count = self.rng.random_range(10..=200);
+        let len = self.swarm.max_payload.min(self.swarm.link.max_message_size);
+        let deadline = now + Duration::from_millis(self.rng.random_range(100..20_000));
+        let (handler, payload) = if self.rng.random_bool(0.5) {
+            (handler::HANG, Bytes::from(vec![0xf1; len]))
+        } else {
+            let answer = len as u32;
+            (handler::BLOB, Bytes::copy_from_slice(&answer.to_le_bytes()))
+        };
+        self.trace.record(
+            self.ms(),
+            format!("flood c{conn}/{side}: {count} x h{handler} {len}B"),
+        );
+        for _ in 0..count {
+            let Some(link) = self
+                .conns
+                .get_mut(&conn)
+                .and_then(|c| c.links[side].as_mut())
+            else {
+                return;
+            };
+            let Ok(mux) = link.request(now, handler, None, payload.clone(), Some(deadline)) else {
+                return; // the send queue is full: the flood stops there
+            };
+            let req = CallerRequest {
+                handler,
+                payload: payload.clone(),
+                deadline,
             };
             self.app.requests.insert((conn, side, mux), req);
         }

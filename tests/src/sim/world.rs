@@ -341,8 +341,12 @@ impl World {
         let wall = self.wall();
         let rng = Box::new(SmallRng::seed_from_u64(self.rng.random()));
         let remote = self.swarm.nodes[peer].clone();
-        let dialer = Link::dial(self.nodes[n].config.clone(), remote, now, wall, rng);
-        let acceptor = Link::accept(self.nodes[peer].config.clone(), now, wall, &mut self.rng);
+        let mut dialer = Link::dial(self.nodes[n].config.clone(), remote, now, wall, rng);
+        let mut acceptor = Link::accept(self.nodes[peer].config.clone(), now, wall, &mut self.rng);
+        if let Some(shift) = self.swarm.id_shift {
+            dialer.shift_mux_ids(shift);
+            acceptor.shift_mux_ids(shift);
+        }
         self.conns
             .insert(id, Box::new(Conn::new(id, [n, peer], [dialer, acceptor])));
         self.nodes[n].dials.entry(peer).or_default().conn = Some(id);

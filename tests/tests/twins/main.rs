@@ -5,6 +5,7 @@
 //! (the extensions), the test proves our behaviour and says so.
 
 mod auth;
+mod budget;
 mod ext;
 mod requests;
 mod review;
