@@ -34,6 +34,7 @@ suite!(
     host_names_resolve_through_the_runtime,
     a_blocking_handler_does_not_stall_its_link,
     a_sender_waiting_for_a_full_queue_keeps_one_waker,
+    a_flood_is_held_within_the_inbound_budget,
 );
 
 const ECHO: u8 = 1;
@@ -823,4 +824,87 @@ async fn a_sender_waiting_for_a_full_queue_keeps_one_waker(env: Env) {
     for grid in [&caller, &server] {
         grid.shutdown(Duration::from_secs(1)).await;
     }
+}
+
+/// Counts the payload bytes of the handlers running at once, and the peak.
+#[derive(Debug, Default)]
+struct HeldBytes {
+    now: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+/// One running handler's payload, counted while it lives.
+struct Holding(Arc<HeldBytes>, usize);
+
+impl Holding {
+    fn new(held: &Arc<HeldBytes>, n: usize) -> Self {
+        let now = held.now.fetch_add(n, Ordering::AcqRel) + n;
+        held.peak.fetch_max(now, Ordering::AcqRel);
+        Self(held.clone(), n)
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(self.1, Ordering::AcqRel);
+    }
+}
+
+/// Issue 11, item 19: a peer floods a handler that holds its requests
+/// until their deadline. The serving node hands its handlers at most its
+/// inbound budget (measured by the handlers: the payload bytes alive at
+/// once; before the budget all 64 × 32 KiB were), the rest are refused
+/// with `Overloaded`, and the link serves on.
+async fn a_flood_is_held_within_the_inbound_budget(env: Env) {
+    const HOLD: u8 = 3;
+    const BUDGET: usize = 256 * 1024;
+    let held = Arc::new(HeldBytes::default());
+    let in_handlers = held.clone();
+    let c = env
+        .cluster(2, move |_, b| {
+            let held = in_handlers.clone();
+            b.configure(|c| c.max_inbound_bytes = BUDGET)
+                .handler(ECHO, |_, p| async move { Ok(p) })
+                .handler(HOLD, move |_, p| {
+                    let holding = Holding::new(&held, p.len());
+                    async move {
+                        std::future::pending::<()>().await;
+                        drop(holding);
+                        Ok(p)
+                    }
+                })
+        })
+        .await;
+    let peer = c.peer(0, 1);
+    let flood: Vec<_> = (0..64)
+        .map(|_| {
+            let request = peer
+                .request(HOLD, vec![7u8; 32 * 1024])
+                .timeout(Duration::from_secs(3));
+            env.spawn(request.into_future())
+        })
+        .collect();
+    let mut overloaded = 0;
+    for r in flood {
+        match r.await {
+            Err(Error::Overloaded) => overloaded += 1,
+            Err(Error::Timeout) => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    let peak = held.peak.load(Ordering::Acquire);
+    assert!(peak <= BUDGET, "the handlers held {peak} bytes at once");
+    assert!(peak >= BUDGET / 2, "the budget was used: {peak}");
+    assert!(
+        overloaded >= 64 - BUDGET / (32 * 1024),
+        "{overloaded} refused"
+    );
+    let echo = env
+        .within(
+            Duration::from_secs(5),
+            peer.request(ECHO, "after").into_future(),
+        )
+        .await;
+    assert_eq!(echo.unwrap(), "after");
+    c.shutdown().await;
 }
