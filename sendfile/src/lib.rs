@@ -1,0 +1,63 @@
+//! File regions to a socket with as few copies as the platform allows.
+//!
+//! A [`Transfer`] sends one region of a file to a non-blocking socket, one
+//! system call per [`Transfer::send`]; the caller (an async runtime) waits
+//! for writability whenever it returns `WouldBlock`.
+//!
+//! - **Linux**: `sendfile(2)` through rustix (socket first, file second),
+//!   at most [`Options::max_chunk`] bytes per call (4 MiB; never more than
+//!   [`MAX_CHUNK`]). The socket's buffers reference page-cache pages: no
+//!   byte passes through user space.
+//! - **Fallback**: `pread` into one reusable buffer, then `write`. Taken
+//!   when asked for ([`Method::Copy`]), when `sendfile` is refused with
+//!   `EINVAL`, `ENOSYS` or `EOPNOTSUPP` (a file system that cannot do it:
+//!   the transfer goes on from exactly where it was, and later transfers
+//!   of files on that file system copy from the start), and on every
+//!   platform other than Linux and Android. BSD and macOS `sendfile` (with
+//!   header iovecs) and Windows `TransmitFile` are not used: we cannot
+//!   test them here, and MinIO backed its Windows path out after lock-ups.
+//! - **Cold page cache**: a transfer asks the kernel to read its region
+//!   ahead (`posix_fadvise(WILLNEED)`) when it starts. `sendfile` on a page
+//!   not in the cache blocks on the disk; an adapter that must never stall
+//!   its reactor runs the calls on a blocking thread.
+//! - **Head with the body**: [`Sink::write_more`] sends a response head
+//!   with `MSG_MORE`, so it leaves in the body's first packet.
+//! - **Truncation**: a file that ends before its region is an error
+//!   ([`TransferError::Truncated`]), never a short body passed as complete.
+//! - **No `O_DIRECT`**: it would bypass the page cache `sendfile` reads.
+//! - **Counters**: [`counters`] tells how many bytes each path sent.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::net::{TcpListener, TcpStream};
+//! use gridmux_sendfile::{Options, Transfer};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut file = tempfile::tempfile()?;
+//! file.write_all(b"hello, page cache")?;
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let sender = TcpStream::connect(listener.local_addr()?)?;
+//! let (mut receiver, _) = listener.accept()?;
+//!
+//! // Bytes 7..17 of the file (a blocking socket here; an async adapter
+//! // waits for writability when `send` says `WouldBlock`).
+//! let mut transfer = Transfer::new(file, 7..17, &Options::default())?;
+//! while !transfer.is_done() {
+//!     transfer.send(&sender)?;
+//! }
+//! drop(sender);
+//! let mut got = String::new();
+//! receiver.read_to_string(&mut got)?;
+//! assert_eq!(got, "page cache");
+//! # Ok(())
+//! # }
+//! ```
+
+mod counters;
+mod refused;
+mod sink;
+mod transfer;
+
+pub use counters::{counters, Counters};
+pub use sink::Sink;
+pub use transfer::{Method, Options, Transfer, TransferError, MAX_CHUNK};
