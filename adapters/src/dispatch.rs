@@ -216,10 +216,7 @@ fn serve_request(
                 return;
             };
             let result = outcome.map_err(payload_of);
-            if cancel.run(answer(&link, mux, result)).await.is_none() {
-                debug!(?mux, "answer dropped: the request ended while it waited");
-            }
-            link.lock().served.remove(&mux);
+            answer(&link, mux, &cancel, result).await;
         }
         .instrument(span),
     );
@@ -324,12 +321,22 @@ impl Drop for ServedGuard {
 }
 
 /// Queues a handler's answer. A large answer waits while the link's send
-/// queue is full (the caller runs it under the request's cancel signal:
-/// its deadline, a cancel or the link's end stop the wait).
-async fn answer(link: &SharedLink, mux: MuxId, result: Result<Bytes, ErrorPayload>) {
-    std::future::poll_fn(|cx| {
+/// queue is full; the request's end (its deadline, a cancel, the link's
+/// end) stops the wait. Checked under the link's lock, where the end is
+/// routed: a later request that reuses the id never gets this answer.
+async fn answer(
+    link: &SharedLink,
+    mux: MuxId,
+    cancel: &CancelSignal,
+    result: Result<Bytes, ErrorPayload>,
+) {
+    let queued = std::future::poll_fn(|cx| {
         let mut st = link.lock();
         let st = &mut *st;
+        if cancel.is_cancelled() {
+            debug!(?mux, "answer dropped: the request ended while it waited");
+            return Poll::Ready(());
+        }
         let outcome = st.link.respond(Instant::now(), mux, result.clone());
         if let Err(CommandError::QueueFull(_)) = outcome {
             if !st.queue_waiters.iter().any(|w| w.will_wake(cx.waker())) {
@@ -341,10 +348,12 @@ async fn answer(link: &SharedLink, mux: MuxId, result: Result<Bytes, ErrorPayloa
         if let Err(e) = outcome {
             debug!(%e, ?mux, "answer not sent");
         }
+        st.served.remove(&mux);
         st.flush();
         Poll::Ready(())
-    })
-    .await;
+    });
+    // The signal wakes a wait the queue would not end soon.
+    futures_lite::future::or(queued, cancel.cancelled()).await;
 }
 
 /// Runs a handler until it returns, panics (an error answer) or is

@@ -60,6 +60,7 @@ mod listener;
 mod log_limit;
 mod peer;
 pub mod runtime;
+mod send_file;
 mod session;
 mod shared;
 mod signal;
@@ -71,6 +72,7 @@ pub use error::{Error, HandlerError};
 pub use grid::{Grid, GridBuilder, StartError};
 pub use handler::Context;
 pub use peer::{Call, OpenStream, Peer, Request, RequestFuture};
+pub use send_file::send_file;
 pub use signal::CancelSignal;
 pub use stream::{StreamReceiver, StreamSender};
 pub use websocket::WebSocket;
@@ -79,6 +81,8 @@ pub use gridmux_core::auth::{AuthError, Keyring};
 pub use gridmux_core::cluster::ReconnectSchedule;
 pub use gridmux_core::link::{ClientAccess, LinkConfig};
 pub use gridmux_core::wire::{ErrorCode, SubrouteId};
+/// File regions to sockets: `sendfile` on Linux, a copy elsewhere.
+pub use gridmux_sendfile as sendfile;
 
 /// MessagePack encoding as typed handlers and calls use it (rmp-serde,
 /// structs as maps).

@@ -137,6 +137,13 @@ pub trait Socket: Send + Sync + Debug {
     /// The socket's descriptor, for calls the runtime need not wrap
     /// (shutdown, addresses, sendfile).
     fn as_fd(&self) -> BorrowedFd<'_>;
+    /// Runs `op`, one non-blocking write made on [`as_fd`](Self::as_fd)
+    /// (a `sendfile`), so that the runtime learns of a `WouldBlock` (tokio
+    /// caches readiness: without this, `poll_writable` would keep
+    /// answering at once).
+    fn try_write_with(&self, op: &mut dyn FnMut() -> io::Result<usize>) -> io::Result<usize> {
+        op()
+    }
 }
 
 /// A bound TCP listener.

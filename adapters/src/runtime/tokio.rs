@@ -99,6 +99,10 @@ impl Socket for TcpStream {
     fn as_fd(&self) -> BorrowedFd<'_> {
         AsFd::as_fd(self)
     }
+
+    fn try_write_with(&self, op: &mut dyn FnMut() -> io::Result<usize>) -> io::Result<usize> {
+        self.try_io(tokio::io::Interest::WRITABLE, op)
+    }
 }
 
 impl Listener for TcpListener {

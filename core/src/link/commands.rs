@@ -313,6 +313,7 @@ impl Link {
         if mux.origin != Origin::Remote {
             return;
         }
+        self.muxes.release_open(mux);
         let Some(stream) = self.muxes.streams.get_mut(&mux) else {
             return;
         };

@@ -148,14 +148,14 @@ pub struct LinkConfig {
     /// `Overloaded`, and answers over a few hundred bytes wait
     /// ([`Link::respond`](super::Link::respond) returns `QueueFull`).
     pub max_queued_bytes: usize,
-    /// Inbound byte budget: most payload bytes held for the application
-    /// (requests being served, until answered or over; stream messages
-    /// until consumed; a served stream's open payload while it lives).
-    /// Past it new requests and streams are refused with `Overloaded` and
-    /// consumed stream credits are held back; when twice it is held for
-    /// exchanges the peer opened, the link stops taking input
-    /// ([`Link::wants_input`](super::Link::wants_input)) until the
-    /// application releases some.
+    /// Inbound byte budget: most payload bytes of the peer's exchanges
+    /// held for the application (a served request's until it ends; a
+    /// stream message's until consumed; a served stream's open payload
+    /// until its handler returns). Past it new requests and streams are
+    /// refused with `Overloaded` (one is always admitted when nothing is
+    /// held); a served-stream message that would pass twice it sheds the
+    /// stream holding the most, then if needed its own (`Overloaded`).
+    /// What we hold of our own streams is bounded by the windows we chose.
     pub max_inbound_bytes: usize,
     /// Most messages in one merged frame.
     pub merge_max_messages: usize,

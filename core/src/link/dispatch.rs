@@ -11,6 +11,10 @@ use crate::wire::{
     decode_count, decode_stream_open, ErrorCode, ErrorPayload, Flags, Message, Op, PingMsg, PongMsg,
 };
 
+/// Held payloads smaller than this are copied out of the buffer they
+/// arrived in (see `Link::retain`).
+const RETAIN_COPY_BELOW: usize = 64 * 1024;
+
 /// The error carried by a message with `PAYLOAD_IS_ERR`.
 fn remote_error(msg: &Message) -> CallError {
     match ErrorPayload::decode(&msg.payload.clone().unwrap_or_default()) {
@@ -60,15 +64,59 @@ impl Link {
         }
     }
 
-    /// A payload the application will hold: a small part of a large merged
-    /// frame is copied out (a slice would keep the whole frame alive while
-    /// the budget counts only its own bytes). What stays a slice is at
-    /// least half its frame, so held memory stays within twice the count.
+    /// A payload the application will hold, in memory of its own when it
+    /// is small (below 64 KiB) or a small part of a merged frame: a slice
+    /// would keep alive the read buffer or the frame it came in while the
+    /// budget counts only its own bytes. A large payload stays a slice:
+    /// the WebSocket decoder moves what follows it to a fresh buffer, so
+    /// it shares its buffer only with a read's worth of bytes before it.
     fn retain(&self, payload: Bytes) -> Bytes {
-        match self.merged_frame_len {
-            Some(frame) if payload.len() < frame / 2 => Bytes::copy_from_slice(&payload),
-            _ => payload,
+        let small_part = self
+            .merged_frame_len
+            .is_some_and(|frame| payload.len() < frame / 2);
+        if payload.len() < RETAIN_COPY_BELOW || small_part {
+            Bytes::copy_from_slice(&payload)
+        } else {
+            payload
         }
+    }
+
+    /// Whether a message of `size` bytes for a stream we serve fits in
+    /// twice the inbound budget. Streams admitted under the budget may
+    /// together still send more (each up to its window): past the line, the
+    /// served stream holding the most is shed (`Overloaded`), and then, if
+    /// that was not enough, the stream `mux` itself. The link and every
+    /// other exchange go on. Returns whether `mux` was shed.
+    fn shed_for(&mut self, now: Instant, mux: MuxId, size: usize) -> bool {
+        let line = self.config.max_inbound_bytes.saturating_mul(2);
+        let over = |link: &Self| {
+            let held = link.muxes.served_inbound_bytes();
+            held > 0 && held.saturating_add(size) > line
+        };
+        for round in 0..2 {
+            if !over(self) {
+                return false;
+            }
+            let victim = if round == 0 {
+                self.muxes
+                    .streams
+                    .iter()
+                    .filter(|(m, _)| m.origin == Origin::Remote)
+                    .max_by_key(|(m, s)| (s.held.total() + s.held_open, **m == mux))
+                    .map_or(mux, |(m, _)| *m)
+            } else {
+                mux
+            };
+            let held = self.muxes.served_inbound_bytes();
+            let reason = format!(
+                "{held} bytes of input held; a {size}-byte message would pass twice the inbound budget"
+            );
+            self.kill_stream_with(now, victim, ErrorCode::Overloaded, reason);
+            if victim == mux {
+                return true;
+            }
+        }
+        false
     }
 
     fn ended(&mut self, mux: MuxId, result: Result<(), CallError>) {
@@ -123,7 +171,7 @@ impl Link {
             Some("too many concurrent requests")
         } else if self.queued_bytes() >= config.max_queued_bytes {
             Some("send queue full")
-        } else if self.muxes.inbound_bytes() + size > config.max_inbound_bytes {
+        } else if !self.within_budget(size) {
             Some("inbound byte budget spent")
         } else {
             None
@@ -229,7 +277,7 @@ impl Link {
             Ok(open) => open,
             Err(e) => return self.connect_error(now, &msg, ErrorCode::Protocol, e.to_string()),
         };
-        if self.muxes.inbound_bytes() + payload.len() > config.max_inbound_bytes {
+        if !self.within_budget(payload.len()) {
             let text = "inbound byte budget spent".to_owned();
             return self.connect_error(now, &msg, ErrorCode::Overloaded, text);
         }
@@ -358,21 +406,15 @@ impl Link {
         }
         let input_open = stream.sending != Sending::Done;
         let seq = stream.send_seq;
-        if eof && mux.origin == Origin::Remote {
-            stream.receiving = false;
-        }
         let payload = msg.payload.filter(|p| !eof || !p.is_empty());
         let size = payload.as_ref().map_or(0, Bytes::len);
-        if mux.origin == Origin::Remote
-            && self.muxes.served_inbound_bytes() + size > self.config.max_inbound_bytes * 2
-        {
-            // Streams admitted under the budget may together still send
-            // more than it (each up to its window): past twice the budget,
-            // the stream whose message crosses the line is shed; the link
-            // and every other exchange go on.
-            let held = self.muxes.served_inbound_bytes();
-            let reason = format!("{held} bytes of input held; a {size}-byte message would pass twice the inbound budget");
-            return self.kill_stream_with(now, mux, ErrorCode::Overloaded, reason);
+        if mux.origin == Origin::Remote && self.shed_for(now, mux, size) {
+            return;
+        }
+        if eof && mux.origin == Origin::Remote {
+            if let Some(stream) = self.muxes.streams.get_mut(&mux) {
+                stream.receiving = false;
+            }
         }
         if let Some(payload) = payload {
             self.muxes.hold_message(mux, size);
@@ -503,6 +545,12 @@ impl Link {
             Origin::Local => {
                 let msg = Message::new(Op::DISCONNECT_SERVER_MUX, mux.id).seq(stream.send_seq);
                 self.send_msg(now, Lane::Control, &msg);
+            }
+            // Our EOF already went: the caller is told to stop sending,
+            // behind it (a second end would break the protocol).
+            Origin::Remote if stream.sending == Sending::Done => {
+                let lane = self.lane_about(mux);
+                self.send_msg(now, lane, &Message::new(Op::DISCONNECT_CLIENT_MUX, mux.id));
             }
             Origin::Remote => {
                 let error = ErrorPayload::new(code, reason.clone());

@@ -260,6 +260,15 @@ impl Link {
         self.muxes.shift_ids(shift);
     }
 
+    /// Whether a served request or stream open of `size` bytes fits in the
+    /// inbound budget (what we hold of the peer's exchanges; one always
+    /// fits when nothing is held, so a budget below the message size
+    /// cannot refuse everything).
+    fn within_budget(&self, size: usize) -> bool {
+        let held = self.muxes.served_inbound_bytes();
+        held == 0 || held.saturating_add(size) <= self.config.max_inbound_bytes
+    }
+
     /// Entries in the timer queue (one per exchange at most).
     pub fn pending_timers(&self) -> usize {
         self.timers.len()

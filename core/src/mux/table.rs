@@ -351,6 +351,15 @@ impl MuxTable {
         }
     }
 
+    /// The handler of stream `mux` returned: its open payload is no
+    /// longer held.
+    pub fn release_open(&mut self, mux: MuxId) {
+        if let Some(stream) = self.streams.get_mut(&mux) {
+            let n = std::mem::take(&mut stream.held_open);
+            self.sub_held(mux, n);
+        }
+    }
+
     fn add_held(&mut self, mux: MuxId, n: usize) {
         self.inbound_bytes += n;
         if mux.origin == Origin::Remote {

@@ -23,6 +23,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use super::mask::apply_mask;
 use super::{CloseCode, Role, Transmit};
 
+/// Payloads at least this large leave the bytes after them in the input
+/// buffer to a fresh allocation (a kept small message must not pin a large dropped one).
+const OWN_ALLOCATION: usize = 64 * 1024;
+
 /// Largest payload of a control frame.
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 /// Longest possible frame header: 2 + 8 (length) + 4 (mask).
@@ -270,6 +274,12 @@ impl FrameDecoder {
             return Ok(None);
         }
         let payload = buf.split_to(len).freeze();
+        if len >= OWN_ALLOCATION && !buf.is_empty() {
+            // What follows a large payload moves to an allocation of its
+            // own: a small message kept after a large one was dropped must
+            // not keep the large one's memory alive.
+            *buf = BytesMut::from(&buf[..]);
+        }
         self.state = DecodeState::Header;
         Ok(Some(Frame {
             fin: header.fin,
@@ -440,6 +450,30 @@ mod tests {
         }
         enc.flush(&mut out);
         out.to_vec()
+    }
+
+    /// Issue 11, item 19 (review): the bytes after a large payload move to
+    /// an allocation of their own, so a small message kept from them does
+    /// not keep the large one's buffer alive.
+    #[test]
+    fn bytes_after_a_large_payload_leave_its_buffer() {
+        let big = Frame::new(OpCode::Binary, Bytes::from(vec![1u8; 70 * 1024]));
+        let small = Frame::new(OpCode::Binary, Bytes::from_static(b"tiny"));
+        let wire = encode_all(&[big, small], None);
+        let mut buf = BytesMut::with_capacity(wire.len() + 64 * 1024);
+        buf.extend_from_slice(&wire);
+        let mut dec = FrameDecoder::new(Role::Client, 1 << 20);
+        let first = dec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(first.payload.len(), 70 * 1024);
+        let (start, end) = (first.payload.as_ptr() as usize, first.payload.len());
+        let tail = buf.as_ptr() as usize;
+        assert!(
+            !(start..start + end + 64 * 1024 + 16).contains(&tail),
+            "the rest still shares the large payload's buffer"
+        );
+        assert!(buf.capacity() < 1024);
+        let second = dec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(&second.payload[..], b"tiny");
     }
 
     #[test]

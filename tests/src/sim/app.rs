@@ -24,7 +24,7 @@ pub mod handler {
     pub const HANG: u8 = 3;
     /// Request: "panics" (answers `HandlerPanicked`).
     pub const PANIC: u8 = 4;
-    /// Request: answers [`blob`](super::blob) of the length its 4-byte
+    /// Request: answers `blob` bytes of the length its 4-byte
     /// payload names (a small request, a large answer).
     pub const BLOB: u8 = 5;
     /// Stream: echoes each message, ends after the caller's EOF.

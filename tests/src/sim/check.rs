@@ -115,8 +115,9 @@ impl World {
             2 * config.max_queued_bytes + message + config.max_served_requests.min(100_000) * 1024;
         let input_bound = config.ws.max_frame_size + 64 * 1024;
         // Served streams are shed before the application holds twice the
-        // inbound budget for the peer's exchanges (requests stop at it).
-        let held_bound = 2 * config.max_inbound_bytes;
+        // inbound budget for the peer's exchanges (requests stop at it); a
+        // budget below the message size still admits one message.
+        let held_bound = (2 * config.max_inbound_bytes).max(config.max_message_size);
         for conn in self.conns.values() {
             for s in 0..2 {
                 let Some(link) = &conn.links[s] else {

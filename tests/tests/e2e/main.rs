@@ -6,6 +6,7 @@ mod harness;
 
 mod attacks;
 mod cluster;
+mod files;
 mod hostile;
 mod proxy;
 mod requests;

@@ -181,3 +181,67 @@ fn ext_review_19_answers_wait_for_room_in_the_send_queue() {
     let answers = p.take_events(DIALER);
     assert_eq!(answers.len(), 3, "{answers:?}");
 }
+
+/// Found in review: a served stream whose handler finished its output but
+/// still reads its input, shed by a message carrying the caller's EOF, must
+/// still tell its handler (it waited forever), and the caller is told to
+/// stop sending, not sent a second end.
+#[test]
+fn ext_review_19_a_shed_stream_always_tells_its_handler() {
+    let budget = 16 * 1024;
+    let mut p = LinkPair::connected(origin(), |c| c.max_inbound_bytes = budget);
+    let mux = open(&mut p, 10, StreamOpts::default());
+    p.transfer(DIALER);
+    let (served, _, _) = opened(&mut p);
+    let now = p.now;
+    p.links[ACCEPTOR].finish(now, served).unwrap();
+    p.transfer(ACCEPTOR);
+    p.take_events(DIALER);
+    // (The caller heard the EOF and ends its input; hold that back, as a
+    // peer that keeps sending would.)
+    let _ = gridmux_tests::twin::swallow(&mut p, DIALER);
+    let eof = gridmux_core::wire::Message::new(gridmux_core::wire::Op::MUX_CLIENT_MSG, mux.id)
+        .seq(1)
+        .flags(gridmux_core::wire::Flags::EOF)
+        .payload(Bytes::from(vec![3; 40 * 1024]));
+    gridmux_tests::twin::inject(&mut p, ACCEPTOR, &eof);
+    let events = p.take_events(ACCEPTOR);
+    assert!(
+        matches!(&events[..], [Event::Ended { mux: m, result: Err(CallError::Overloaded(_)) }] if *m == served),
+        "{events:?}"
+    );
+    assert_eq!(p.links[ACCEPTOR].open_exchanges(), 0);
+    assert_eq!(p.links[ACCEPTOR].inbound_bytes(), 0);
+}
+
+/// Found in review: a budget of `usize::MAX` (no budget) must not
+/// overflow, and a budget smaller than one message still admits one
+/// request when nothing else is held.
+#[test]
+fn ext_review_19_extreme_budgets_neither_panic_nor_refuse_everything() {
+    let mut p = LinkPair::connected(origin(), |c| c.max_inbound_bytes = usize::MAX);
+    let mux = open(&mut p, 10, StreamOpts::default());
+    p.drive();
+    let now = p.now;
+    p.links[DIALER]
+        .send(now, mux, Bytes::from(vec![1; 1000]))
+        .unwrap();
+    p.drive();
+    assert!(p
+        .take_events(ACCEPTOR)
+        .iter()
+        .any(|e| matches!(e, Event::Message { .. })));
+
+    let mut p = LinkPair::connected(origin(), |c| c.max_inbound_bytes = 1024);
+    request(&mut p, DIALER, 1, Bytes::from(vec![7; 100 * 1024]));
+    request(&mut p, DIALER, 1, Bytes::from(vec![7; 10]));
+    p.drive();
+    let served = p.take_events(ACCEPTOR);
+    assert_eq!(
+        served.len(),
+        1,
+        "the first is admitted on an idle link: {served:?}"
+    );
+    let (_, second) = response(&mut p, DIALER);
+    assert!(overloaded(&second), "{second:?}");
+}

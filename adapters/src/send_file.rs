@@ -1,0 +1,69 @@
+//! File regions to a socket of any runtime, with `gridmux-sendfile`: one
+//! API for tokio and smol (the runtime modules only report `WouldBlock`).
+
+use std::future::poll_fn;
+use std::io;
+
+use gridmux_sendfile::{Sink, Transfer, TransferError};
+
+use crate::runtime::Socket;
+
+/// Writes `head` (a response's status line and headers; it leaves with
+/// the body's first bytes) and then the whole of `transfer` to `socket`,
+/// waiting for writability whenever the socket is full. Returns the body
+/// bytes sent. Bound it with a timeout: a peer that stops reading stops
+/// it.
+pub async fn send_file(
+    socket: &dyn Socket,
+    head: &[u8],
+    transfer: &mut Transfer,
+) -> Result<u64, TransferError> {
+    let fd = socket.as_fd();
+    let mut written = 0;
+    while written < head.len() {
+        let more = !transfer.is_done();
+        let rest = &head[written..];
+        let step = socket.try_write_with(&mut || {
+            if more {
+                fd.write_more(rest)
+            } else {
+                fd.write_some(rest)
+            }
+        });
+        match step {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+            Ok(n) => written += n,
+            Err(e) => wait_or_fail(socket, e).await?,
+        }
+    }
+    let mut sent = 0u64;
+    while !transfer.is_done() {
+        let mut failure = None;
+        let step = socket.try_write_with(&mut || match transfer.send(&fd) {
+            Ok(n) => Ok(n),
+            Err(TransferError::Io(e)) => Err(e),
+            // Not a socket error: carried out past the runtime's call.
+            Err(other) => {
+                failure = Some(other);
+                Err(io::ErrorKind::Other.into())
+            }
+        });
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        match step {
+            Ok(n) => sent += n as u64,
+            Err(e) => wait_or_fail(socket, e).await?,
+        }
+    }
+    Ok(sent)
+}
+
+/// Waits for writability after `WouldBlock`; any other error is returned.
+async fn wait_or_fail(socket: &dyn Socket, error: io::Error) -> io::Result<()> {
+    match error.kind() {
+        io::ErrorKind::WouldBlock => poll_fn(|cx| socket.poll_writable(cx)).await,
+        io::ErrorKind::Interrupted => Ok(()),
+        _ => Err(error),
+    }
+}
