@@ -13,6 +13,11 @@ use crate::runtime::Socket;
 /// waiting for writability whenever the socket is full. Returns the body
 /// bytes sent. Bound it with a timeout: a peer that stops reading stops
 /// it.
+///
+/// The system calls run on the calling task: a file whose pages are not
+/// in the page cache makes them wait for the disk. Serve files that may be
+/// cold from a runtime with worker threads to spare (tokio's
+/// multi-threaded runtime, `SmolRuntime::new`).
 pub async fn send_file(
     socket: &dyn Socket,
     head: &[u8],

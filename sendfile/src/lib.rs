@@ -17,11 +17,16 @@
 //!   header iovecs) and Windows `TransmitFile` are not used: we cannot
 //!   test them here, and MinIO backed its Windows path out after lock-ups.
 //! - **Cold page cache**: a transfer asks the kernel to read its region
-//!   ahead (`posix_fadvise(WILLNEED)`) when it starts. `sendfile` on a page
-//!   not in the cache blocks on the disk; an adapter that must never stall
-//!   its reactor runs the calls on a blocking thread.
+//!   ahead (`posix_fadvise(WILLNEED)`) when it starts. `sendfile` (and the
+//!   copy's `pread`) on a page not in the cache blocks on the disk: an
+//!   adapter that must never stall its reactor makes the calls on a
+//!   blocking thread.
 //! - **Head with the body**: [`Sink::write_more`] sends a response head
-//!   with `MSG_MORE`, so it leaves in the body's first packet.
+//!   with `MSG_MORE` on Linux, so it leaves in the body's first packet
+//!   (elsewhere it is a plain write).
+//! - **SIGPIPE**: writes to a socket use `MSG_NOSIGNAL` on Linux;
+//!   `sendfile` cannot, so a host process must ignore SIGPIPE (Rust
+//!   programs do by default).
 //! - **Truncation**: a file that ends before its region is an error
 //!   ([`TransferError::Truncated`]), never a short body passed as complete.
 //! - **No `O_DIRECT`**: it would bypass the page cache `sendfile` reads.

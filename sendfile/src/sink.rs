@@ -16,7 +16,7 @@ pub trait Sink {
 
     /// Writes some of `buf`, telling the kernel more follows at once (Linux
     /// `MSG_MORE`: a response head leaves with its body, not as a small
-    /// packet of its own).
+    /// packet of its own; elsewhere a plain write).
     fn write_more(&self, buf: &[u8]) -> io::Result<usize> {
         self.write_some(buf)
     }
@@ -45,7 +45,18 @@ mod unix {
     use super::Sink;
 
     impl<T: AsFd> Sink for T {
+        /// On a socket, `send` with `MSG_NOSIGNAL` where the platform has
+        /// it (a peer gone is an error, not a SIGPIPE in a host that does
+        /// not ignore it); `write` otherwise.
         fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            {
+                use rustix::net::SendFlags;
+                match rustix::net::send(self, buf, SendFlags::NOSIGNAL) {
+                    Err(rustix::io::Errno::NOTSOCK) => {}
+                    other => return Ok(other?),
+                }
+            }
             Ok(rustix::io::write(self, buf)?)
         }
 

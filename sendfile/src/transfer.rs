@@ -33,8 +33,9 @@ pub struct Options {
     /// Size of the copy path's buffer (default 128 KiB).
     pub copy_buffer: usize,
     /// Ask the kernel to read the region ahead when the transfer starts
-    /// (`posix_fadvise(WILLNEED)`; default on), so that a cold page cache
-    /// stalls the sender less.
+    /// (`posix_fadvise(WILLNEED)`; default on; the kernel may read only
+    /// the start of a large region), so that a cold page cache stalls the
+    /// sender less.
     pub prefetch: bool,
 }
 
@@ -52,7 +53,7 @@ impl Default for Options {
 /// A transfer failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
-    /// The range starts after it ends.
+    /// The range starts after it ends, or ends past `i64::MAX`.
     #[error("invalid range {start}..{end}")]
     InvalidRange {
         /// First byte.
@@ -122,7 +123,9 @@ pub struct Transfer {
 impl Transfer {
     /// A transfer of `range` of `file`.
     pub fn new(file: File, range: Range<u64>, options: &Options) -> Result<Self, TransferError> {
-        if range.start > range.end {
+        // Offsets are signed on the system side (`off_t`): past it, every
+        // call would fail, and sendfile's EINVAL would look like a refusal.
+        if range.start > range.end || range.end > i64::MAX as u64 {
             return Err(TransferError::InvalidRange {
                 start: range.start,
                 end: range.end,
@@ -163,7 +166,11 @@ impl Transfer {
                 Err(TransferError::Io(e)) if refuses_sendfile(&e) => {
                     debug!(error = %e, "sendfile refused: copying");
                     counters::add_fallback();
-                    if sink.is_socket() {
+                    // Blamed on the file system only when the destination is
+                    // a socket (a file opened for appending refuses too) and
+                    // the offset is inside the file.
+                    let inside = self.file.metadata().is_ok_and(|m| self.offset < m.len());
+                    if sink.is_socket() && inside {
                         if let Some(device) = device_of(&self.file) {
                             refused::remember(device);
                         }

@@ -179,7 +179,7 @@ fn a_refused_sendfile_falls_back_to_the_copy() {
 }
 
 #[test]
-fn an_inverted_range_is_refused() {
+fn an_inverted_or_unaddressable_range_is_refused() {
     let (file, _) = patterned(10);
     let (start, end) = (5, 4);
     let err = Transfer::new(file, start..end, &Options::default()).unwrap_err();

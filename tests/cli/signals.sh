@@ -9,8 +9,11 @@ printf 'signals secret 0123456789\n' >"$dir/secret"
 base=$((20000 + RANDOM % 20000))
 a=127.0.0.1:$base b=127.0.0.1:$((base + 1))
 pids=()
+# `--foreground`: timeout passes a signal to the node alone (without it, it
+# also signals its process group: the node would get SIGTERM twice, and a
+# second signal means "exit at once").
 for me in "$a" "$b"; do
-    timeout 60 "$bin" node --listen "$me" --peers "$a,$b" --secret-file "$dir/secret" \
+    timeout --foreground 60 "$bin" node --listen "$me" --peers "$a,$b" --secret-file "$dir/secret" \
         2>"$dir/$me.log" &
     pids+=($!)
 done

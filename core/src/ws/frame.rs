@@ -274,10 +274,12 @@ impl FrameDecoder {
             return Ok(None);
         }
         let payload = buf.split_to(len).freeze();
-        if len >= OWN_ALLOCATION && !buf.is_empty() {
+        if len >= OWN_ALLOCATION && !buf.is_empty() && buf.len() <= len {
             // What follows a large payload moves to an allocation of its
-            // own: a small message kept after a large one was dropped must
-            // not keep the large one's memory alive.
+            // own: a message kept after a large one was dropped must not
+            // keep the large one's memory alive. (Only when it is no
+            // larger than the payload: at most one extra copy per byte,
+            // never one per frame of a long run of large frames.)
             *buf = BytesMut::from(&buf[..]);
         }
         self.state = DecodeState::Header;
@@ -474,6 +476,25 @@ mod tests {
         assert!(buf.capacity() < 1024);
         let second = dec.decode(&mut buf).unwrap().unwrap();
         assert_eq!(&second.payload[..], b"tiny");
+    }
+
+    /// A run of large frames in one buffer is not copied frame by frame
+    /// (what follows moves only when it is no larger than the payload).
+    #[test]
+    fn a_run_of_large_frames_stays_in_its_buffer() {
+        let frames: Vec<Frame> = (0..5)
+            .map(|i| Frame::new(OpCode::Binary, Bytes::from(vec![i as u8; 70 * 1024])))
+            .collect();
+        let wire = encode_all(&frames, None);
+        let mut buf = BytesMut::from(&wire[..]);
+        let base = buf.as_ptr() as usize;
+        let mut dec = FrameDecoder::new(Role::Client, 1 << 20);
+        for i in 0..3u8 {
+            let f = dec.decode(&mut buf).unwrap().unwrap();
+            assert_eq!(f.payload[0], i);
+            let at = buf.as_ptr() as usize;
+            assert!((base..base + wire.len()).contains(&at), "frame {i}: copied");
+        }
     }
 
     #[test]
