@@ -203,7 +203,7 @@ fn serve_request(
     let (cancel, context) = ctx.serve(st);
     let link = link.clone();
     let span = link.span.clone();
-    let guard = ServedGuard::new(&link, mux);
+    let guard = ServedGuard::new(&link, mux, Owner::Request(cancel.clone()));
     let task: BoxFuture<()> = Box::pin(
         async move {
             // Called here, not under the link's lock (the handler may drop
@@ -240,17 +240,17 @@ fn serve_stream(
     };
     let f = f.clone();
     let (cancel, context) = ctx.serve(st);
-    st.streams.insert(
+    let generation = st.add_slot(
         mux,
         StreamSlot {
             input_done: !has_input,
             ..StreamSlot::default()
         },
     );
-    let (rx, tx) = crate::stream::pair(link.clone(), mux);
+    let (rx, tx) = crate::stream::pair(link.clone(), mux, generation);
     let link = link.clone();
     let span = link.span.clone();
-    let guard = ServedGuard::new(&link, mux);
+    let guard = ServedGuard::new(&link, mux, Owner::Stream(generation));
     Some(Box::pin(
         async move {
             // Not under the link's lock, inside the panic guard (see
@@ -259,8 +259,14 @@ fn serve_stream(
             let outcome = run_handler(&cancel, future).await;
             guard.disarm();
             let mut st = link.lock();
-            st.served.remove(&mux);
-            st.streams.remove(&mux);
+            // The peer may have opened a new stream of this id once ours
+            // was over: that one is not ours to end.
+            if st.take_slot(mux, generation).is_none() {
+                return;
+            }
+            if st.served.get(&mux).is_some_and(|s| s.same(&cancel)) {
+                st.served.remove(&mux);
+            }
             let now = Instant::now();
             let sent = match outcome {
                 None => Ok(()),
@@ -287,14 +293,25 @@ fn serve_stream(
 struct ServedGuard {
     link: Arc<SharedLink>,
     mux: MuxId,
+    owner: Owner,
     armed: bool,
 }
 
+/// Which exchange of its id a guard ends (the peer may reuse an id once
+/// the core forgot the exchange).
+enum Owner {
+    /// A request, known by its cancel signal.
+    Request(CancelSignal),
+    /// A stream, known by its slot's generation.
+    Stream(u64),
+}
+
 impl ServedGuard {
-    fn new(link: &Arc<SharedLink>, mux: MuxId) -> Self {
+    fn new(link: &Arc<SharedLink>, mux: MuxId, owner: Owner) -> Self {
         Self {
             link: link.clone(),
             mux,
+            owner,
             armed: true,
         }
     }
@@ -313,10 +330,29 @@ impl Drop for ServedGuard {
         // Never dropped under the link's lock: handler tasks are spawned
         // and dropped outside it.
         let mut st = self.link.lock();
-        st.served.remove(&self.mux);
-        st.streams.remove(&self.mux);
-        st.link.cancel(Instant::now(), self.mux);
-        st.flush();
+        let ours = match &self.owner {
+            Owner::Request(signal) => {
+                let ours = st.served.get(&self.mux).is_some_and(|s| s.same(signal));
+                if ours {
+                    st.served.remove(&self.mux);
+                }
+                ours
+            }
+            Owner::Stream(generation) => match st.take_slot(self.mux, *generation) {
+                // Over already: the core forgot it (the id may name a
+                // request now).
+                Some(slot) if slot.end.is_some() => false,
+                Some(_) => {
+                    st.served.remove(&self.mux);
+                    true
+                }
+                None => false,
+            },
+        };
+        if ours {
+            st.link.cancel(Instant::now(), self.mux);
+            st.flush();
+        }
     }
 }
 
@@ -348,7 +384,9 @@ async fn answer(
         if let Err(e) = outcome {
             debug!(%e, ?mux, "answer not sent");
         }
-        st.served.remove(&mux);
+        if st.served.get(&mux).is_some_and(|s| s.same(cancel)) {
+            st.served.remove(&mux);
+        }
         st.flush();
         Poll::Ready(())
     });

@@ -335,10 +335,10 @@ impl OpenStream {
         let mux = st
             .link
             .open_stream(now, self.handler, self.subroute, self.payload, self.opts)?;
-        st.streams.insert(mux, StreamSlot::default());
+        let generation = st.add_slot(mux, StreamSlot::default());
         st.flush();
         drop(st);
-        let (rx, tx) = stream::pair(link, mux);
+        let (rx, tx) = stream::pair(link, mux, generation);
         Ok((tx, rx))
     }
 }

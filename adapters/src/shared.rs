@@ -39,6 +39,7 @@ impl SharedLink {
                 membership: None,
                 driver: None,
                 queue_waiters: Vec::new(),
+                next_generation: 0,
             }),
             span,
         })
@@ -78,6 +79,10 @@ pub(crate) struct StreamSlot {
     pub(crate) send: Option<Waker>,
     /// The receiver was dropped: input is taken (and credited) on arrival.
     pub(crate) discard: bool,
+    /// Which stream of this id it is: the peer may reuse an id once the
+    /// core forgot it, and a handle of the old stream must not touch the
+    /// new one.
+    pub(crate) generation: u64,
 }
 
 /// What [`SharedLink`] guards.
@@ -99,9 +104,34 @@ pub(crate) struct LinkState {
     pub(crate) driver: Option<Waker>,
     /// Tasks waiting for the send queue to drain.
     pub(crate) queue_waiters: Vec<Waker>,
+    /// The generation of the next stream slot.
+    next_generation: u64,
 }
 
 impl LinkState {
+    /// Adds the slot of stream `mux` (replacing a slot of an older stream
+    /// of the same id); returns its generation.
+    pub(crate) fn add_slot(&mut self, mux: MuxId, mut slot: StreamSlot) -> u64 {
+        self.next_generation += 1;
+        slot.generation = self.next_generation;
+        self.streams.insert(mux, slot);
+        self.next_generation
+    }
+
+    /// The slot of stream `mux` if it is still generation `generation`.
+    pub(crate) fn slot(&mut self, mux: MuxId, generation: u64) -> Option<&mut StreamSlot> {
+        self.streams
+            .get_mut(&mux)
+            .filter(|s| s.generation == generation)
+    }
+
+    /// Removes the slot of stream `mux` if it is still generation
+    /// `generation`.
+    pub(crate) fn take_slot(&mut self, mux: MuxId, generation: u64) -> Option<StreamSlot> {
+        self.slot(mux, generation)?;
+        self.streams.remove(&mux)
+    }
+
     /// Wakes the driver if the link has something to write. Call after
     /// every command.
     pub(crate) fn flush(&mut self) {

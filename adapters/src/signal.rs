@@ -42,6 +42,11 @@ impl CancelSignal {
         }
     }
 
+    /// Whether `other` is this signal (a clone of it).
+    pub(crate) fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Whether it fired.
     pub fn is_cancelled(&self) -> bool {
         self.inner.set.load(Ordering::Acquire)

@@ -24,6 +24,8 @@ use crate::Error;
 struct StreamRef {
     link: Arc<SharedLink>,
     mux: MuxId,
+    /// Its slot's generation (a later stream may reuse the id).
+    generation: u64,
 }
 
 impl Drop for StreamRef {
@@ -32,7 +34,7 @@ impl Drop for StreamRef {
             return; // the handler's task ends served streams
         }
         let mut st = self.link.lock();
-        if let Some(slot) = st.streams.remove(&self.mux) {
+        if let Some(slot) = st.take_slot(self.mux, self.generation) {
             if slot.end.is_none() {
                 st.link.cancel(Instant::now(), self.mux);
                 st.flush();
@@ -41,9 +43,17 @@ impl Drop for StreamRef {
     }
 }
 
-/// Creates both halves of `mux` (its slot must exist).
-pub(crate) fn pair(link: Arc<SharedLink>, mux: MuxId) -> (StreamReceiver, StreamSender) {
-    let shared = Arc::new(StreamRef { link, mux });
+/// Creates both halves of `mux` (its slot, of `generation`, must exist).
+pub(crate) fn pair(
+    link: Arc<SharedLink>,
+    mux: MuxId,
+    generation: u64,
+) -> (StreamReceiver, StreamSender) {
+    let shared = Arc::new(StreamRef {
+        link,
+        mux,
+        generation,
+    });
     (
         StreamReceiver {
             inner: shared.clone(),
@@ -83,7 +93,8 @@ impl StreamSender {
         let mux = self.inner.mux;
         let mut st = self.inner.link.lock();
         let st = &mut *st;
-        match st.streams.get(&mux).map(|s| &s.end) {
+        let generation = self.inner.generation;
+        match st.slot(mux, generation).map(|s| &s.end) {
             None => return Poll::Ready(Err(Error::Disconnected)),
             Some(Some(end)) => {
                 return Poll::Ready(Err(end.clone().err().unwrap_or(Error::Finished)));
@@ -96,7 +107,7 @@ impl StreamSender {
                 Poll::Ready(Ok(()))
             }
             Err(CommandError::NoCredit) => {
-                if let Some(slot) = st.streams.get_mut(&mux) {
+                if let Some(slot) = st.slot(mux, generation) {
                     register(&mut slot.send, cx.waker());
                 }
                 Poll::Pending
@@ -115,7 +126,12 @@ impl StreamSender {
 
     /// Messages that may be sent now without waiting.
     pub fn capacity(&self) -> u32 {
-        self.inner.link.lock().link.credits(self.inner.mux)
+        let inner = &self.inner;
+        let mut st = inner.link.lock();
+        if st.slot(inner.mux, inner.generation).is_none() {
+            return 0;
+        }
+        st.link.credits(inner.mux)
     }
 
     /// Ends our direction of the stream (the peer sees end-of-stream after
@@ -132,7 +148,11 @@ impl StreamSender {
         let mut st = self.inner.link.lock();
         // The peer may have ended the stream first: finishing an exchange
         // that is over is a no-op, and says how it ended.
-        if let Some(end) = st.streams.get(&self.inner.mux).and_then(|s| s.end.clone()) {
+        let inner = &self.inner;
+        let Some(slot) = st.slot(inner.mux, inner.generation) else {
+            return Ok(()); // the stream is over and forgotten
+        };
+        if let Some(end) = slot.end.clone() {
             return end;
         }
         let result = st.link.finish(Instant::now(), self.inner.mux);
@@ -176,7 +196,7 @@ impl StreamReceiver {
         let mux = self.inner.mux;
         let mut st = self.inner.link.lock();
         let st = &mut *st;
-        let Some(slot) = st.streams.get_mut(&mux) else {
+        let Some(slot) = st.slot(mux, self.inner.generation) else {
             return Poll::Ready(Err(Error::Disconnected));
         };
         if let Some(message) = slot.inbound.pop_front() {
@@ -210,7 +230,7 @@ impl Drop for StreamReceiver {
         let mux = self.inner.mux;
         let mut st = self.inner.link.lock();
         let st = &mut *st;
-        if let Some(slot) = st.streams.get_mut(&mux) {
+        if let Some(slot) = st.slot(mux, self.inner.generation) {
             slot.discard = true;
             let queued = u32::try_from(slot.inbound.len()).unwrap_or(u32::MAX);
             slot.inbound.clear();

@@ -260,6 +260,13 @@ impl Link {
         self.muxes.shift_ids(shift);
     }
 
+    /// Numbers the next muxes this link opens from 1 again (tests of a
+    /// peer that reuses the ids of exchanges that are over).
+    #[cfg(feature = "fuzzing")]
+    pub fn rewind_mux_ids(&mut self) {
+        self.muxes.rewind_ids();
+    }
+
     /// Whether a served request or stream open of `size` bytes fits in the
     /// inbound budget (what we hold of the peer's exchanges; one always
     /// fits when nothing is held, so a budget below the message size

@@ -277,6 +277,13 @@ impl MuxTable {
         self.id_shift = shift;
     }
 
+    /// Numbers the next muxes we open from 1 again (tests: a peer that
+    /// reuses the ids of exchanges that are over).
+    #[cfg(feature = "fuzzing")]
+    pub fn rewind_ids(&mut self) {
+        self.next_id = 0;
+    }
+
     /// A fresh id for a mux we open: never 0, never one in use.
     pub fn allocate_id(&mut self) -> u64 {
         loop {

@@ -35,6 +35,7 @@ suite!(
     a_blocking_handler_does_not_stall_its_link,
     a_sender_waiting_for_a_full_queue_keeps_one_waker,
     a_flood_is_held_within_the_inbound_budget,
+    a_stream_id_reused_by_the_peer_is_not_ended_by_the_old_handler,
 );
 
 const ECHO: u8 = 1;
@@ -907,4 +908,125 @@ async fn a_flood_is_held_within_the_inbound_budget(env: Env) {
         .await;
     assert_eq!(echo.unwrap(), "after");
     c.shutdown().await;
+}
+
+/// What the fake caller saw of its second stream.
+#[derive(Debug, Default)]
+struct SecondStream {
+    messages: Vec<bytes::Bytes>,
+    end: Option<String>,
+}
+
+/// Review of issue 11 (second): once a served stream is over in the core,
+/// the peer may open a new stream with the same id while the old handler
+/// is still running. The old handler's return must not end or forget the
+/// new stream (it removed its slot, so the new handler could not send, and
+/// ended its output at once).
+async fn a_stream_id_reused_by_the_peer_is_not_ended_by_the_old_handler(env: Env) {
+    const STREAM: u8 = 6;
+    let ([listener, fake], names) = dialing_pair();
+    let secret = "a stream id reused";
+    let grid = Grid::builder(names[0].clone(), names.clone())
+        .secret(secret)
+        .listener(listener)
+        .stream_handler(STREAM, 4, |_, first, mut rx, mut tx| async move {
+            if &first[..] == b"first" {
+                tx.finish().map_err(|e| e.to_string())?;
+                while rx.recv().await.map_err(|e| e.to_string())?.is_some() {}
+                // Still running when the peer reuses the id.
+                std::thread::sleep(Duration::from_millis(400));
+            } else {
+                std::thread::sleep(Duration::from_millis(800));
+                tx.send("hello-2").await.map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+        .start(env.rt.clone())
+        .unwrap();
+    let keys = Arc::new(Keyring::new([secret]).unwrap());
+    let mut config = LinkConfig::new(&names[1], names.clone(), [4; 16], keys);
+    gridmux_core::fuzzing::LinkPair::handlers(&mut config);
+    let config = Arc::new(config);
+    let seen = std::thread::spawn(move || reusing_caller(fake, config, STREAM));
+    let seen = env
+        .within(Duration::from_secs(10), async {
+            loop {
+                if seen.is_finished() {
+                    return seen.join().unwrap();
+                }
+                env.sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    assert_eq!(seen.messages, ["hello-2"], "{seen:?}");
+    assert_eq!(seen.end.as_deref(), Some("Ok"), "{seen:?}");
+    grid.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A peer (the acceptor of `listener`) that opens a stream to `handler`
+/// with its input finished at once, waits for its clean end, then opens a
+/// second one-way stream with the same id; returns what it saw of that one
+/// (bounded: 6 s).
+fn reusing_caller(listener: TcpListener, config: Arc<LinkConfig>, handler: u8) -> SecondStream {
+    use gridmux_core::link::StreamOpts;
+    let (mut socket, _) = listener.accept().unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(10)))
+        .unwrap();
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut link = Link::accept(config, Instant::now(), SystemTime::now(), &mut rng);
+    let mut input = BytesMut::new();
+    let mut first = None;
+    let mut second = None;
+    let mut seen = SecondStream::default();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(6) && seen.end.is_none() {
+        let mut buf = [0; 16384];
+        match socket.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => input.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        let now = Instant::now();
+        link.handle_input(now, &mut input);
+        link.handle_timeout(now);
+        while let Some(event) = link.poll_event() {
+            match event {
+                Event::Connected { .. } => {
+                    let mux = link
+                        .open_stream(now, handler, None, "first".into(), StreamOpts::default())
+                        .unwrap();
+                    link.finish(now, mux).unwrap();
+                    first = Some(mux);
+                }
+                Event::Ended { mux, .. } if Some(mux) == first && second.is_none() => {
+                    link.rewind_mux_ids();
+                    let one_way = StreamOpts {
+                        input: false,
+                        ..StreamOpts::default()
+                    };
+                    let mux = link
+                        .open_stream(now, handler, None, "second".into(), one_way)
+                        .unwrap();
+                    assert_eq!(Some(mux), first, "the id is reused");
+                    second = Some(mux);
+                }
+                Event::Message { mux, payload } if Some(mux) == second => {
+                    seen.messages.push(payload);
+                    link.consumed(now, mux, 1);
+                }
+                Event::Ended { mux, result } if Some(mux) == second => {
+                    seen.end = Some(match result {
+                        Ok(()) => "Ok".into(),
+                        Err(e) => e.to_string(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let mut out = Transmit::new();
+        while link.poll_transmit(now, &mut out) {}
+        let _ = socket.write_all(&out.to_vec());
+    }
+    seen
 }
