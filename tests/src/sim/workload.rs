@@ -1,7 +1,7 @@
 //! Random operations and faults.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gridmux_core::link::StreamOpts;
@@ -76,22 +76,38 @@ impl World {
             _ => Some(now + Duration::from_millis(self.rng.random_range(1..20_000))),
         };
         let payload = self.payload();
+        self.send_request((conn, side), handler, subroute, payload, deadline);
+    }
+
+    /// Sends a request on `(conn, side)` and records it in the model;
+    /// `false` if the link refused it.
+    fn send_request(
+        &mut self,
+        (conn, side): (u64, usize),
+        handler: u8,
+        subroute: Option<SubrouteId>,
+        payload: Bytes,
+        deadline: Option<Instant>,
+    ) -> bool {
+        let now = self.now;
         let default = self.swarm.link.default_request_timeout;
         let Some(link) = self
             .conns
             .get_mut(&conn)
             .and_then(|c| c.links[side].as_mut())
         else {
-            return;
+            return false;
         };
-        if let Ok(mux) = link.request(now, handler, subroute, payload.clone(), deadline) {
-            let req = CallerRequest {
-                handler,
-                payload,
-                deadline: deadline.unwrap_or(now + default),
-            };
-            self.app.requests.insert((conn, side, mux), req);
-        }
+        let Ok(mux) = link.request(now, handler, subroute, payload.clone(), deadline) else {
+            return false;
+        };
+        let req = CallerRequest {
+            handler,
+            payload,
+            deadline: deadline.unwrap_or(now + default),
+        };
+        self.app.requests.insert((conn, side, mux), req);
+        true
     }
 
     /// A flood against the peer's byte budgets: a burst of the largest
@@ -113,22 +129,10 @@ impl World {
             format!("flood c{conn}/{side}: {count} x h{handler} {len}B"),
         );
         for _ in 0..count {
-            let Some(link) = self
-                .conns
-                .get_mut(&conn)
-                .and_then(|c| c.links[side].as_mut())
-            else {
+            // Stops where the send queue is full.
+            if !self.send_request((conn, side), handler, None, payload.clone(), Some(deadline)) {
                 return;
-            };
-            let Ok(mux) = link.request(now, handler, None, payload.clone(), Some(deadline)) else {
-                return; // the send queue is full: the flood stops there
-            };
-            let req = CallerRequest {
-                handler,
-                payload: payload.clone(),
-                deadline,
-            };
-            self.app.requests.insert((conn, side, mux), req);
+            }
         }
     }
 
