@@ -31,6 +31,10 @@
 //!   ([`TransferError::Truncated`]), never a short body passed as complete.
 //! - **No `O_DIRECT`**: it would bypass the page cache `sendfile` reads.
 //! - **Counters**: [`counters`] tells how many bytes each path sent.
+//! - **Where files come from**: [`DirResolver`] opens keys beneath a root
+//!   directory and refuses every way out of it (`..`, absolute paths, NUL
+//!   bytes, symbolic links leading out; on Linux the open itself cannot
+//!   leave the root).
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -60,9 +64,11 @@
 
 mod counters;
 mod refused;
+mod resolve;
 mod sink;
 mod transfer;
 
 pub use counters::{counters, Counters};
+pub use resolve::{DirResolver, OpenedFile, ResolveError};
 pub use sink::Sink;
 pub use transfer::{Method, Options, Transfer, TransferError, MAX_CHUNK};

@@ -22,6 +22,7 @@
 //! ```
 
 mod connection;
+mod range;
 mod request;
 mod response;
 #[cfg(test)]
@@ -29,6 +30,7 @@ mod tests;
 
 pub use crate::ws::handshake::HeadScanner;
 pub use connection::{CloseReason, Event, ServerConnection};
+pub use range::RangeRequest;
 pub use request::{parse_request, Header, Limits, RequestHead};
 pub use response::{reason, Response};
 
