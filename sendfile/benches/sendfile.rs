@@ -52,6 +52,21 @@ fn send_file(sender: &TcpStream, file: &File, method: Method) {
     }
 }
 
+/// The same transfer on a blocking socket: each call sends its whole
+/// chunk (no `WouldBlock`, no wait for readiness).
+fn send_file_blocking(sender: &TcpStream, file: &File) {
+    sender.set_nonblocking(false).unwrap();
+    let opts = Options {
+        prefetch: false,
+        ..Options::default()
+    };
+    let mut t = Transfer::new(file.try_clone().unwrap(), 0..LEN, &opts).unwrap();
+    while !t.is_done() {
+        t.send(sender).unwrap();
+    }
+    sender.set_nonblocking(true).unwrap();
+}
+
 fn send_memory(sender: &TcpStream, data: &[u8]) {
     let mut at = 0;
     while at < data.len() {
@@ -80,6 +95,10 @@ fn bench(c: &mut Criterion) {
             Box::new(|| send_file(&sender, &file, Method::Sendfile)),
         ),
         ("copy", Box::new(|| send_file(&sender, &file, Method::Copy))),
+        (
+            "sendfile_blocking_socket",
+            Box::new(|| send_file_blocking(&sender, &file)),
+        ),
         ("memory", Box::new(|| send_memory(&sender, &data))),
     ];
     let mut wall = c.benchmark_group("send_64MiB_wall");
