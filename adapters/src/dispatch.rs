@@ -250,7 +250,7 @@ fn serve_stream(
     let (rx, tx) = crate::stream::pair(link.clone(), mux, generation);
     let link = link.clone();
     let span = link.span.clone();
-    let guard = ServedGuard::new(&link, mux, Owner::Stream(generation));
+    let guard = ServedGuard::new(&link, mux, Owner::Stream(generation, cancel.clone()));
     Some(Box::pin(
         async move {
             // Not under the link's lock, inside the panic guard (see
@@ -302,8 +302,9 @@ struct ServedGuard {
 enum Owner {
     /// A request, known by its cancel signal.
     Request(CancelSignal),
-    /// A stream, known by its slot's generation.
-    Stream(u64),
+    /// A stream, known by its slot's generation and its cancel signal
+    /// (once the core forgot it, the id may name a request of the peer).
+    Stream(u64, CancelSignal),
 }
 
 impl ServedGuard {
@@ -338,16 +339,15 @@ impl Drop for ServedGuard {
                 }
                 ours
             }
-            Owner::Stream(generation) => match st.take_slot(self.mux, *generation) {
-                // Over already: the core forgot it (the id may name a
-                // request now).
-                Some(slot) if slot.end.is_some() => false,
-                Some(_) => {
+            Owner::Stream(generation, signal) => {
+                st.take_slot(self.mux, *generation);
+                // Still served under this id only if the entry is its own.
+                let ours = st.served.get(&self.mux).is_some_and(|s| s.same(signal));
+                if ours {
                     st.served.remove(&self.mux);
-                    true
                 }
-                None => false,
-            },
+                ours
+            }
         };
         if ours {
             st.link.cancel(Instant::now(), self.mux);

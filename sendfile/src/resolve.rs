@@ -76,6 +76,13 @@ impl DirResolver {
         if !meta.is_file() {
             return Err(ResolveError::NotFound);
         }
+        // Opened non-blocking (for FIFOs); a regular file reads as usual.
+        #[cfg(unix)]
+        {
+            use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+            let flags = fcntl_getfl(&file).map_err(|e| ResolveError::Io(e.into()))?;
+            fcntl_setfl(&file, flags - OFlags::NONBLOCK).map_err(|e| ResolveError::Io(e.into()))?;
+        }
         Ok(OpenedFile {
             len: meta.len(),
             modified: meta.modified().ok(),
@@ -87,17 +94,23 @@ impl DirResolver {
     fn open_beneath(&self, key: &str) -> Result<File, ResolveError> {
         use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
         use rustix::io::Errno;
+        // Non-blocking: opening a FIFO must not wait for a writer (it is
+        // refused as no regular file right after).
         let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
         let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
-        match openat2(&self.dir, key, flags, Mode::empty(), resolve) {
-            Ok(fd) => Ok(File::from(fd)),
-            Err(Errno::XDEV | Errno::LOOP) => {
-                Err(ResolveError::InvalidKey("it leads out of the root"))
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match openat2(&self.dir, key, flags, Mode::empty(), resolve) {
+                Ok(fd) => return Ok(File::from(fd)),
+                // A rename raced `..` inside the root: the kernel asks for a
+                // retry.
+                Err(Errno::AGAIN) if attempts < 3 => {}
+                // A kernel before 5.6, or a sandbox that forbids openat2:
+                // check the resolved path instead.
+                Err(Errno::NOSYS | Errno::PERM) => return self.open_checked(key),
+                Err(e) => return Err(map_open_error(e.into())),
             }
-            Err(Errno::NOENT | Errno::NOTDIR) => Err(ResolveError::NotFound),
-            // A kernel before 5.6: check the resolved path instead.
-            Err(Errno::NOSYS) => self.open_checked(key),
-            Err(e) => Err(ResolveError::Io(e.into())),
         }
     }
 
@@ -108,19 +121,47 @@ impl DirResolver {
 
     /// Resolves every link of the path, checks it is still beneath the
     /// root, and opens what it resolved to.
+    /// (A link swapped in between the check and the open can still lead
+    /// out; the final component is never followed.)
     fn open_checked(&self, key: &str) -> Result<File, ResolveError> {
-        let resolved = match self.root.join(key).canonicalize() {
-            Ok(path) => path,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ResolveError::NotFound),
-            Err(e) => return Err(ResolveError::Io(e)),
-        };
+        let resolved = self.root.join(key).canonicalize().map_err(map_open_error)?;
         if !resolved.starts_with(&self.root) {
             return Err(ResolveError::InvalidKey("it leads out of the root"));
         }
-        File::open(&resolved).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => ResolveError::NotFound,
-            _ => ResolveError::Io(e),
-        })
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+            options.custom_flags(flags.bits() as i32);
+        }
+        options.open(&resolved).map_err(map_open_error)
+    }
+}
+
+/// What a failed open means for the request.
+fn map_open_error(e: io::Error) -> ResolveError {
+    #[cfg(unix)]
+    {
+        use rustix::io::Errno;
+        let code = e.raw_os_error();
+        let is = |errno: Errno| code == Some(errno.raw_os_error());
+        if is(Errno::XDEV) || is(Errno::LOOP) {
+            return ResolveError::InvalidKey("it leads out of the root");
+        }
+        if is(Errno::NAMETOOLONG) {
+            return ResolveError::InvalidKey("too long");
+        }
+        // Missing, a file used as a directory, no permission, a device
+        // without a driver: nothing to serve under that key.
+        if is(Errno::NOENT) || is(Errno::NOTDIR) || is(Errno::ACCESS) || is(Errno::NXIO) {
+            return ResolveError::NotFound;
+        }
+    }
+    match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => ResolveError::NotFound,
+        _ => ResolveError::Io(e),
     }
 }
 

@@ -91,3 +91,17 @@ fn directories_and_missing_files_are_not_found() {
         Err(ResolveError::NotFound)
     ));
 }
+
+#[cfg(unix)]
+#[test]
+fn fifos_and_overlong_keys_are_refused_without_waiting() {
+    let (root, _) = tree();
+    let fifo = root.path().join("pipe");
+    let mode = rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR;
+    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, mode).unwrap();
+    let r = DirResolver::new(root.path()).unwrap();
+    // Without O_NONBLOCK this open would wait for a writer forever.
+    assert!(matches!(r.open("pipe"), Err(ResolveError::NotFound)));
+    let long = "x".repeat(5000);
+    assert!(matches!(r.open(&long), Err(ResolveError::InvalidKey(_))));
+}
