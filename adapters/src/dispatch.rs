@@ -203,7 +203,7 @@ fn serve_request(
     let (cancel, context) = ctx.serve(st);
     let link = link.clone();
     let span = link.span.clone();
-    let guard = ServedGuard::new(&link, mux, Owner::Request(cancel.clone()));
+    let guard = ServedGuard::new(&link, mux, &cancel, None);
     let task: BoxFuture<()> = Box::pin(
         async move {
             // Called here, not under the link's lock (the handler may drop
@@ -250,7 +250,7 @@ fn serve_stream(
     let (rx, tx) = crate::stream::pair(link.clone(), mux, generation);
     let link = link.clone();
     let span = link.span.clone();
-    let guard = ServedGuard::new(&link, mux, Owner::Stream(generation, cancel.clone()));
+    let guard = ServedGuard::new(&link, mux, &cancel, Some(generation));
     Some(Box::pin(
         async move {
             // Not under the link's lock, inside the panic guard (see
@@ -264,9 +264,7 @@ fn serve_stream(
             if st.take_slot(mux, generation).is_none() {
                 return;
             }
-            if st.served.get(&mux).is_some_and(|s| s.same(&cancel)) {
-                st.served.remove(&mux);
-            }
+            st.unserve(mux, &cancel);
             let now = Instant::now();
             let sent = match outcome {
                 None => Ok(()),
@@ -293,26 +291,21 @@ fn serve_stream(
 struct ServedGuard {
     link: Arc<SharedLink>,
     mux: MuxId,
-    owner: Owner,
+    /// The exchange's cancel signal: it knows its served entry by it (once
+    /// the core forgot the exchange, the peer may reuse the id).
+    signal: CancelSignal,
+    /// A stream's slot generation.
+    stream: Option<u64>,
     armed: bool,
 }
 
-/// Which exchange of its id a guard ends (the peer may reuse an id once
-/// the core forgot the exchange).
-enum Owner {
-    /// A request, known by its cancel signal.
-    Request(CancelSignal),
-    /// A stream, known by its slot's generation and its cancel signal
-    /// (once the core forgot it, the id may name a request of the peer).
-    Stream(u64, CancelSignal),
-}
-
 impl ServedGuard {
-    fn new(link: &Arc<SharedLink>, mux: MuxId, owner: Owner) -> Self {
+    fn new(link: &Arc<SharedLink>, mux: MuxId, signal: &CancelSignal, stream: Option<u64>) -> Self {
         Self {
             link: link.clone(),
             mux,
-            owner,
+            signal: signal.clone(),
+            stream,
             armed: true,
         }
     }
@@ -331,25 +324,11 @@ impl Drop for ServedGuard {
         // Never dropped under the link's lock: handler tasks are spawned
         // and dropped outside it.
         let mut st = self.link.lock();
-        let ours = match &self.owner {
-            Owner::Request(signal) => {
-                let ours = st.served.get(&self.mux).is_some_and(|s| s.same(signal));
-                if ours {
-                    st.served.remove(&self.mux);
-                }
-                ours
-            }
-            Owner::Stream(generation, signal) => {
-                st.take_slot(self.mux, *generation);
-                // Still served under this id only if the entry is its own.
-                let ours = st.served.get(&self.mux).is_some_and(|s| s.same(signal));
-                if ours {
-                    st.served.remove(&self.mux);
-                }
-                ours
-            }
-        };
-        if ours {
+        if let Some(generation) = self.stream {
+            st.take_slot(self.mux, generation);
+        }
+        // Still served under this id only if the entry is its own.
+        if st.unserve(self.mux, &self.signal) {
             st.link.cancel(Instant::now(), self.mux);
             st.flush();
         }
@@ -384,9 +363,7 @@ async fn answer(
         if let Err(e) = outcome {
             debug!(%e, ?mux, "answer not sent");
         }
-        if st.served.get(&mux).is_some_and(|s| s.same(cancel)) {
-            st.served.remove(&mux);
-        }
+        st.unserve(mux, cancel);
         st.flush();
         Poll::Ready(())
     });

@@ -118,6 +118,16 @@ impl LinkState {
         self.next_generation
     }
 
+    /// Removes the served entry of `mux` if it is `signal` (a later
+    /// exchange of the peer may have taken the id); returns whether it was.
+    pub(crate) fn unserve(&mut self, mux: MuxId, signal: &CancelSignal) -> bool {
+        let ours = self.served.get(&mux).is_some_and(|s| s.same(signal));
+        if ours {
+            self.served.remove(&mux);
+        }
+        ours
+    }
+
     /// The slot of stream `mux` if it is still generation `generation`.
     pub(crate) fn slot(&mut self, mux: MuxId, generation: u64) -> Option<&mut StreamSlot> {
         self.streams

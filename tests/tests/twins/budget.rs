@@ -190,16 +190,7 @@ fn ext_review_19_answers_wait_for_room_in_the_send_queue() {
 fn ext_review_19_a_shed_stream_always_tells_its_handler() {
     let budget = 16 * 1024;
     let mut p = LinkPair::connected(origin(), |c| c.max_inbound_bytes = budget);
-    let mux = open(&mut p, 10, StreamOpts::default());
-    p.transfer(DIALER);
-    let (served, _, _) = opened(&mut p);
-    let now = p.now;
-    p.links[ACCEPTOR].finish(now, served).unwrap();
-    p.transfer(ACCEPTOR);
-    p.take_events(DIALER);
-    // (The caller heard the EOF and ends its input; hold that back, as a
-    // peer that keeps sending would.)
-    let _ = gridmux_tests::twin::swallow(&mut p, DIALER);
+    let (mux, served) = finished_but_still_reading(&mut p);
     let eof = gridmux_core::wire::Message::new(gridmux_core::wire::Op::MUX_CLIENT_MSG, mux.id)
         .seq(1)
         .flags(gridmux_core::wire::Flags::EOF)

@@ -88,3 +88,18 @@ pub(crate) fn one_way() -> StreamOpts {
         ..StreamOpts::default()
     }
 }
+
+/// A stream to handler 10 whose server finished its output at once, while
+/// the caller's answer to that EOF (ending its input) is held back: a peer
+/// that keeps its input open. Returns the caller's and the server's mux.
+pub(crate) fn finished_but_still_reading(p: &mut LinkPair) -> (MuxId, MuxId) {
+    let mux = open(p, 10, StreamOpts::default());
+    p.transfer(DIALER);
+    let (served, _, _) = opened(p);
+    let now = p.now;
+    p.links[ACCEPTOR].finish(now, served).unwrap();
+    p.transfer(ACCEPTOR);
+    p.take_events(DIALER);
+    let _ = gridmux_tests::twin::swallow(p, DIALER);
+    (mux, served)
+}

@@ -169,17 +169,7 @@ fn ext_review_21_a_text_frame_fails_the_link() {
 #[test]
 fn ext_review_04_a_finished_stream_still_reading_counts_and_gets_its_input() {
     let mut p = LinkPair::connected(origin(), |c| c.max_served_streams = 1);
-    let first = open(&mut p, 10, StreamOpts::default());
-    p.transfer(DIALER);
-    let (served, _, _) = opened(&mut p);
-    let now = p.now;
-    p.links[ACCEPTOR].finish(now, served).unwrap();
-    // The caller has not heard of the EOF yet: it sends, then opens more.
-    p.transfer(ACCEPTOR);
-    p.take_events(DIALER);
-    // (The EOF reached the caller, which ends its input with a disconnect;
-    // hold that back to act as a peer that keeps its input open.)
-    let _ = gridmux_tests::twin::swallow(&mut p, DIALER);
+    let (first, served) = finished_but_still_reading(&mut p);
     let second = open(&mut p, 10, StreamOpts::default());
     p.transfer(DIALER);
     p.transfer(ACCEPTOR);
