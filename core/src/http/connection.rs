@@ -36,12 +36,17 @@ pub enum CloseReason {
     Done,
     /// The request was refused with an error answer.
     Refused(HttpError),
+    /// A body sent by the caller did not complete (see
+    /// [`ServerConnection::body_aborted`]).
+    BodyAborted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     AwaitHead,
     AwaitResponse { head_only: bool, keep_alive: bool },
+    /// The caller writes a body it was told of; input waits.
+    SendingBody { keep_alive: bool },
     Upgraded,
     Closed,
 }
@@ -160,6 +165,54 @@ impl ServerConnection {
             return;
         };
         self.out.extend(response.encode(head_only, !keep_alive));
+        self.finish_response(now, keep_alive);
+    }
+
+    /// Answers the pending request with `response`'s head and a body of
+    /// `body_len` bytes that the caller writes itself (a file region sent
+    /// with `sendfile`). Returns whether it must: not for a `HEAD`
+    /// request, an empty body or a status without one, and not unless a
+    /// request is pending. When it returns `true`, write what
+    /// [`poll_transmit`](Self::poll_transmit) yields, then the body, then
+    /// call [`body_sent`](Self::body_sent), or
+    /// [`body_aborted`](Self::body_aborted) if it could not be sent whole.
+    /// Until then no further request is parsed.
+    pub fn respond_with_body(&mut self, now: Instant, response: &Response, body_len: u64) -> bool {
+        let State::AwaitResponse {
+            head_only,
+            keep_alive,
+        } = self.state
+        else {
+            return false;
+        };
+        self.out
+            .push_back(response.encode_head(body_len, !keep_alive));
+        if head_only || body_len == 0 || !response.allows_body() {
+            self.finish_response(now, keep_alive);
+            return false;
+        }
+        self.state = State::SendingBody { keep_alive };
+        true
+    }
+
+    /// The body of [`respond_with_body`](Self::respond_with_body) went out
+    /// whole: the connection goes on (or closes, as the response said).
+    pub fn body_sent(&mut self, now: Instant) {
+        if let State::SendingBody { keep_alive } = self.state {
+            self.finish_response(now, keep_alive);
+        }
+    }
+
+    /// The body of [`respond_with_body`](Self::respond_with_body) could
+    /// not be sent whole: the connection must close without another byte,
+    /// so that the client sees a body shorter than announced.
+    pub fn body_aborted(&mut self) {
+        if let State::SendingBody { .. } = self.state {
+            self.close(CloseReason::BodyAborted);
+        }
+    }
+
+    fn finish_response(&mut self, now: Instant, keep_alive: bool) {
         if keep_alive {
             self.state = State::AwaitHead;
             self.deadline = Some(now + self.head_timeout);
@@ -170,7 +223,7 @@ impl ServerConnection {
 
     /// The client closed its side.
     pub fn handle_eof(&mut self, _now: Instant) {
-        if self.state != State::Closed && self.state != State::Upgraded {
+        if matches!(self.state, State::AwaitHead | State::AwaitResponse { .. }) {
             self.close(CloseReason::Eof);
         }
     }

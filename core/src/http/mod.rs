@@ -21,14 +21,19 @@
 //! assert!(out.to_vec().starts_with(b"HTTP/1.1 200 OK\r\n"));
 //! ```
 
+mod client;
 mod connection;
+pub mod files;
 mod range;
 mod request;
 mod response;
 #[cfg(test)]
+mod files_tests;
+#[cfg(test)]
 mod tests;
 
 pub use crate::ws::handshake::HeadScanner;
+pub use client::{parse_response, ResponseHead};
 pub use connection::{CloseReason, Event, ServerConnection};
 pub use range::RangeRequest;
 pub use request::{parse_request, Header, Limits, RequestHead};

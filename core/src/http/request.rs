@@ -87,22 +87,38 @@ impl RequestHead {
         if self.header("transfer-encoding").is_some() {
             return Ok(true);
         }
-        let mut length: Option<u64> = None;
-        for (_, v) in self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        {
-            let parsed = std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or(HttpError::Malformed("invalid Content-Length".into()))?;
-            if length.is_some_and(|l| l != parsed) {
-                return Err(HttpError::Malformed("conflicting Content-Length".into()));
-            }
-            length = Some(parsed);
-        }
+        let length = content_length(&self.headers)?;
         Ok(length.unwrap_or(0) > 0)
+    }
+}
+
+/// The `Content-Length` of `headers`, if any; conflicting or malformed
+/// values are errors.
+pub(super) fn content_length(headers: &[Header]) -> Result<Option<u64>, HttpError> {
+    let mut length: Option<u64> = None;
+    for (_, v) in headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+    {
+        let parsed = std::str::from_utf8(v)
+            .ok()
+            .map(|s| s.trim_matches([' ', '\t']))
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or(HttpError::Malformed("invalid Content-Length".into()))?;
+        if length.is_some_and(|l| l != parsed) {
+            return Err(HttpError::Malformed("conflicting Content-Length".into()));
+        }
+        length = Some(parsed);
+    }
+    Ok(length)
+}
+
+/// The error of a head past `limits`.
+pub(super) fn too_large(limits: Limits) -> HttpError {
+    HttpError::HeadTooLarge {
+        max: limits.max_head,
+        max_headers: limits.max_headers,
     }
 }
 
@@ -117,12 +133,7 @@ pub fn parse_request(
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(len)) if len <= limits.max_head => len,
         Ok(httparse::Status::Partial) if buf.len() <= limits.max_head => return Ok(None),
-        Ok(_) | Err(httparse::Error::TooManyHeaders) => {
-            return Err(HttpError::HeadTooLarge {
-                max: limits.max_head,
-                max_headers: limits.max_headers,
-            })
-        }
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => return Err(too_large(limits)),
         Err(e) => return Err(HttpError::Malformed(e.to_string())),
     };
     let head = RequestHead {

@@ -1,6 +1,6 @@
 //! Response heads and bodies.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 /// An HTTP/1.1 response. [`encode`](Self::encode) adds `Content-Length`
 /// (and `Connection: close` when asked).
@@ -45,17 +45,24 @@ impl Response {
         self
     }
 
-    /// Whether this status may carry a body (RFC 9110 §6.4.1).
-    fn allows_body(&self) -> bool {
-        !(100..200).contains(&self.status) && self.status != 204 && self.status != 304
-    }
-
     /// The head, and the body unless `head_only` (a `HEAD` request) or the
     /// status forbids one: `[head]` or `[head, body]`, the body passed by
     /// reference.
     pub fn encode(&self, head_only: bool, close: bool) -> Vec<Bytes> {
-        let mut head = BytesMut::with_capacity(128 + self.headers.len() * 32);
-        head.put_slice(format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status)).as_bytes());
+        let mut parts = vec![self.encode_head(self.body.len() as u64, close)];
+        if !head_only && self.allows_body() && !self.body.is_empty() {
+            parts.push(self.body.clone());
+        }
+        parts
+    }
+
+    /// The status line and headers alone, announcing a body of
+    /// `content_length` bytes that the caller sends (a file region). For
+    /// a status that forbids a body, no `Content-Length` is written.
+    pub fn encode_head(&self, content_length: u64, close: bool) -> Bytes {
+        use std::fmt::Write as _;
+        let mut head = String::with_capacity(128 + self.headers.len() * 40);
+        let _ = write!(head, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (name, value) in &self.headers {
             // Header injection is refused by dropping the header.
             if name
@@ -65,20 +72,21 @@ impl Response {
             {
                 continue;
             }
-            head.put_slice(format!("{name}: {value}\r\n").as_bytes());
+            let _ = write!(head, "{name}: {value}\r\n");
         }
         if self.allows_body() {
-            head.put_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+            let _ = write!(head, "Content-Length: {content_length}\r\n");
         }
         if close {
-            head.put_slice(b"Connection: close\r\n");
+            head.push_str("Connection: close\r\n");
         }
-        head.put_slice(b"\r\n");
-        let mut parts = vec![head.freeze()];
-        if !head_only && self.allows_body() && !self.body.is_empty() {
-            parts.push(self.body.clone());
-        }
-        parts
+        head.push_str("\r\n");
+        Bytes::from(head)
+    }
+
+    /// Whether this status may carry a body (RFC 9110 §6.4.1).
+    pub fn allows_body(&self) -> bool {
+        !(100..200).contains(&self.status) && self.status != 204 && self.status != 304
     }
 }
 
