@@ -1,6 +1,7 @@
 //! The dialing side: one task per peer this node dials, connecting,
 //! running the link, and re-dialling when it is lost.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -50,38 +51,13 @@ const MIN_LINK_LIFE: Duration = Duration::from_secs(2);
 /// One attempt; returns how long the link was connected, if it was.
 async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> Option<Duration> {
     let config = node.config();
-    let addrs = match remote.parse::<SocketAddr>() {
-        Ok(addr) => vec![addr],
-        // A host name: the runtime's blocking pool resolves it (the system
-        // resolver blocks, and a slow one must not stall a task thread).
-        Err(_) => match node
-            .timeout(
-                config.connect_timeout,
-                node.runtime.resolve(remote.to_owned()),
-            )
-            .await
-        {
-            Some(Ok(addrs)) if !addrs.is_empty() => addrs,
-            Some(_) | None => {
-                warn!(%remote, "peer name does not resolve to a socket address");
-                return None;
-            }
-        },
-    };
-    // Each address in turn (a name may resolve to IPv6 and IPv4).
-    let mut socket = None;
-    for addr in addrs.into_iter().take(MAX_ADDRESSES) {
-        let connect = node.runtime.connect(addr);
-        match node.timeout(config.connect_timeout, connect).await {
-            Some(Ok(s)) => {
-                socket = Some(s);
-                break;
-            }
-            Some(Err(e)) => debug!(%remote, %addr, %e, "connect failed"),
-            None => debug!(%remote, %addr, "connect timed out"),
+    let socket = match connect(node, remote).await {
+        Ok(socket) => socket,
+        Err(e) => {
+            debug!(%remote, %e, "no connection");
+            return None;
         }
-    }
-    let socket = socket?;
+    };
     let link = Link::dial(
         config,
         remote,
@@ -96,4 +72,53 @@ async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> Option<D
     let mut driver = Driver::new(session, node.runtime.clone(), socket, BytesMut::new());
     (&mut driver).await;
     driver.session().connected_for()
+}
+
+/// A TCP connection to `remote` (a socket address, or a name resolved on
+/// the runtime's blocking pool), trying at most [`MAX_ADDRESSES`] of its
+/// addresses, each within the connect timeout.
+pub(crate) async fn connect(node: &Node, remote: &str) -> io::Result<Box<dyn Socket>> {
+    let config = node.config();
+    let addrs = match remote.parse::<SocketAddr>() {
+        Ok(addr) => vec![addr],
+        // A host name: the runtime's blocking pool resolves it (the system
+        // resolver blocks, and a slow one must not stall a task thread).
+        Err(_) => match node
+            .timeout(
+                config.connect_timeout,
+                node.runtime.resolve(remote.to_owned()),
+            )
+            .await
+        {
+            Some(Ok(addrs)) if !addrs.is_empty() => addrs,
+            Some(Err(e)) => {
+                warn!(%remote, %e, "peer name does not resolve");
+                return Err(e);
+            }
+            Some(Ok(_)) | None => {
+                warn!(%remote, "peer name does not resolve to a socket address");
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "peer name does not resolve",
+                ));
+            }
+        },
+    };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    // Each address in turn (a name may resolve to IPv6 and IPv4).
+    for addr in addrs.into_iter().take(MAX_ADDRESSES) {
+        let connect = node.runtime.connect(addr);
+        match node.timeout(config.connect_timeout, connect).await {
+            Some(Ok(s)) => return Ok(s),
+            Some(Err(e)) => {
+                debug!(%remote, %addr, %e, "connect failed");
+                last = e;
+            }
+            None => {
+                debug!(%remote, %addr, "connect timed out");
+                last = io::ErrorKind::TimedOut.into();
+            }
+        }
+    }
+    Err(last)
 }

@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::info;
 
+use crate::files::{FileHandler, FileLimits, FilePlane};
 use crate::handler::{self, Context, Handlers, Placement};
 use crate::log_limit::LogLimit;
 use crate::runtime::{self, Runtime};
@@ -46,6 +47,9 @@ pub enum StartError {
     /// A secret list was empty or held an empty secret.
     #[error("secrets: {0}")]
     Secret(#[from] AuthError),
+    /// A file route name is not valid.
+    #[error("invalid file route {0:?}: use 1-64 of A-Z a-z 0-9 . _ -")]
+    FileRoute(String),
     /// Binding or adopting the listener failed.
     #[error("listener: {0}")]
     Listen(#[from] std::io::Error),
@@ -67,6 +71,8 @@ pub struct GridBuilder {
     reconnect: ReconnectSchedule,
     http: Limits,
     max_pending_connections: usize,
+    files: FilePlane,
+    bad_route: Option<String>,
 }
 
 impl std::fmt::Debug for GridBuilder {
@@ -93,6 +99,8 @@ impl GridBuilder {
             reconnect: ReconnectSchedule::default(),
             http: Limits::default(),
             max_pending_connections: 1024,
+            files: FilePlane::default(),
+            bad_route: None,
         }
     }
 
@@ -148,6 +156,25 @@ impl GridBuilder {
     /// Limits of the HTTP request heads on the node's port.
     pub fn http_limits(mut self, limits: Limits) -> Self {
         self.http = limits;
+        self
+    }
+
+    /// Serves `route` of the file plane with `handler`
+    /// (`GET`/`HEAD /gridmux/v1/files/<route>?key=…`, signed by a holder of
+    /// the cluster secret). A route is 1–64 of `A-Z a-z 0-9 . _ -`; an
+    /// invalid one makes [`start`](Self::start) fail. A directory is served
+    /// with a [`DirResolver`](gridmux_sendfile::DirResolver).
+    pub fn files(mut self, route: &str, handler: impl FileHandler) -> Self {
+        if !gridmux_core::http::files::valid_route(route) {
+            self.bad_route.get_or_insert_with(|| route.to_owned());
+        }
+        self.files.routes.insert(route.to_owned(), Arc::new(handler));
+        self
+    }
+
+    /// Sets the file plane's limits (transfers at once, send timeout).
+    pub fn file_limits(mut self, limits: FileLimits) -> Self {
+        self.files.limits = limits;
         self
     }
 
@@ -251,6 +278,9 @@ impl GridBuilder {
         if let Some(e) = self.error {
             return Err(e.into());
         }
+        if let Some(route) = self.bad_route {
+            return Err(StartError::FileRoute(route));
+        }
         if !self.peers.contains(&self.local) {
             return Err(StartError::NotAPeer(self.local));
         }
@@ -281,6 +311,7 @@ impl GridBuilder {
             http: self.http,
             max_pending_connections: self.max_pending_connections,
             local_addr,
+            files: self.files,
             ..node
         });
         info!(local = %self.local, %local_addr, "grid started");
@@ -341,6 +372,8 @@ pub(crate) struct Node {
     pub(crate) pending_connections: AtomicUsize,
     pub(crate) reconnect: ReconnectSchedule,
     pub(crate) local_addr: SocketAddr,
+    /// File routes, their limits and the fetch pool.
+    pub(crate) files: FilePlane,
     /// The connected link of each peer (the set of peers is fixed).
     links: HashMap<String, Arc<PeerSlot>>,
     /// At most one warning a second about failed set-ups.
@@ -398,6 +431,7 @@ impl Node {
             pending_connections: AtomicUsize::new(0),
             reconnect,
             local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            files: FilePlane::default(),
             links: slots.collect(),
             changes: Changes::default(),
             closing: AtomicBool::new(false),
@@ -503,6 +537,7 @@ impl Node {
     /// Stops every task of the node now (idempotent).
     pub(crate) fn stop_now(&self) {
         self.begin_shutdown();
+        self.files.pool.clear();
         self.shutdown.cancel();
         self.changes.notify();
     }

@@ -53,6 +53,7 @@ mod dial;
 mod dispatch;
 mod driver;
 mod error;
+mod files;
 mod grid;
 mod handler;
 mod io;
@@ -69,10 +70,13 @@ mod websocket;
 
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, HandlerError};
+pub use files::{
+    FetchError, FileBody, FileError, FileHandler, FileLimits, FileRegion,
+};
 pub use grid::{Grid, GridBuilder, StartError};
 pub use handler::Context;
 pub use peer::{Call, OpenStream, Peer, Request, RequestFuture};
-pub use send_file::send_file;
+pub use send_file::{send_file, send_file_with_stall_timeout};
 pub use signal::CancelSignal;
 pub use stream::{StreamReceiver, StreamSender};
 pub use websocket::WebSocket;

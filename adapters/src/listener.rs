@@ -1,5 +1,6 @@
-//! The node's one port: HTTP/1.1 through `core::http`, `GET /health`, and
-//! the authenticated upgrade to a grid link at `GET /gridmux/v1`.
+//! The node's one port: HTTP/1.1 through `core::http`, `GET /health`, the
+//! file plane (`/gridmux/v1/files/…`), and the authenticated upgrade to a
+//! grid link at `GET /gridmux/v1`.
 
 use std::future::poll_fn;
 use std::sync::atomic::Ordering;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
+use gridmux_core::http::files::FILES_PREFIX;
 use gridmux_core::http::{Event, RequestHead, Response, ServerConnection};
 use gridmux_core::link::Link;
 use gridmux_core::ws::Transmit;
@@ -15,6 +17,7 @@ use rand::SeedableRng as _;
 use tracing::{debug, info_span, warn, Instrument as _};
 
 use crate::driver::Driver;
+use crate::files;
 use crate::grid::Node;
 use crate::io::{read_some, shutdown, write_all};
 use crate::runtime::{Listener, Socket};
@@ -72,6 +75,12 @@ async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>, pending: Pen
     loop {
         while let Some(event) = http.poll_event() {
             match event {
+                Event::Request(head) if head.path().starts_with(FILES_PREFIX) => {
+                    if !files::serve::serve(&node, &head, &*socket, &mut http).await {
+                        shutdown(&*socket);
+                        return;
+                    }
+                }
                 Event::Request(head) => http.respond(Instant::now(), &answer(&node, &head)),
                 Event::Upgrade(head) => {
                     let link = Link::accept_head(

@@ -14,6 +14,7 @@ use gridmux_core::wire::SubrouteId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::files::{self, FetchError, FileBody};
 use crate::grid::{Node, PeerSlot};
 use crate::handler::{decode, encode};
 use crate::runtime;
@@ -75,6 +76,34 @@ impl Peer {
             .await
             .ok_or(Error::Timeout)?;
         self.link().map(drop)
+    }
+
+    /// Fetches `key` of the peer's file `route` (all of it, or `range`)
+    /// over its file plane: a `GET` signed with the cluster secret, on a
+    /// kept-alive connection. The body arrives as it is read.
+    pub async fn fetch(
+        &self,
+        route: &str,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<FileBody, FetchError> {
+        files::fetch(&self.node, &self.name, route, key, range).await
+    }
+
+    /// [`fetch`](Self::fetch) written into `file` from `offset` (with
+    /// `splice` on Linux); returns the bytes written. A body shorter than
+    /// announced is [`FetchError::ShortBody`], never a short file passed
+    /// as whole.
+    pub async fn fetch_to_file(
+        &self,
+        route: &str,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+        file: &std::fs::File,
+        offset: u64,
+    ) -> Result<u64, FetchError> {
+        let body = self.fetch(route, key, range).await?;
+        body.write_to_file(file, offset).await
     }
 
     /// A request to `handler` with raw bytes; `.await` it for the answer.

@@ -3,16 +3,17 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::time::Duration;
 
 use gridmux_sendfile::{Sink, Transfer, TransferError};
 
-use crate::runtime::Socket;
+use crate::runtime::{self, Runtime, Socket};
 
 /// Writes `head` (a response's status line and headers; it leaves with
 /// the body's first bytes) and then the whole of `transfer` to `socket`,
 /// waiting for writability whenever the socket is full. Returns the body
-/// bytes sent. Bound it with a timeout: a peer that stops reading stops
-/// it.
+/// bytes sent. A peer that stops reading stops it: bound it with a
+/// timeout, or use [`send_file_with_stall_timeout`].
 ///
 /// The system calls run on the calling task: a file whose pages are not
 /// in the page cache makes them wait for the disk. Serve files that may be
@@ -22,6 +23,31 @@ pub async fn send_file(
     socket: &dyn Socket,
     head: &[u8],
     transfer: &mut Transfer,
+) -> Result<u64, TransferError> {
+    send(socket, head, transfer, None).await
+}
+
+/// [`send_file`], failing with `TimedOut` when the socket stays full for
+/// `stall` (a peer that stopped reading; nginx's `send_timeout`). A slow
+/// but steady reader is not cut off, however long the whole transfer.
+pub async fn send_file_with_stall_timeout(
+    runtime: &dyn Runtime,
+    stall: Duration,
+    socket: &dyn Socket,
+    head: &[u8],
+    transfer: &mut Transfer,
+) -> Result<u64, TransferError> {
+    send(socket, head, transfer, Some((runtime, stall))).await
+}
+
+/// A runtime and the longest wait for writability.
+type Stall<'a> = Option<(&'a dyn Runtime, Duration)>;
+
+async fn send(
+    socket: &dyn Socket,
+    head: &[u8],
+    transfer: &mut Transfer,
+    stall: Stall<'_>,
 ) -> Result<u64, TransferError> {
     let fd = socket.as_fd();
     let mut written = 0;
@@ -38,7 +64,7 @@ pub async fn send_file(
         match step {
             Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
             Ok(n) => written += n,
-            Err(e) => wait_or_fail(socket, e).await?,
+            Err(e) => wait_or_fail(socket, e, stall).await?,
         }
     }
     let mut sent = 0u64;
@@ -58,16 +84,25 @@ pub async fn send_file(
         }
         match step {
             Ok(n) => sent += n as u64,
-            Err(e) => wait_or_fail(socket, e).await?,
+            Err(e) => wait_or_fail(socket, e, stall).await?,
         }
     }
     Ok(sent)
 }
 
-/// Waits for writability after `WouldBlock`; any other error is returned.
-async fn wait_or_fail(socket: &dyn Socket, error: io::Error) -> io::Result<()> {
+/// Waits for writability after `WouldBlock` (at most the stall limit);
+/// any other error is returned.
+async fn wait_or_fail(socket: &dyn Socket, error: io::Error, stall: Stall<'_>) -> io::Result<()> {
     match error.kind() {
-        io::ErrorKind::WouldBlock => poll_fn(|cx| socket.poll_writable(cx)).await,
+        io::ErrorKind::WouldBlock => {
+            let writable = poll_fn(|cx| socket.poll_writable(cx));
+            match stall {
+                None => writable.await,
+                Some((rt, limit)) => runtime::timeout(rt, limit, writable)
+                    .await
+                    .unwrap_or_else(|| Err(io::ErrorKind::TimedOut.into())),
+            }
+        }
         io::ErrorKind::Interrupted => Ok(()),
         _ => Err(error),
     }

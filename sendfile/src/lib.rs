@@ -30,7 +30,11 @@
 //! - **Truncation**: a file that ends before its region is an error
 //!   ([`TransferError::Truncated`]), never a short body passed as complete.
 //! - **No `O_DIRECT`**: it would bypass the page cache `sendfile` reads.
-//! - **Counters**: [`counters`] tells how many bytes each path sent.
+//! - **Receiving**: a [`Receiver`] moves bytes from a socket into a file
+//!   with `splice` through a pipe on Linux, a read and a positioned write
+//!   elsewhere (or where the file system refuses `splice`).
+//! - **Counters**: [`counters`] tells how many bytes each path sent and
+//!   received.
 //! - **Where files come from**: [`DirResolver`] opens keys beneath a root
 //!   directory and refuses every way out of it (`..`, absolute paths, NUL
 //!   bytes, symbolic links leading out; on Linux the open itself cannot
@@ -63,12 +67,16 @@
 //! ```
 
 mod counters;
+#[cfg(unix)]
+mod receive;
 mod refused;
 mod resolve;
 mod sink;
 mod transfer;
 
 pub use counters::{counters, Counters};
+#[cfg(unix)]
+pub use receive::{write_all_at, ReceiveMethod, Receiver};
 pub use resolve::{DirResolver, OpenedFile, ResolveError};
 pub use sink::Sink;
 pub use transfer::{Method, Options, Transfer, TransferError, MAX_CHUNK};

@@ -144,6 +144,11 @@ pub trait Socket: Send + Sync + Debug {
     fn try_write_with(&self, op: &mut dyn FnMut() -> io::Result<usize>) -> io::Result<usize> {
         op()
     }
+    /// Runs `op`, one non-blocking read made on [`as_fd`](Self::as_fd) (a
+    /// `splice`), so that the runtime learns of a `WouldBlock`.
+    fn try_read_with(&self, op: &mut dyn FnMut() -> io::Result<usize>) -> io::Result<usize> {
+        op()
+    }
 }
 
 /// A bound TCP listener.

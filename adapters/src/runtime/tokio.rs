@@ -103,6 +103,10 @@ impl Socket for TcpStream {
     fn try_write_with(&self, op: &mut dyn FnMut() -> io::Result<usize>) -> io::Result<usize> {
         self.try_io(tokio::io::Interest::WRITABLE, op)
     }
+
+    fn try_read_with(&self, op: &mut dyn FnMut() -> io::Result<usize>) -> io::Result<usize> {
+        self.try_io(tokio::io::Interest::READABLE, op)
+    }
 }
 
 impl Listener for TcpListener {
