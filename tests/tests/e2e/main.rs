@@ -6,6 +6,7 @@ mod harness;
 
 mod attacks;
 mod cluster;
+mod file_plane;
 mod files;
 mod hostile;
 mod proxy;
