@@ -11,6 +11,7 @@ use gridmux_core::auth::{AuthError, Keyring};
 use gridmux_core::cluster::ReconnectSchedule;
 use gridmux_core::link::LinkConfig;
 
+use crate::files::FileLimits;
 use crate::grid::{new_link_config, ConfigEdit, Node, PeerSlot, Running};
 use crate::handler::Handlers;
 use crate::runtime::Runtime;
@@ -23,6 +24,8 @@ pub struct ClientBuilder {
     keys: Option<Result<Keyring, AuthError>>,
     configure: Vec<ConfigEdit>,
     reconnect: ReconnectSchedule,
+    link: bool,
+    file_limits: FileLimits,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -60,6 +63,21 @@ impl ClientBuilder {
         self
     }
 
+    /// Whether to keep a link to the node (default yes). A client that
+    /// only fetches files ([`Peer::fetch`]) needs none: its requests are
+    /// signed one by one.
+    pub fn link(mut self, keep: bool) -> Self {
+        self.link = keep;
+        self
+    }
+
+    /// Sets the limits of its fetches (the stall timeout, the validity of
+    /// their signatures).
+    pub fn file_limits(mut self, limits: FileLimits) -> Self {
+        self.file_limits = limits;
+        self
+    }
+
     /// Starts connecting (and re-connecting whenever the link is lost)
     /// on `runtime`.
     pub fn start(self, runtime: impl Runtime) -> Result<Client, StartError> {
@@ -69,15 +87,19 @@ impl ClientBuilder {
         config.membership = Membership::Client;
         let runtime: Arc<dyn Runtime> = Arc::new(runtime);
         let slot = Arc::new(PeerSlot::default());
-        let node = Arc::new(Node::new(
+        let mut node = Node::new(
             runtime,
             config,
             Handlers::default(),
             self.reconnect,
             std::iter::once((self.node.clone(), slot.clone())),
-        ));
-        node.runtime
-            .spawn(Box::pin(dial::dial_loop(node.clone(), self.node.clone())));
+        );
+        node.files.limits = self.file_limits;
+        let node = Arc::new(node);
+        if self.link {
+            node.runtime
+                .spawn(Box::pin(dial::dial_loop(node.clone(), self.node.clone())));
+        }
         let peer = Peer::new(node.clone(), self.node, slot);
         Ok(Client {
             _running: Arc::new(Running(node.clone())),
@@ -123,6 +145,8 @@ impl Client {
             keys: None,
             configure: Vec::new(),
             reconnect: ReconnectSchedule::default(),
+            link: true,
+            file_limits: FileLimits::default(),
         }
     }
 

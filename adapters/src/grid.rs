@@ -168,7 +168,9 @@ impl GridBuilder {
         if !gridmux_core::http::files::valid_route(route) {
             self.bad_route.get_or_insert_with(|| route.to_owned());
         }
-        self.files.routes.insert(route.to_owned(), Arc::new(handler));
+        self.files
+            .routes
+            .insert(route.to_owned(), Arc::new(handler));
         self
     }
 

@@ -4,9 +4,11 @@ mod bench;
 mod builtin;
 mod call;
 mod cluster;
+mod fetch;
 mod node;
 mod rt;
 mod secrets;
+mod sign;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,7 +62,17 @@ enum Command {
         /// the cluster's.
         #[arg(long)]
         client_secret_file: Option<PathBuf>,
+        /// Serve this directory on the file plane, under route `files`
+        /// (`gridmux fetch`, `gridmux sign`).
+        #[arg(long)]
+        files: Option<PathBuf>,
     },
+    /// Downloads a file from a node's file plane (a signed GET; sendfile
+    /// on the node, splice into -o FILE here), with a progress bar.
+    Fetch(fetch::Options),
+    /// Prints a ready curl command for a file of a node's file plane,
+    /// signed in its URL (or with --header, in a header).
+    Sign(sign::Options),
     /// Calls a handler of a node as an authenticated client and prints the
     /// answer (or each stream message); exits non-zero with the error's
     /// name on failure.
@@ -118,7 +130,11 @@ fn main() -> ExitCode {
     // A node logs its links; the cluster and bench commands print tables.
     let default_filter = match cli.command {
         Command::Node { .. } => "info",
-        Command::Cluster { .. } | Command::Bench { .. } | Command::Call(_) => "warn",
+        Command::Cluster { .. }
+        | Command::Bench { .. }
+        | Command::Call(_)
+        | Command::Fetch(_)
+        | Command::Sign(_) => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -136,7 +152,9 @@ fn main() -> ExitCode {
             runtime,
             no_clients,
             client_secret_file,
+            files,
         } => node::run(node::Options {
+            files,
             listen,
             name: name.unwrap_or_else(|| listen.to_string()),
             peers,
@@ -149,6 +167,8 @@ fn main() -> ExitCode {
             },
         }),
         Command::Call(options) => call::run(options).map_err(|e| e.to_string()),
+        Command::Fetch(options) => fetch::run(options),
+        Command::Sign(options) => sign::run(&options),
         Command::Cluster {
             nodes,
             seconds,

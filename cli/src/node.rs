@@ -4,6 +4,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use gridmux::sendfile::DirResolver;
 use gridmux::{ClientAccess, Grid};
 use tracing::info;
 
@@ -18,6 +19,8 @@ pub(crate) struct Options {
     pub(crate) secret_file: PathBuf,
     pub(crate) runtime: RuntimeKind,
     pub(crate) clients: Clients,
+    /// A directory served under file route `files`.
+    pub(crate) files: Option<PathBuf>,
 }
 
 /// Which clients the node lets in.
@@ -52,6 +55,10 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
             (None, Clients::Refused) => builder.clients(ClientAccess::Refused),
             (None, _) => builder,
         };
+        if let Some(dir) = &opts.files {
+            let resolver = DirResolver::new(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            builder = builder.files("files", resolver);
+        }
         let grid = builder.start(runtime).map_err(|e| e.to_string())?;
         info!(name = %opts.name, listen = %grid.local_addr(), runtime = ?opts.runtime,
               "node running; Ctrl-C stops it");

@@ -116,7 +116,10 @@ impl FileBody {
     pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, FetchError> {
         let node = self.node.clone();
         let stall = self.stall;
-        match node.timeout(stall, poll_fn(|cx| self.poll_body(cx, buf))).await {
+        match node
+            .timeout(stall, poll_fn(|cx| self.poll_body(cx, buf)))
+            .await
+        {
             Some(result) => result,
             None => Err(FetchError::Stalled(stall)),
         }
@@ -139,7 +142,19 @@ impl FileBody {
     /// socket → pipe → file, no byte in user space; a copy elsewhere, or
     /// where the file system refuses). Returns the bytes written. The file
     /// writes block the task: they go to the page cache.
-    pub async fn write_to_file(mut self, file: &File, offset: u64) -> Result<u64, FetchError> {
+    pub async fn write_to_file(self, file: &File, offset: u64) -> Result<u64, FetchError> {
+        self.write_to_file_reporting(file, offset, &mut |_| {})
+            .await
+    }
+
+    /// [`write_to_file`](Self::write_to_file), calling `progress` with the
+    /// bytes written so far after each step (for a progress bar).
+    pub async fn write_to_file_reporting(
+        mut self,
+        file: &File,
+        offset: u64,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64, FetchError> {
         let mut at = offset;
         let early = self.buffered.len().min(self.remaining as usize);
         write_all_at(file, &self.buffered[..early], &mut at)?;
@@ -155,7 +170,10 @@ impl FileBody {
             let step = socket.try_read_with(&mut || receiver.receive(fd, file, &mut at, remaining));
             match step {
                 Ok(0) => return Err(self.short()),
-                Ok(n) => self.remaining -= n as u64,
+                Ok(n) => {
+                    self.remaining -= n as u64;
+                    progress(self.len - self.remaining);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let readable = poll_fn(|cx| socket.poll_readable(cx));
                     match self.node.timeout(self.stall, readable).await {
@@ -188,14 +206,20 @@ impl FileBody {
         self.socket = None;
     }
 
-    fn poll_body(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, FetchError>> {
+    fn poll_body(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<Result<usize, FetchError>> {
         if self.remaining == 0 || buf.is_empty() {
             if self.remaining == 0 {
                 self.finish();
             }
             return Poll::Ready(Ok(0));
         }
-        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         if !self.buffered.is_empty() {
             let n = want.min(self.buffered.len());
             buf[..n].copy_from_slice(&self.buffered[..n]);
@@ -289,7 +313,11 @@ pub(crate) async fn fetch(
             return Err(FetchError::Protocol(format!(
                 "status {} for {}",
                 body.status(),
-                if range.is_some() { "a range" } else { "a whole file" }
+                if range.is_some() {
+                    "a range"
+                } else {
+                    "a whole file"
+                }
             )))
         }
         (status, _) => {
@@ -320,10 +348,8 @@ fn check_content_range(body: &FileBody, asked: &Range<u64>) -> Result<(), FetchE
         first.parse().map_err(|_| bad())?,
         last.parse().map_err(|_| bad())?,
     );
-    let fits = first == asked.start
-        && last >= first
-        && last < asked.end
-        && last - first + 1 == body.len;
+    let fits =
+        first == asked.start && last >= first && last < asked.end && last - first + 1 == body.len;
     if fits {
         Ok(())
     } else {

@@ -87,7 +87,7 @@ where
 /// A directory served as is: the key is a relative path beneath it.
 impl FileHandler for DirResolver {
     fn open(&self, key: &str, _signer: &str) -> Result<FileRegion, FileError> {
-        match DirResolver::open(self, key) {
+        match Self::open(self, key) {
             Ok(f) => Ok(FileRegion {
                 file: f.file,
                 offset: 0,

@@ -2,8 +2,10 @@
 
 use std::time::{Instant, SystemTime};
 
+use gridmux_core::auth::request::RequestAuthError;
 use gridmux_core::http::files::{self, FileMeta, FileRefusal, FileRequest};
 use gridmux_core::http::{RequestHead, ServerConnection};
+use gridmux_core::link::ClientAccess;
 use gridmux_core::ws::Transmit;
 use gridmux_sendfile::Transfer;
 use tracing::{debug, warn};
@@ -73,9 +75,18 @@ fn accept(
     http: &mut ServerConnection,
 ) -> Result<Accepted, FileRefusal> {
     let plane = &node.files;
-    let keys = node.config().keys.clone();
+    let config = node.config();
     let limits = &plane.limits;
-    let request = files::check(head, &keys, SystemTime::now(), limits.max_signature_validity)?;
+    let now = SystemTime::now();
+    let check = |keys| files::check(head, keys, now, limits.max_signature_validity);
+    // Members sign with the cluster's secrets; clients with theirs, where
+    // the node has separate ones.
+    let request = match (check(&config.keys), &config.clients) {
+        (Err(FileRefusal::Forbidden(RequestAuthError::BadSignature)), ClientAccess::Keyring(k)) => {
+            check(k)
+        }
+        (checked, _) => checked,
+    }?;
     let FileRequest {
         route, key, signer, ..
     } = &request;
@@ -98,11 +109,10 @@ fn accept(
     let body_len = answer.body.end - answer.body.start;
     let wants_body = !request.head_only && body_len > 0;
     let permit = if wants_body {
-        let permit = plane.transfers.admit(
-            signer,
-            limits.max_transfers,
-            limits.max_transfers_per_peer,
-        );
+        let permit =
+            plane
+                .transfers
+                .admit(signer, limits.max_transfers, limits.max_transfers_per_peer);
         Some(permit.ok_or(FileRefusal::Busy)?)
     } else {
         None

@@ -40,7 +40,9 @@ impl ResponseHead {
             return Ok(0);
         }
         if self.header("transfer-encoding").is_some() {
-            return Err(HttpError::Malformed("Transfer-Encoding in a response".into()));
+            return Err(HttpError::Malformed(
+                "Transfer-Encoding in a response".into(),
+            ));
         }
         content_length(&self.headers)?
             .ok_or_else(|| HttpError::Malformed("response without Content-Length".into()))

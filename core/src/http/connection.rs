@@ -44,9 +44,14 @@ pub enum CloseReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     AwaitHead,
-    AwaitResponse { head_only: bool, keep_alive: bool },
+    AwaitResponse {
+        head_only: bool,
+        keep_alive: bool,
+    },
     /// The caller writes a body it was told of; input waits.
-    SendingBody { keep_alive: bool },
+    SendingBody {
+        keep_alive: bool,
+    },
     Upgraded,
     Closed,
 }

@@ -162,7 +162,10 @@ fn answers_carry_length_ranges_and_validators() {
     let full = files::answer(None, &meta);
     assert_eq!((full.response.status, full.body), (200, 0..100));
     let etag = meta.etag();
-    assert!(full.response.headers.contains(&("ETag".into(), etag.clone())));
+    assert!(full
+        .response
+        .headers
+        .contains(&("ETag".into(), etag.clone())));
     assert!(etag.starts_with('"') && etag.ends_with('"'));
     let last = files::answer(Some(b"bytes=-1"), &meta);
     assert_eq!((last.response.status, last.body), (206, 99..100));
@@ -218,7 +221,10 @@ fn a_body_sent_out_of_band_holds_pipelined_requests_until_it_is_done() {
     assert!(c.respond_with_body(now, &Response::new(200), 10));
     c.poll_transmit(&mut Transmit::new());
     c.body_aborted();
-    assert_eq!(c.poll_event(), Some(Event::Closed(CloseReason::BodyAborted)));
+    assert_eq!(
+        c.poll_event(),
+        Some(Event::Closed(CloseReason::BodyAborted))
+    );
     assert!(!c.poll_transmit(&mut Transmit::new()));
 }
 
@@ -263,6 +269,9 @@ fn response_heads_frame_bodies_by_content_length_only() {
     assert!(signed.unwrap().unwrap().0.body_len(false).is_err());
     let closing = parse("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
     let closing = closing.unwrap().unwrap().0;
-    assert_eq!((closing.keep_alive(), closing.body_len(false)), (false, Ok(0)));
+    assert_eq!(
+        (closing.keep_alive(), closing.body_len(false)),
+        (false, Ok(0))
+    );
     assert!(parse("NOT HTTP\r\n\r\n").is_err());
 }

@@ -24,11 +24,11 @@
 mod client;
 mod connection;
 pub mod files;
+#[cfg(test)]
+mod files_tests;
 mod range;
 mod request;
 mod response;
-#[cfg(test)]
-mod files_tests;
 #[cfg(test)]
 mod tests;
 

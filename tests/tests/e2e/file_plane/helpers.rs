@@ -151,7 +151,10 @@ pub(crate) fn signed(
         },
     )
     .unwrap();
-    let mut text = format!("{method} {} HTTP/1.1\r\nHost: n\r\n", signed.presigned_target());
+    let mut text = format!(
+        "{method} {} HTTP/1.1\r\nHost: n\r\n",
+        signed.presigned_target()
+    );
     if let Some(range) = range {
         text.push_str(&format!("Range: {range}\r\n"));
     }

@@ -85,9 +85,15 @@ async fn files_arrive_byte_exact(env: Env) {
     if cfg!(target_os = "linux") {
         // The bodies went out with sendfile and came in with splice.
         assert!(after.sendfile_bytes - before.sendfile_bytes >= served);
-        let (spliced, copied) = (after.spliced_bytes - before.spliced_bytes, after.received_by_copy - before.received_by_copy);
+        let (spliced, copied) = (
+            after.spliced_bytes - before.spliced_bytes,
+            after.received_by_copy - before.received_by_copy,
+        );
         // All but what came with the response head (one read of 4 KiB).
-        assert!(spliced >= (64 << 20) - 4096, "spliced {spliced}, copied {copied}");
+        assert!(
+            spliced >= (64 << 20) - 4096,
+            "spliced {spliced}, copied {copied}"
+        );
     }
     c.shutdown().await;
 }
@@ -102,20 +108,38 @@ async fn ranges_are_served_and_checked(env: Env) {
         let body = peer.fetch("data", "r", Some(range.clone())).await.unwrap();
         assert_eq!(body.status(), 206);
         let end = range.end.min(10_000) as usize;
-        assert_eq!(body.to_vec().await.unwrap(), &data[range.start as usize..end]);
+        assert_eq!(
+            body.to_vec().await.unwrap(),
+            &data[range.start as usize..end]
+        );
     }
-    let past = peer.fetch("data", "r", Some(10_000..10_001)).await.unwrap_err();
-    assert!(matches!(past, FetchError::Status { status: 416, .. }), "{past}");
+    let past = peer
+        .fetch("data", "r", Some(10_000..10_001))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(past, FetchError::Status { status: 416, .. }),
+        "{past}"
+    );
     let empty = peer.fetch("data", "r", Some(5..5)).await.unwrap_err();
     assert!(matches!(empty, FetchError::InvalidRange(_)));
     // The forms the fetching side does not send, over raw HTTP.
     let signing = Signing::cluster();
     let addr = &c.names[1];
-    let suffix = raw(addr, &signed(&signing, "GET", "data", "r", Some("bytes=-10")));
+    let suffix = raw(
+        addr,
+        &signed(&signing, "GET", "data", "r", Some("bytes=-10")),
+    );
     assert_eq!(suffix.status, 206);
-    assert_eq!(suffix.header("content-range"), Some("bytes 9990-9999/10000"));
+    assert_eq!(
+        suffix.header("content-range"),
+        Some("bytes 9990-9999/10000")
+    );
     assert_eq!(suffix.body, &data[9_990..]);
-    let beyond = raw(addr, &signed(&signing, "GET", "data", "r", Some("bytes=10000-")));
+    let beyond = raw(
+        addr,
+        &signed(&signing, "GET", "data", "r", Some("bytes=10000-")),
+    );
     assert_eq!(beyond.status, 416);
     assert_eq!(beyond.header("content-range"), Some("bytes */10000"));
     assert_eq!(beyond.header("content-length"), Some("0"));
@@ -141,7 +165,9 @@ async fn head_answers_carry_the_headers_and_no_body(env: Env) {
     assert_eq!(head.header("content-length"), Some("5000"));
     assert_eq!(head.header("accept-ranges"), Some("bytes"));
     assert!(head.header("etag").is_some_and(|e| e.starts_with('"')));
-    assert!(head.header("last-modified").is_some_and(|d| d.ends_with(" GMT")));
+    assert!(head
+        .header("last-modified")
+        .is_some_and(|d| d.ends_with(" GMT")));
     assert_eq!((get.status, get.body.len()), (200, 5_000));
     assert_eq!(head.header("etag"), get.header("etag"));
     c.shutdown().await;
@@ -172,7 +198,10 @@ async fn signatures_are_required_and_checked(env: Env) {
     for (why, request) in [
         ("wrong key", signed(&wrong_key, "GET", "data", "s", None)),
         ("expired", signed(&expired, "GET", "data", "s", None)),
-        ("valid too long", signed(&too_long, "GET", "data", "s", None)),
+        (
+            "valid too long",
+            signed(&too_long, "GET", "data", "s", None),
+        ),
         (
             "tampered range",
             signed(&ok, "GET", "data", "s", Some("bytes=0-1")).replace("bytes=0-1", "bytes=0-9"),
@@ -190,7 +219,10 @@ async fn signatures_are_required_and_checked(env: Env) {
         assert_eq!(answer.status, 403, "{why}");
         assert_eq!(answer.body, b"request signature refused\n", "{why}");
     }
-    assert_eq!(raw(addr, &signed(&ok, "GET", "data", "s", None)).body, b"secret bytes");
+    assert_eq!(
+        raw(addr, &signed(&ok, "GET", "data", "s", None)).body,
+        b"secret bytes"
+    );
     c.shutdown().await;
 }
 
@@ -205,20 +237,37 @@ async fn keys_cannot_leave_the_root(env: Env) {
     for key in ["../x", "/etc/passwd", "dir/../../x", "link-out", "a\\..\\b"] {
         let err = peer.fetch("data", key, None).await.unwrap_err();
         assert!(
-            matches!(err, FetchError::Status { status: 400 | 404, .. }),
+            matches!(
+                err,
+                FetchError::Status {
+                    status: 400 | 404,
+                    ..
+                }
+            ),
             "{key}: {err}"
         );
     }
     for (key, status) in [("dir", 404), ("missing", 404)] {
         let err = peer.fetch("data", key, None).await.unwrap_err();
-        assert!(matches!(err, FetchError::Status { status: s, .. } if s == status), "{key}");
+        assert!(
+            matches!(err, FetchError::Status { status: s, .. } if s == status),
+            "{key}"
+        );
     }
     let signing = Signing::cluster();
     let nul = signed(&signing, "GET", "data", "a\0b", None);
     assert_eq!(raw(&c.names[1], &nul).status, 400);
     let unknown = peer.fetch("nope", "inside", None).await.unwrap_err();
     assert!(matches!(unknown, FetchError::Status { status: 404, .. }));
-    assert_eq!(peer.fetch("data", "inside", None).await.unwrap().to_vec().await.unwrap(), b"in");
+    assert_eq!(
+        peer.fetch("data", "inside", None)
+            .await
+            .unwrap()
+            .to_vec()
+            .await
+            .unwrap(),
+        b"in"
+    );
     c.shutdown().await;
 }
 
@@ -248,7 +297,9 @@ async fn a_reset_mid_transfer_leaves_the_node_serving(env: Env) {
                 served = Some(body.to_vec().await.unwrap());
                 break;
             }
-            Err(FetchError::Status { status: 503, .. }) => env.sleep(Duration::from_millis(50)).await,
+            Err(FetchError::Status { status: 503, .. }) => {
+                env.sleep(Duration::from_millis(50)).await;
+            }
             Err(e) => panic!("{e}"),
         }
     }
@@ -314,7 +365,10 @@ async fn a_peer_that_stops_reading_is_cut_off_alone(env: Env) {
     for _ in 0..5 {
         let body = peer.fetch("data", "small", None).await.unwrap();
         assert_eq!(body.to_vec().await.unwrap(), b"small");
-        assert_eq!(peer.request(1, "x").timeout(Duration::from_secs(2)).await, Err(gridmux::Error::UnknownHandler));
+        assert_eq!(
+            peer.request(1, "x").timeout(Duration::from_secs(2)).await,
+            Err(gridmux::Error::UnknownHandler)
+        );
     }
     env.sleep(Duration::from_millis(1500)).await;
     // Past the send timeout the node closed it: far less than the file.
@@ -368,7 +422,11 @@ async fn transfers_past_the_limits_are_refused_with_503(env: Env) {
     // HEAD needs no place; another signer (node 0) has its own.
     let head = raw(&c.names[1], &signed(&signing, "HEAD", "data", "big", None));
     assert_eq!(head.status, 200);
-    let other = c.peer(0, 1).fetch("data", "big", Some(0..10)).await.unwrap();
+    let other = c
+        .peer(0, 1)
+        .fetch("data", "big", Some(0..10))
+        .await
+        .unwrap();
     assert_eq!(other.to_vec().await.unwrap(), vec![0u8; 10]);
     drop(s);
     c.shutdown().await;

@@ -1,0 +1,137 @@
+//! `gridmux fetch`: one file from a node's file plane, with a progress
+//! bar, and the throughput at the end.
+
+use std::io::Write as _;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use gridmux::{Client, FileBody, FileLimits};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{rt, secrets, RuntimeKind};
+
+/// What `gridmux fetch` was asked for.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Options {
+    /// The node (host:port).
+    #[arg(long)]
+    pub(crate) node: String,
+    /// File with the secret to sign with (the cluster's, or a client
+    /// secret the node accepts), first line.
+    #[arg(long)]
+    pub(crate) secret_file: PathBuf,
+    /// The file's key (for a directory route: its path beneath the root).
+    pub(crate) key: String,
+    /// The route (`gridmux node --files DIR` serves route `files`).
+    #[arg(long, default_value = "files")]
+    pub(crate) route: String,
+    /// Bytes A to B, both included (e.g. `0-1023`).
+    #[arg(long, value_parser = parse_range)]
+    pub(crate) range: Option<Range<u64>>,
+    /// Write here (with splice on Linux) instead of standard output.
+    #[arg(short, long)]
+    pub(crate) output: Option<PathBuf>,
+    /// How long the connection may make no progress.
+    #[arg(long, default_value = "30s", value_parser = crate::parse_duration)]
+    pub(crate) timeout: Duration,
+    /// The signer's name in the node's log.
+    #[arg(long, default_value = "gridmux-fetch")]
+    pub(crate) name: String,
+    #[arg(long, value_enum, default_value = "tokio")]
+    pub(crate) runtime: RuntimeKind,
+}
+
+/// `A-B` (inclusive) as `A..B+1`.
+pub(crate) fn parse_range(text: &str) -> Result<Range<u64>, String> {
+    let bad = || format!("range {text:?}: A-B, bytes A to B included");
+    let (a, b) = text.split_once('-').ok_or_else(bad)?;
+    let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if a > b || b == u64::MAX {
+        return Err(bad());
+    }
+    Ok(a..b + 1)
+}
+
+pub(crate) fn run(opts: Options) -> Result<(), String> {
+    let secrets = secrets::read(&opts.secret_file)?;
+    let output = match &opts.output {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    rt::block_on(opts.runtime, |runtime| async move {
+        let limits = FileLimits {
+            send_timeout: opts.timeout,
+            ..FileLimits::default()
+        };
+        let client = Client::builder(opts.name.clone(), opts.node.clone())
+            .secrets(secrets)
+            .link(false)
+            .file_limits(limits)
+            .start(runtime)
+            .map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let result = async {
+            let body = client
+                .peer()
+                .fetch(&opts.route, &opts.key, opts.range.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            let bar = progress(body.len());
+            let n = match &output {
+                Some(file) => body
+                    .write_to_file_reporting(file, 0, &mut |n| bar.set_position(n))
+                    .await
+                    .map_err(|e| e.to_string())?,
+                None => to_stdout(body, &bar).await?,
+            };
+            bar.finish_and_clear();
+            Ok::<_, String>(n)
+        }
+        .await;
+        client.shutdown(Duration::from_millis(200)).await;
+        let n = result?;
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "fetched {n} bytes in {secs:.3} s ({:.1} MiB/s)",
+            n as f64 / secs.max(1e-9) / (1 << 20) as f64
+        );
+        Ok(())
+    })
+}
+
+/// A bar of bytes, rate and ETA on standard error (drawn only on a
+/// terminal).
+fn progress(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    let style =
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}");
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar
+}
+
+async fn to_stdout(mut body: FileBody, bar: &ProgressBar) -> Result<u64, String> {
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = body.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            out.flush().map_err(|e| format!("writing: {e}"))?;
+            return Ok(total);
+        }
+        out.write_all(&buf[..n])
+            .map_err(|e| format!("writing: {e}"))?;
+        total += n as u64;
+        bar.set_position(total);
+    }
+}
