@@ -50,6 +50,21 @@ async fn send(
     stall: Stall<'_>,
 ) -> Result<u64, TransferError> {
     let fd = socket.as_fd();
+    // Corked, the head and the body leave in full segments; uncorking at
+    // the end sends the last partial one at once.
+    fd.cork(true)?;
+    let sent = send_corked(socket, head, transfer, stall).await;
+    fd.cork(false)?;
+    sent
+}
+
+async fn send_corked(
+    socket: &dyn Socket,
+    head: &[u8],
+    transfer: &mut Transfer,
+    stall: Stall<'_>,
+) -> Result<u64, TransferError> {
+    let fd = socket.as_fd();
     let mut written = 0;
     while written < head.len() {
         let more = !transfer.is_done();

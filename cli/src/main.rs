@@ -1,6 +1,7 @@
 //! `gridmux`: run a node, run a local cluster, or benchmark one link.
 
 mod bench;
+mod bench_files;
 mod builtin;
 mod call;
 mod cluster;
@@ -66,10 +67,18 @@ enum Command {
         /// (`gridmux fetch`, `gridmux sign`).
         #[arg(long)]
         files: Option<PathBuf>,
+        /// How the file plane sends: sendfile (the copy where the file
+        /// system refuses it) or always the copy.
+        #[arg(long, value_enum, default_value = "sendfile")]
+        file_method: node::FileMethod,
     },
     /// Downloads a file from a node's file plane (a signed GET; sendfile
     /// on the node, splice into -o FILE here), with a progress bar.
     Fetch(fetch::Options),
+    /// Measures the file plane: a file warm in the page cache fetched over
+    /// loopback from a node with sendfile, with the copy fallback, from a
+    /// plain write from memory, and from nginx (when installed).
+    BenchFiles(bench_files::Options),
     /// Prints a ready curl command for a file of a node's file plane,
     /// signed in its URL (or with --header, in a header).
     Sign(sign::Options),
@@ -134,6 +143,7 @@ fn main() -> ExitCode {
         | Command::Bench { .. }
         | Command::Call(_)
         | Command::Fetch(_)
+        | Command::BenchFiles(_)
         | Command::Sign(_) => "warn",
     };
     tracing_subscriber::fmt()
@@ -153,8 +163,10 @@ fn main() -> ExitCode {
             no_clients,
             client_secret_file,
             files,
+            file_method,
         } => node::run(node::Options {
             files,
+            file_method,
             listen,
             name: name.unwrap_or_else(|| listen.to_string()),
             peers,
@@ -169,6 +181,7 @@ fn main() -> ExitCode {
         Command::Call(options) => call::run(options).map_err(|e| e.to_string()),
         Command::Fetch(options) => fetch::run(options),
         Command::Sign(options) => sign::run(&options),
+        Command::BenchFiles(options) => bench_files::run(&options),
         Command::Cluster {
             nodes,
             seconds,

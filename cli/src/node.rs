@@ -4,8 +4,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gridmux::sendfile::DirResolver;
-use gridmux::{ClientAccess, Grid};
+use gridmux::sendfile::{DirResolver, Method};
+use gridmux::{ClientAccess, FileLimits, Grid};
 use tracing::info;
 
 use crate::{builtin, rt, secrets, RuntimeKind};
@@ -21,6 +21,16 @@ pub(crate) struct Options {
     pub(crate) clients: Clients,
     /// A directory served under file route `files`.
     pub(crate) files: Option<PathBuf>,
+    pub(crate) file_method: FileMethod,
+}
+
+/// How the file plane sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum FileMethod {
+    /// `sendfile`, falling back to the copy where it is refused.
+    Sendfile,
+    /// Always `pread` + `write`.
+    Copy,
 }
 
 /// Which clients the node lets in.
@@ -57,7 +67,11 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
         };
         if let Some(dir) = &opts.files {
             let resolver = DirResolver::new(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            builder = builder.files("files", resolver);
+            let mut limits = FileLimits::default();
+            if opts.file_method == FileMethod::Copy {
+                limits.transfer.method = Method::Copy;
+            }
+            builder = builder.files("files", resolver).file_limits(limits);
         }
         let grid = builder.start(runtime).map_err(|e| e.to_string())?;
         info!(name = %opts.name, listen = %grid.local_addr(), runtime = ?opts.runtime,

@@ -34,6 +34,15 @@ pub trait Sink {
     fn is_socket(&self) -> bool {
         false
     }
+
+    /// Corks a TCP socket (Linux `TCP_CORK`): only full segments leave
+    /// until it is uncorked, which sends the rest at once. A response head
+    /// and its body then leave in full-sized segments whatever the
+    /// socket's `TCP_NODELAY`. Elsewhere, and on other sinks, nothing.
+    fn cork(&self, on: bool) -> io::Result<()> {
+        let _ = on;
+        Ok(())
+    }
 }
 
 #[cfg(unix)]
@@ -72,6 +81,15 @@ mod unix {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         fn send_file(&self, file: &File, offset: &mut u64, count: usize) -> io::Result<usize> {
             Ok(rustix::fs::sendfile(self, file, Some(offset), count)?)
+        }
+
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        fn cork(&self, on: bool) -> io::Result<()> {
+            match rustix::net::sockopt::set_tcp_cork(self, on) {
+                // Not a TCP socket: nothing to cork.
+                Err(rustix::io::Errno::NOTSOCK | rustix::io::Errno::NOPROTOOPT) => Ok(()),
+                other => Ok(other?),
+            }
         }
 
         fn is_socket(&self) -> bool {
