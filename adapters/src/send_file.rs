@@ -15,16 +15,20 @@ use crate::runtime::{self, Runtime, Socket};
 /// bytes sent. A peer that stops reading stops it: bound it with a
 /// timeout, or use [`send_file_with_stall_timeout`].
 ///
+/// The socket is corked (`TCP_CORK` on Linux) while the head and body go
+/// out, so that they leave in full-sized segments.
+///
 /// The system calls run on the calling task: a file whose pages are not
 /// in the page cache makes them wait for the disk. Serve files that may be
 /// cold from a runtime with worker threads to spare (tokio's
-/// multi-threaded runtime, `SmolRuntime::new`).
+/// multi-threaded runtime, `SmolRuntime::new`), or, on the file plane,
+/// with `FileLimits::send_on_thread`.
 pub async fn send_file(
     socket: &dyn Socket,
     head: &[u8],
     transfer: &mut Transfer,
 ) -> Result<u64, TransferError> {
-    send(socket, head, transfer, None).await
+    corked(socket, send_on_task(socket, head, transfer, None)).await
 }
 
 /// [`send_file`], failing with `TimedOut` when the socket stays full for
@@ -37,51 +41,64 @@ pub async fn send_file_with_stall_timeout(
     head: &[u8],
     transfer: &mut Transfer,
 ) -> Result<u64, TransferError> {
-    send(socket, head, transfer, Some((runtime, stall))).await
+    let stall = Some((runtime, stall));
+    corked(socket, send_on_task(socket, head, transfer, stall)).await
+}
+
+/// [`send_file_with_stall_timeout`] with the body sent from a thread of
+/// its own (waiting for writability there with `poll(2)`), so that a file
+/// not in the page cache stalls that thread, never a runtime worker. If
+/// the future is dropped first, the socket is shut down, which ends the
+/// thread's transfer at once.
+pub(crate) async fn send_file_on_thread(
+    runtime: &dyn Runtime,
+    stall: Duration,
+    socket: &dyn Socket,
+    head: &[u8],
+    mut transfer: Transfer,
+) -> Result<u64, TransferError> {
+    let body = async {
+        let more = !transfer.is_done();
+        write_head(socket, head, more, Some((runtime, stall))).await?;
+        if !more {
+            return Ok(0);
+        }
+        let owned = socket.as_fd().try_clone_to_owned()?;
+        let guard = ShutdownOnDrop(socket);
+        let sent = runtime::run_on_thread("gridmux-sendfile", 256 << 10, move || {
+            transfer.send_all_polling(&owned, stall)
+        })
+        .await;
+        guard.disarm();
+        sent?
+    };
+    corked(socket, body).await
+}
+
+/// Runs `send` with `socket` corked; uncorking sends what is left.
+async fn corked(
+    socket: &dyn Socket,
+    send: impl std::future::Future<Output = Result<u64, TransferError>>,
+) -> Result<u64, TransferError> {
+    let fd = socket.as_fd();
+    fd.cork(true)?;
+    let sent = send.await?;
+    fd.cork(false)?;
+    Ok(sent)
 }
 
 /// A runtime and the longest wait for writability.
 type Stall<'a> = Option<(&'a dyn Runtime, Duration)>;
 
-async fn send(
+/// The head, then the body, from the calling task.
+async fn send_on_task(
     socket: &dyn Socket,
     head: &[u8],
     transfer: &mut Transfer,
     stall: Stall<'_>,
 ) -> Result<u64, TransferError> {
+    write_head(socket, head, !transfer.is_done(), stall).await?;
     let fd = socket.as_fd();
-    // Corked, the head and the body leave in full segments; uncorking at
-    // the end sends the last partial one at once.
-    fd.cork(true)?;
-    let sent = send_corked(socket, head, transfer, stall).await;
-    fd.cork(false)?;
-    sent
-}
-
-async fn send_corked(
-    socket: &dyn Socket,
-    head: &[u8],
-    transfer: &mut Transfer,
-    stall: Stall<'_>,
-) -> Result<u64, TransferError> {
-    let fd = socket.as_fd();
-    let mut written = 0;
-    while written < head.len() {
-        let more = !transfer.is_done();
-        let rest = &head[written..];
-        let step = socket.try_write_with(&mut || {
-            if more {
-                fd.write_more(rest)
-            } else {
-                fd.write_some(rest)
-            }
-        });
-        match step {
-            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-            Ok(n) => written += n,
-            Err(e) => wait_or_fail(socket, e, stall).await?,
-        }
-    }
     let mut sent = 0u64;
     while !transfer.is_done() {
         let mut failure = None;
@@ -105,6 +122,33 @@ async fn send_corked(
     Ok(sent)
 }
 
+/// Writes `head`, with `MSG_MORE` when a body follows.
+async fn write_head(
+    socket: &dyn Socket,
+    head: &[u8],
+    more: bool,
+    stall: Stall<'_>,
+) -> io::Result<()> {
+    let fd = socket.as_fd();
+    let mut written = 0;
+    while written < head.len() {
+        let rest = &head[written..];
+        let step = socket.try_write_with(&mut || {
+            if more {
+                fd.write_more(rest)
+            } else {
+                fd.write_some(rest)
+            }
+        });
+        match step {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) => wait_or_fail(socket, e, stall).await?,
+        }
+    }
+    Ok(())
+}
+
 /// Waits for writability after `WouldBlock` (at most the stall limit);
 /// any other error is returned.
 async fn wait_or_fail(socket: &dyn Socket, error: io::Error, stall: Stall<'_>) -> io::Result<()> {
@@ -120,5 +164,21 @@ async fn wait_or_fail(socket: &dyn Socket, error: io::Error, stall: Stall<'_>) -
         }
         io::ErrorKind::Interrupted => Ok(()),
         _ => Err(error),
+    }
+}
+
+/// Shuts the socket down if dropped armed: a transfer on another thread
+/// then fails at its next call instead of running on.
+struct ShutdownOnDrop<'a>(&'a dyn Socket);
+
+impl ShutdownOnDrop<'_> {
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for ShutdownOnDrop<'_> {
+    fn drop(&mut self) {
+        crate::io::shutdown(self.0);
     }
 }

@@ -62,7 +62,12 @@ pub(crate) fn run(opts: &Options) -> Result<(), String> {
         opts.mib, opts.fetches
     );
     let mut rows = Vec::new();
-    for (name, method) in [("gridmux, sendfile", "sendfile"), ("gridmux, copy", "copy")] {
+    let rows_of_nodes = [
+        ("gridmux, sendfile", "sendfile", false),
+        ("gridmux, sendfile on a thread", "sendfile", true),
+        ("gridmux, copy", "copy", false),
+    ];
+    for (name, method, threads) in rows_of_nodes {
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
         let server = Server::start(
@@ -71,7 +76,8 @@ pub(crate) fn run(opts: &Options) -> Result<(), String> {
                 .arg(dir.join("served"))
                 .arg("--secret-file")
                 .arg(dir.join("secret"))
-                .args(["--file-method", method]),
+                .args(["--file-method", method])
+                .args(threads.then_some("--file-threads")),
             port,
         )?;
         let fetch = || signed_get(&addr, "blob");
@@ -248,7 +254,7 @@ impl Server {
         Err(format!("a server did not listen on port {port}"))
     }
 
-    /// CPU seconds of all its threads so far (`schedstat`: nanoseconds).
+    /// CPU seconds of the process so far.
     fn cpu(&self) -> Result<f64, String> {
         process_cpu(self.child.id())
     }
@@ -261,19 +267,22 @@ impl Drop for Server {
     }
 }
 
-/// The CPU time of every thread of process `pid`, in seconds.
+/// The CPU time of process `pid` so far, threads that ended included
+/// (`utime` + `stime` of `/proc/PID/stat`), in seconds.
 fn process_cpu(pid: u32) -> Result<f64, String> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| e.to_string())?;
-    let mut ns = 0u64;
-    for task in tasks.flatten() {
-        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        ns += stat
-            .split_whitespace()
-            .next()
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    // The fields after the command name, which ends with the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
             .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    Ok(ns as f64 / 1e9)
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line (11 and 12 here).
+    let tick = rustix::param::clock_ticks_per_second() as f64;
+    Ok((ticks(11) + ticks(12)) as f64 / tick)
 }
 
 /// nginx serving `dir/served` with `sendfile on`, one process, if it is

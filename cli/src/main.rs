@@ -71,6 +71,10 @@ enum Command {
         /// system refuses it) or always the copy.
         #[arg(long, value_enum, default_value = "sendfile")]
         file_method: node::FileMethod,
+        /// Send each file body from a thread of its own (a cold page cache
+        /// then never stalls a runtime worker).
+        #[arg(long)]
+        file_threads: bool,
     },
     /// Downloads a file from a node's file plane (a signed GET; sendfile
     /// on the node, splice into -o FILE here), with a progress bar.
@@ -164,9 +168,11 @@ fn main() -> ExitCode {
             client_secret_file,
             files,
             file_method,
+            file_threads,
         } => node::run(node::Options {
             files,
             file_method,
+            file_threads,
             listen,
             name: name.unwrap_or_else(|| listen.to_string()),
             peers,

@@ -22,6 +22,7 @@ pub(crate) struct Options {
     /// A directory served under file route `files`.
     pub(crate) files: Option<PathBuf>,
     pub(crate) file_method: FileMethod,
+    pub(crate) file_threads: bool,
 }
 
 /// How the file plane sends.
@@ -67,7 +68,10 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
         };
         if let Some(dir) = &opts.files {
             let resolver = DirResolver::new(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let mut limits = FileLimits::default();
+            let mut limits = FileLimits {
+                send_on_thread: opts.file_threads,
+                ..FileLimits::default()
+            };
             if opts.file_method == FileMethod::Copy {
                 limits.transfer.method = Method::Copy;
             }

@@ -224,6 +224,39 @@ impl Transfer {
         Ok(n)
     }
 
+    /// Sends the whole rest to a non-blocking socket from the calling
+    /// thread, waiting for writability with `poll(2)` whenever it is full;
+    /// fails with `TimedOut` when it stays full for `stall`. For a thread
+    /// of its own (a cold page cache then stalls only this thread). Returns
+    /// the bytes sent.
+    #[cfg(unix)]
+    pub fn send_all_polling(
+        &mut self,
+        socket: &impl std::os::fd::AsFd,
+        stall: std::time::Duration,
+    ) -> Result<u64, TransferError> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let mut sent = 0u64;
+        let timeout = Timespec::try_from(stall).unwrap_or(Timespec {
+            tv_sec: i64::MAX,
+            tv_nsec: 0,
+        });
+        while !self.is_done() {
+            match self.send(socket) {
+                Ok(n) => sent += n as u64,
+                Err(e) if e.is_would_block() => {
+                    let mut fds = [PollFd::new(socket, PollFlags::OUT)];
+                    let ready = retry_interrupted(|| Ok(poll(&mut fds, Some(&timeout))?))?;
+                    if ready == 0 {
+                        return Err(io::Error::from(io::ErrorKind::TimedOut).into());
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
     /// Bytes for the next call: what is left, at most a chunk.
     fn chunk(&self) -> usize {
         let left = self.end - self.offset;

@@ -117,6 +117,10 @@ pub struct FileLimits {
     pub max_signature_validity: Duration,
     /// How transfers send (sendfile or copy, chunk size, prefetch).
     pub transfer: Options,
+    /// Send each body from a thread of its own (default off). A file not
+    /// in the page cache then makes that thread wait for the disk, never a
+    /// runtime worker; it costs a thread start per transfer.
+    pub send_on_thread: bool,
 }
 
 impl Default for FileLimits {
@@ -127,6 +131,7 @@ impl Default for FileLimits {
             send_timeout: Duration::from_secs(30),
             max_signature_validity: DEFAULT_SIGNATURE_VALIDITY,
             transfer: Options::default(),
+            send_on_thread: false,
         }
     }
 }

@@ -14,7 +14,7 @@ use super::limits::Permit;
 use super::{FileError, FileRegion};
 use crate::grid::Node;
 use crate::runtime::Socket;
-use crate::send_file::send_file_with_stall_timeout;
+use crate::send_file::{send_file_on_thread, send_file_with_stall_timeout};
 
 /// What to send for an accepted request.
 struct Accepted {
@@ -39,21 +39,20 @@ pub(crate) async fn serve(
             return true;
         }
     };
-    let Some(mut transfer) = accepted.transfer else {
+    let Some(transfer) = accepted.transfer else {
         return true;
     };
     let mut out = Transmit::new();
     http.poll_transmit(&mut out);
     let response_head = out.to_vec();
     let limits = &node.files.limits;
-    let sent = send_file_with_stall_timeout(
-        &*node.runtime,
-        limits.send_timeout,
-        socket,
-        &response_head,
-        &mut transfer,
-    )
-    .await;
+    let (rt, stall) = (&*node.runtime, limits.send_timeout);
+    let sent = if limits.send_on_thread {
+        send_file_on_thread(rt, stall, socket, &response_head, transfer).await
+    } else {
+        let mut transfer = transfer;
+        send_file_with_stall_timeout(rt, stall, socket, &response_head, &mut transfer).await
+    };
     match sent {
         Ok(_) => {
             http.body_sent(Instant::now());

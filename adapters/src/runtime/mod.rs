@@ -47,34 +47,47 @@ pub trait Runtime: Send + Sync + Debug + 'static {
     }
 }
 
-/// A resolution's result, and the waker of the task waiting for it.
-type Resolution = (
-    Option<io::Result<Vec<SocketAddr>>>,
-    Option<std::task::Waker>,
-);
-
 /// Resolves `name` on a short-lived thread of its own.
 pub fn resolve_on_thread(name: String) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
     use std::net::ToSocketAddrs as _;
-    let slot: Arc<Mutex<Resolution>> = Arc::default();
+    let resolved = run_on_thread("gridmux-resolve", 0, move || {
+        name.to_socket_addrs().map(Iterator::collect)
+    });
+    Box::pin(async move { resolved.await? })
+}
+
+/// A result on its way from a thread, and the waker of the task waiting.
+type Handoff<T> = (Option<T>, Option<std::task::Waker>);
+
+/// Runs `f` on a short-lived thread of its own (named `name`, with a
+/// stack of `stack` bytes, or the default for 0); the future is its
+/// result, or the error of spawning the thread.
+pub(crate) fn run_on_thread<T: Send + 'static>(
+    name: &str,
+    stack: usize,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> BoxFuture<io::Result<T>> {
+    let slot: Arc<Mutex<Handoff<T>>> = Arc::new(Mutex::new((None, None)));
     let done = slot.clone();
-    let spawned = std::thread::Builder::new()
-        .name("gridmux-resolve".into())
-        .spawn(move || {
-            let result = name.to_socket_addrs().map(Iterator::collect);
-            let mut slot = done.lock().unwrap_or_else(|e| e.into_inner());
-            slot.0 = Some(result);
-            if let Some(waker) = slot.1.take() {
-                waker.wake();
-            }
-        });
+    let mut builder = std::thread::Builder::new().name(name.into());
+    if stack > 0 {
+        builder = builder.stack_size(stack);
+    }
+    let spawned = builder.spawn(move || {
+        let result = f();
+        let mut slot = done.lock().unwrap_or_else(|e| e.into_inner());
+        slot.0 = Some(result);
+        if let Some(waker) = slot.1.take() {
+            waker.wake();
+        }
+    });
     if let Err(e) = spawned {
         return Box::pin(std::future::ready(Err(e)));
     }
     Box::pin(std::future::poll_fn(move |cx| {
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
         match slot.0.take() {
-            Some(result) => Poll::Ready(result),
+            Some(result) => Poll::Ready(Ok(result)),
             None => {
                 slot.1 = Some(cx.waker().clone());
                 Poll::Pending

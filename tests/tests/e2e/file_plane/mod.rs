@@ -26,6 +26,7 @@ suite!(
     sixty_four_fetches_at_once,
     transfers_past_the_limits_are_refused_with_503,
     the_copy_path_serves_when_configured,
+    bodies_sent_from_threads_are_whole_or_cut_off,
 );
 
 /// Two nodes; node 1 serves `root` under route `data` (and `short`: a
@@ -443,5 +444,46 @@ async fn the_copy_path_serves_when_configured(env: Env) {
     let body = c.peer(0, 1).fetch("data", "copy", None).await.unwrap();
     assert_eq!(xxh3_64(&body.to_vec().await.unwrap()), xxh3_64(&data));
     assert!(counters().copy_bytes - before.copy_bytes >= 3 << 20);
+    c.shutdown().await;
+}
+
+async fn bodies_sent_from_threads_are_whole_or_cut_off(env: Env) {
+    let root = FileRoot::new();
+    let data = root.patterned((4 << 20) + 1);
+    root.write("t", &data);
+    root.write("small", b"small");
+    root.sparse("big", 64 << 20);
+    let limits = FileLimits {
+        send_on_thread: true,
+        send_timeout: Duration::from_millis(300),
+        ..FileLimits::default()
+    };
+    let c = cluster(&env, &root, limits).await;
+    let peer = c.peer(0, 1);
+    let body = peer.fetch("data", "t", None).await.unwrap();
+    assert_eq!(xxh3_64(&body.to_vec().await.unwrap()), xxh3_64(&data));
+    let empty = peer.fetch("data", "t", Some(7..8)).await.unwrap();
+    assert_eq!(empty.to_vec().await.unwrap(), &data[7..8]);
+    // Truncated: never whole.
+    let err = peer
+        .fetch("short", "t", None)
+        .await
+        .unwrap()
+        .to_vec()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::ShortBody { .. }), "{err}");
+    // A client that stops reading is cut off at the stall timeout, and the
+    // node serves on meanwhile.
+    let signing = Signing::cluster();
+    let mut s = helpers::connect(&c.names[1]);
+    s.write_all(signed(&signing, "GET", "data", "big", None).as_bytes())
+        .unwrap();
+    let body = peer.fetch("data", "small", None).await.unwrap();
+    assert_eq!(body.to_vec().await.unwrap(), b"small");
+    env.sleep(Duration::from_millis(1500)).await;
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert!(got.len() < 64 << 20, "the stalled transfer was not ended");
     c.shutdown().await;
 }
