@@ -94,7 +94,7 @@ pub(crate) fn run(opts: &Options) -> Result<(), String> {
         ]),
         port,
     )?;
-    let get = format!("GET /blob HTTP/1.1\r\nHost: b\r\n\r\n");
+    let get = "GET /blob HTTP/1.1\r\nHost: b\r\n\r\n".to_owned();
     rows.push(measure(
         "write from memory",
         &server,
