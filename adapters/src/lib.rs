@@ -70,7 +70,7 @@ mod websocket;
 
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, HandlerError};
-pub use files::{FetchError, FileBody, FileError, FileHandler, FileLimits, FileRegion};
+pub use files::{FetchError, FileBody, FileError, FileHandler, FileLimits, FileRegion, Signer};
 pub use grid::{Grid, GridBuilder, StartError};
 pub use handler::Context;
 pub use peer::{Call, OpenStream, Peer, Request, RequestFuture};

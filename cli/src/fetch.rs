@@ -1,7 +1,6 @@
 //! `gridmux fetch`: one file from a node's file plane, with a progress
 //! bar, and the throughput at the end.
 
-use std::io::Write as _;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -55,17 +54,7 @@ pub(crate) fn parse_range(text: &str) -> Result<Range<u64>, String> {
 
 pub(crate) fn run(opts: Options) -> Result<(), String> {
     let secrets = secrets::read(&opts.secret_file)?;
-    let output = match &opts.output {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?,
-        ),
-        None => None,
-    };
+    let output = opts.output.as_deref().map(Output::open).transpose()?;
     rt::block_on(opts.runtime, |runtime| async move {
         let limits = FileLimits {
             send_timeout: opts.timeout,
@@ -86,11 +75,12 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             let bar = progress(body.len());
             let n = match &output {
-                Some(file) => body
-                    .write_to_file_reporting(file, 0, &mut |n| bar.set_position(n))
+                Some(Output::File { part, .. }) => body
+                    .write_to_file_reporting(part, 0, &mut |n| bar.set_position(n))
                     .await
                     .map_err(|e| e.to_string())?,
-                None => to_stdout(body, &bar).await?,
+                Some(Output::Stream(file)) => copy_to(body, &bar, &mut &*file).await?,
+                None => copy_to(body, &bar, &mut std::io::stdout().lock()).await?,
             };
             bar.finish_and_clear();
             Ok::<_, String>(n)
@@ -98,6 +88,9 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
         .await;
         client.shutdown(Duration::from_millis(200)).await;
         let n = result?;
+        if let Some(output) = output {
+            output.commit()?;
+        }
         let secs = started.elapsed().as_secs_f64();
         eprintln!(
             "fetched {n} bytes in {secs:.3} s ({:.1} MiB/s)",
@@ -105,6 +98,72 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
         );
         Ok(())
     })
+}
+
+/// Where `-o` writes.
+enum Output {
+    /// A regular file: written (with splice) to a partial file beside it,
+    /// renamed over it once the body is whole. A failed fetch leaves the
+    /// old file as it was, and no partial file.
+    File {
+        part: std::fs::File,
+        part_path: PathBuf,
+        path: PathBuf,
+    },
+    /// Something else (a pipe, `/dev/stdout`): written as the body is read.
+    Stream(std::fs::File),
+}
+
+impl Output {
+    fn open(path: &std::path::Path) -> Result<Self, String> {
+        let shown = path.display();
+        let existing = std::fs::metadata(path).ok();
+        if existing.is_some_and(|m| !m.is_file()) {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| format!("{shown}: {e}"))?;
+            return Ok(Self::Stream(file));
+        }
+        let name = path
+            .file_name()
+            .ok_or_else(|| format!("{shown}: not a file name"))?;
+        let mut part_name = std::ffi::OsString::from(".");
+        part_name.push(name);
+        part_name.push(format!(".gridmux-{}.part", std::process::id()));
+        let part_path = path.with_file_name(part_name);
+        let part = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&part_path)
+            .map_err(|e| format!("{}: {e}", part_path.display()))?;
+        Ok(Self::File {
+            part,
+            part_path,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The body is whole: the partial file takes the output's name.
+    fn commit(self) -> Result<(), String> {
+        if let Self::File {
+            part_path, path, ..
+        } = &self
+        {
+            std::fs::rename(part_path, path).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::mem::forget(self);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Output {
+    /// Not committed: the partial file goes.
+    fn drop(&mut self) {
+        if let Self::File { part_path, .. } = self {
+            let _ = std::fs::remove_file(part_path);
+        }
+    }
 }
 
 /// A bar of bytes, rate and ETA on standard error (drawn only on a
@@ -119,8 +178,12 @@ fn progress(len: u64) -> ProgressBar {
     bar
 }
 
-async fn to_stdout(mut body: FileBody, bar: &ProgressBar) -> Result<u64, String> {
-    let mut out = std::io::stdout().lock();
+/// Writes the body to `out` as it is read.
+async fn copy_to(
+    mut body: FileBody,
+    bar: &ProgressBar,
+    out: &mut impl std::io::Write,
+) -> Result<u64, String> {
     let mut buf = vec![0u8; 256 << 10];
     let mut total = 0u64;
     loop {

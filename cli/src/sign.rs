@@ -79,7 +79,10 @@ pub(crate) fn curl_command(opts: &Options, now: SystemTime) -> Result<String, St
         command.push_str(&format!(" -H {}", quote(&format!("Range: {range}"))));
     }
     if !opts.head {
-        let name = opts.key.rsplit('/').next().unwrap_or("download");
+        let name = match opts.key.rsplit('/').next() {
+            Some("" | "." | "..") | None => "download",
+            Some(name) => name,
+        };
         command.push_str(&format!(" -o {}", quote(name)));
     }
     Ok(command)

@@ -76,7 +76,7 @@ mod transfer;
 
 pub use counters::{counters, Counters};
 #[cfg(unix)]
-pub use receive::{write_all_at, ReceiveMethod, Receiver};
+pub use receive::{writable_at_offsets, write_all_at, ReceiveMethod, Receiver};
 pub use resolve::{DirResolver, OpenedFile, ResolveError};
 pub use sink::Sink;
 pub use transfer::{Method, Options, Transfer, TransferError, MAX_CHUNK};

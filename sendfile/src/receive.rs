@@ -160,3 +160,18 @@ pub fn write_all_at(file: &File, buf: &[u8], offset: &mut u64) -> io::Result<()>
     *offset += buf.len() as u64;
     Ok(())
 }
+
+/// Checks that `file` takes writes at given offsets: a regular file not
+/// opened for appending (Linux turns a positioned write to an appending
+/// file into an append, and a pipe or terminal has no offsets).
+pub fn writable_at_offsets(file: &File) -> io::Result<()> {
+    let refuse = |why: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, why.to_owned()));
+    if !file.metadata()?.is_file() {
+        return refuse("not a regular file: write the body as it is read instead");
+    }
+    let flags = rustix::fs::fcntl_getfl(file)?;
+    if flags.contains(rustix::fs::OFlags::APPEND) {
+        return refuse("the file is open for appending: writes would not land at their offsets");
+    }
+    Ok(())
+}

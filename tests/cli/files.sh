@@ -36,6 +36,12 @@ if out=$(fetch missing 2>&1 >/dev/null); then fail "a missing file fetched"; fi
 grep -q 'answered 404' <<<"$out" || fail "missing: $out"
 if out=$(fetch ../secret 2>&1 >/dev/null); then fail "traversal fetched"; fi
 grep -Eq 'answered (400|404)' <<<"$out" || fail "traversal: $out"
+# A failed fetch leaves -o as it was, and no partial file; -o may be a pipe.
+echo "keep me" >"$dir/keep.txt"
+if fetch missing -o "$dir/keep.txt" 2>/dev/null; then fail "a missing file fetched to -o"; fi
+[ "$(cat "$dir/keep.txt")" = "keep me" ] || fail "a failed fetch emptied -o"
+! ls -a "$dir" | grep -q '\.part$' || fail "a partial file was left"
+[ "$(fetch sub/blob.bin -o /dev/stdout 2>/dev/null | wc -c)" = 3000000 ] || fail "-o /dev/stdout"
 # sign prints a curl command that works as is: URL-signed, then header-signed.
 cd "$dir"
 cmd=$("$bin" sign --node "$addr" --secret-file "$dir/secret" sub/blob.bin --range 0-999)

@@ -15,7 +15,7 @@ use gridmux_core::auth::request::{self, RequestAuthError, RequestToSign};
 use gridmux_core::http::files::target;
 use gridmux_core::http::{parse_response, Limits, ResponseHead};
 use gridmux_core::ws::Transmit;
-use gridmux_sendfile::{write_all_at, ReceiveMethod, Receiver};
+use gridmux_sendfile::{writable_at_offsets, write_all_at, ReceiveMethod, Receiver};
 
 use crate::dial::connect;
 use crate::grid::Node;
@@ -155,6 +155,7 @@ impl FileBody {
         offset: u64,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<u64, FetchError> {
+        writable_at_offsets(file)?;
         let mut at = offset;
         let early = self.buffered.len().min(self.remaining as usize);
         write_all_at(file, &self.buffered[..early], &mut at)?;
@@ -335,21 +336,25 @@ pub(crate) async fn fetch(
     Ok(body)
 }
 
-/// A `206` must be the bytes asked for (or fewer at the file's end).
+/// A `206` must be the bytes asked for, or fewer only where the file
+/// ends: `bytes first-last/total` with `first` the start asked for, the
+/// body `last - first + 1` bytes, and `last` the end asked for or the
+/// file's last byte.
 fn check_content_range(body: &FileBody, asked: &Range<u64>) -> Result<(), FetchError> {
     let bad = || FetchError::Protocol(format!("Content-Range {:?}", body.header("content-range")));
     let value = body.header("content-range").ok_or_else(bad)?;
-    let (span, _total) = value
+    let (span, total) = value
         .strip_prefix("bytes ")
         .and_then(|v| v.split_once('/'))
         .ok_or_else(bad)?;
     let (first, last) = span.split_once('-').ok_or_else(bad)?;
-    let (first, last): (u64, u64) = (
-        first.parse().map_err(|_| bad())?,
-        last.parse().map_err(|_| bad())?,
-    );
-    let fits =
-        first == asked.start && last >= first && last < asked.end && last - first + 1 == body.len;
+    let number = |s: &str| s.trim().parse::<u64>().map_err(|_| bad());
+    let (first, last, total) = (number(first)?, number(last)?, number(total)?);
+    let fits = first == asked.start
+        && last >= first
+        && last < total
+        && last - first + 1 == body.len
+        && (last + 1 == asked.end || (last + 1 == total && total < asked.end));
     if fits {
         Ok(())
     } else {
@@ -416,30 +421,54 @@ async fn exchange(
         Some(Err(e)) => return Err(Exchange::NoAnswer(e.into())),
         None => return Err(Exchange::Failed(FetchError::Stalled(stall))),
     }
+    // The whole head within the stall timeout: a server trickling it a
+    // byte at a time does not hold the fetch for longer.
+    match node.timeout(stall, read_head(socket)).await {
+        Some(result) => result,
+        None => Err(Exchange::Failed(FetchError::Stalled(stall))),
+    }
+}
+
+/// Most interim (1xx) responses skipped before the final one.
+const MAX_INTERIM: usize = 8;
+
+/// Reads the final response head, skipping interim `1xx` ones (RFC 9110
+/// §15.2: a client must accept them); returns it and the bytes after it.
+async fn read_head(socket: &dyn Socket) -> Result<(ResponseHead, BytesMut), Exchange> {
     let mut input = BytesMut::with_capacity(4096);
+    let mut interim = 0;
     loop {
-        match node.timeout(stall, read_some(socket, &mut input)).await {
-            None => return Err(Exchange::Failed(FetchError::Stalled(stall))),
-            Some(Ok(0)) if input.is_empty() => {
-                let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
-                return Err(Exchange::NoAnswer(eof.into()));
-            }
-            Some(Ok(0)) => {
-                return Err(Exchange::Failed(FetchError::Protocol(
-                    "connection closed within the response head".into(),
-                )))
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) if input.is_empty() => return Err(Exchange::NoAnswer(e.into())),
-            Some(Err(e)) => return Err(Exchange::Failed(e.into())),
-        }
         match parse_response(&input, Limits::default()) {
             Ok(None) => {}
+            Ok(Some((head, len))) if (100..200).contains(&head.status) => {
+                interim += 1;
+                if head.status == 101 || interim > MAX_INTERIM {
+                    let why = format!("interim response {} (#{interim})", head.status);
+                    return Err(Exchange::Failed(FetchError::Protocol(why)));
+                }
+                input.advance(len);
+                continue;
+            }
             Ok(Some((head, len))) => {
                 input.advance(len);
                 return Ok((head, input));
             }
             Err(e) => return Err(Exchange::Failed(FetchError::Protocol(e.to_string()))),
+        }
+        let nothing_yet = input.is_empty() && interim == 0;
+        match read_some(socket, &mut input).await {
+            Ok(0) if nothing_yet => {
+                let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+                return Err(Exchange::NoAnswer(eof.into()));
+            }
+            Ok(0) => {
+                return Err(Exchange::Failed(FetchError::Protocol(
+                    "connection closed within the response head".into(),
+                )))
+            }
+            Ok(_) => {}
+            Err(e) if nothing_yet => return Err(Exchange::NoAnswer(e.into())),
+            Err(e) => return Err(Exchange::Failed(e.into())),
         }
     }
 }

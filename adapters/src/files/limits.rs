@@ -1,4 +1,5 @@
-//! Counting transfers in flight, node-wide and per signer.
+//! Counting transfers in flight, node-wide and per allowance (a member's
+//! own, or the one shared by every other signer).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -66,27 +66,39 @@ pub enum FileError {
     Io(#[from] io::Error),
 }
 
+/// Who signed a file request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signer<'a> {
+    /// The name in the signature: chosen by whoever holds the secret, so a
+    /// label, not an identity (any holder of the cluster's secret can sign
+    /// as any name).
+    pub name: &'a str,
+    /// Signed with a secret of the cluster's; `false`: with one of the
+    /// node's separate client secrets, and then `name` is never a
+    /// member's.
+    pub cluster_secret: bool,
+}
+
 /// What serves a file route: a key (and who signed for it) to a region of
 /// an open file. It runs on the connection's task, so it should be quick:
 /// an open and a `stat`, not a download.
 pub trait FileHandler: Send + Sync + 'static {
-    /// The region for `key`, asked for by `signer` (a signature of the
-    /// cluster's secret vouches for both).
-    fn open(&self, key: &str, signer: &str) -> Result<FileRegion, FileError>;
+    /// The region for `key`, asked for by `signer`.
+    fn open(&self, key: &str, signer: Signer<'_>) -> Result<FileRegion, FileError>;
 }
 
 impl<F> FileHandler for F
 where
-    F: Fn(&str, &str) -> Result<FileRegion, FileError> + Send + Sync + 'static,
+    F: Fn(&str, Signer<'_>) -> Result<FileRegion, FileError> + Send + Sync + 'static,
 {
-    fn open(&self, key: &str, signer: &str) -> Result<FileRegion, FileError> {
+    fn open(&self, key: &str, signer: Signer<'_>) -> Result<FileRegion, FileError> {
         self(key, signer)
     }
 }
 
 /// A directory served as is: the key is a relative path beneath it.
 impl FileHandler for DirResolver {
-    fn open(&self, key: &str, _signer: &str) -> Result<FileRegion, FileError> {
+    fn open(&self, key: &str, _signer: Signer<'_>) -> Result<FileRegion, FileError> {
         match Self::open(self, key) {
             Ok(f) => Ok(FileRegion {
                 file: f.file,
@@ -106,7 +118,10 @@ impl FileHandler for DirResolver {
 pub struct FileLimits {
     /// Transfers at once, node-wide (default 256); past it, `503`.
     pub max_transfers: usize,
-    /// Transfers at once for one signer (default 64); past it, `503`.
+    /// Transfers at once for one peer (default 64); past it, `503`. Each
+    /// cluster member signing with the cluster's secret has this many;
+    /// every other signer (clients, tools) shares one such allowance, so
+    /// that inventing names buys no more.
     pub max_transfers_per_peer: usize,
     /// How long a file connection may make no progress (default 30 s):
     /// the socket of a transfer staying full (a peer that stops reading)

@@ -11,7 +11,7 @@ use gridmux_sendfile::Transfer;
 use tracing::{debug, warn};
 
 use super::limits::Permit;
-use super::{FileError, FileRegion};
+use super::{FileError, FileRegion, Signer};
 use crate::grid::Node;
 use crate::runtime::Socket;
 use crate::send_file::{send_file_on_thread, send_file_with_stall_timeout};
@@ -79,16 +79,27 @@ fn accept(
     let now = SystemTime::now();
     let check = |keys| files::check(head, keys, now, limits.max_signature_validity);
     // Members sign with the cluster's secrets; clients with theirs, where
-    // the node has separate ones.
-    let request = match (check(&config.keys), &config.clients) {
+    // the node has separate ones (and then they may not sign as a member).
+    let (request, cluster_secret) = match (check(&config.keys), &config.clients) {
         (Err(FileRefusal::Forbidden(RequestAuthError::BadSignature)), ClientAccess::Keyring(k)) => {
-            check(k)
+            let request = check(k)?;
+            if config.peers.contains(&request.signer) {
+                return Err(FileRefusal::Forbidden(RequestAuthError::BadSignature));
+            }
+            (request, false)
         }
-        (checked, _) => checked,
-    }?;
+        (checked, _) => (checked?, true),
+    };
     let FileRequest {
         route, key, signer, ..
     } = &request;
+    let signer = Signer {
+        name: signer,
+        cluster_secret,
+    };
+    // The per-peer allowance: a member's own, or the one all others share.
+    let member = cluster_secret && config.peers.contains(&request.signer);
+    let allowance = if member { signer.name } else { "" };
     let handler = plane.routes.get(route).ok_or(FileRefusal::NotFound)?;
     let region = handler.open(key, signer).map_err(|e| match e {
         FileError::NotFound => FileRefusal::NotFound,
@@ -108,10 +119,11 @@ fn accept(
     let body_len = answer.body.end - answer.body.start;
     let wants_body = !request.head_only && body_len > 0;
     let permit = if wants_body {
-        let permit =
-            plane
-                .transfers
-                .admit(signer, limits.max_transfers, limits.max_transfers_per_peer);
+        let permit = plane.transfers.admit(
+            allowance,
+            limits.max_transfers,
+            limits.max_transfers_per_peer,
+        );
         Some(permit.ok_or(FileRefusal::Busy)?)
     } else {
         None

@@ -116,6 +116,8 @@ pub(crate) struct Signing {
     pub(crate) secret: &'static str,
     /// Seconds from now to the expiry (negative: already expired).
     pub(crate) expires_in: i64,
+    /// The name signed as.
+    pub(crate) signer: &'static str,
 }
 
 impl Signing {
@@ -124,6 +126,7 @@ impl Signing {
         Self {
             secret: "e2e secret",
             expires_in: 30,
+            signer: "raw-client",
         }
     }
 }
@@ -146,7 +149,7 @@ pub(crate) fn signed(
             path: &path,
             query: &query,
             range,
-            signer: "raw-client",
+            signer: signing.signer,
             expires: now.saturating_add_signed(signing.expires_in),
         },
     )

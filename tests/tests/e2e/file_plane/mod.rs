@@ -2,13 +2,14 @@
 //! fetched with `Peer::fetch` (into memory or spliced into a file), and
 //! every way a request or a transfer can go wrong.
 
+mod bad_servers;
 mod helpers;
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use gridmux::sendfile::{counters, Method};
-use gridmux::{FetchError, FileError, FileLimits, FileRegion};
+use gridmux::{FetchError, FileError, FileLimits, FileRegion, Signer};
 use xxhash_rust::xxh3::xxh3_64;
 
 use self::helpers::{raw, raw_many, signed, FileRoot, Signing};
@@ -27,7 +28,12 @@ suite!(
     transfers_past_the_limits_are_refused_with_503,
     the_copy_path_serves_when_configured,
     bodies_sent_from_threads_are_whole_or_cut_off,
+    a_fetch_accepts_no_wrong_answer,
+    a_fetch_writes_only_where_offsets_hold,
+    signer_names_buy_no_extra_places,
 );
+
+use self::bad_servers::{a_fetch_accepts_no_wrong_answer, a_fetch_writes_only_where_offsets_hold};
 
 /// Two nodes; node 1 serves `root` under route `data` (and `short`: a
 /// handler that claims 1 MiB more than its file has).
@@ -40,7 +46,7 @@ async fn cluster(env: &Env, root: &FileRoot, limits: FileLimits) -> Cluster {
         let resolver = gridmux::sendfile::DirResolver::new(&dir).unwrap();
         let short_dir = dir.clone();
         b.files("data", resolver)
-            .files("short", move |key: &str, _: &str| {
+            .files("short", move |key: &str, _: Signer<'_>| {
                 let file = std::fs::File::open(short_dir.join(key)).map_err(FileError::Io)?;
                 let mut region = FileRegion::whole(file)?;
                 region.len += 1 << 20;
@@ -485,5 +491,79 @@ async fn bodies_sent_from_threads_are_whole_or_cut_off(env: Env) {
     let mut got = Vec::new();
     let _ = s.read_to_end(&mut got);
     assert!(got.len() < 64 << 20, "the stalled transfer was not ended");
+    c.shutdown().await;
+}
+
+async fn signer_names_buy_no_extra_places(env: Env) {
+    let root = FileRoot::new();
+    root.sparse("big", 64 << 20);
+    let limits = FileLimits {
+        max_transfers_per_peer: 1,
+        ..FileLimits::default()
+    };
+    let dir = root.path();
+    let c = env
+        .cluster(2, move |i, b| {
+            let b = b.client_secrets(["client secret 0123456789"]);
+            if i != 1 {
+                return b;
+            }
+            let resolver = gridmux::sendfile::DirResolver::new(&dir).unwrap();
+            b.files("data", resolver).file_limits(limits.clone())
+        })
+        .await;
+    let addr = &c.names[1];
+    // A tool's transfer that is not read holds the allowance that every
+    // signer but the members shares: another invented name gets none.
+    let tool = Signing {
+        signer: "tool-a",
+        ..Signing::cluster()
+    };
+    let mut s = helpers::connect(addr);
+    s.write_all(signed(&tool, "GET", "data", "big", None).as_bytes())
+        .unwrap();
+    let mut first = [0u8; 1024];
+    s.read_exact(&mut first).unwrap();
+    let renamed = Signing {
+        signer: "tool-b",
+        ..Signing::cluster()
+    };
+    assert_eq!(
+        raw(addr, &signed(&renamed, "GET", "data", "big", None)).status,
+        503
+    );
+    // A member has its own.
+    let member = c
+        .peer(0, 1)
+        .fetch("data", "big", Some(0..10))
+        .await
+        .unwrap();
+    assert_eq!(member.to_vec().await.unwrap(), vec![0u8; 10]);
+    // A client secret cannot sign as a member, and its other names share
+    // the same allowance.
+    let leaked: &'static str = Box::leak(c.names[0].clone().into_boxed_str());
+    let as_member = Signing {
+        secret: "client secret 0123456789",
+        signer: leaked,
+        ..Signing::cluster()
+    };
+    assert_eq!(
+        raw(addr, &signed(&as_member, "HEAD", "data", "big", None)).status,
+        403
+    );
+    let client = Signing {
+        secret: "client secret 0123456789",
+        signer: "client-c",
+        ..Signing::cluster()
+    };
+    assert_eq!(
+        raw(addr, &signed(&client, "HEAD", "data", "big", None)).status,
+        200
+    );
+    assert_eq!(
+        raw(addr, &signed(&client, "GET", "data", "big", None)).status,
+        503
+    );
+    drop(s);
     c.shutdown().await;
 }
