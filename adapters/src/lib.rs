@@ -1,10 +1,17 @@
 //! gridmux: inter-node RPC for a cluster of servers, over exactly one
 //! WebSocket connection per pair of nodes, on tokio or smol.
 //!
-//! A [`Grid`] is one node. It listens on one port (`GET /health` and the
-//! authenticated upgrade at `GET /gridmux/v1`), dials the peers the
-//! cluster rule says it dials, and re-dials lost links. Over each link any
-//! number of requests and streams run at once; see [`Peer`].
+//! A [`Grid`] is one node. It listens on one port (`GET /health`, the
+//! authenticated upgrade at `GET /gridmux/v1`, and the file plane), dials
+//! the peers the cluster rule says it dials, and re-dials lost links. Over
+//! each link any number of requests and streams run at once; see [`Peer`].
+//!
+//! Bulk data goes over the file plane instead: a node serves file routes
+//! ([`GridBuilder::files`], a [`FileHandler`] or a
+//! [`DirResolver`](sendfile::DirResolver)) with `sendfile`, to signed
+//! `GET`/`HEAD` requests with ranges, and peers fetch with
+//! [`Peer::fetch`] and [`Peer::fetch_to_file`] (spliced into the file on
+//! Linux).
 //!
 //! The protocol lives in the sans-IO crate `gridmux_core`; this crate
 //! drives it over sockets ([`runtime`] holds the two runtime modules).

@@ -46,16 +46,19 @@ pub async fn send_file_with_stall_timeout(
 }
 
 /// [`send_file_with_stall_timeout`] with the body sent from a thread of
-/// its own (waiting for writability there with `poll(2)`), so that a file
-/// not in the page cache stalls that thread, never a runtime worker. If
-/// the future is dropped first, the socket is shut down, which ends the
-/// thread's transfer at once.
+/// its own (waiting for writability there with `poll(2)`; SIGPIPE blocked
+/// on it), so that a file not in the page cache stalls that thread, never
+/// a runtime worker: the prefetch (`posix_fadvise`) runs there too. `hold`
+/// (a transfer's permit) is dropped when the thread ends. If the future is
+/// dropped first, the socket is shut down, which ends the thread's
+/// transfer at its next call.
 pub(crate) async fn send_file_on_thread(
     runtime: &dyn Runtime,
     stall: Duration,
     socket: &dyn Socket,
     head: &[u8],
     mut transfer: Transfer,
+    hold: impl Send + 'static,
 ) -> Result<u64, TransferError> {
     let body = async {
         let more = !transfer.is_done();
@@ -66,6 +69,9 @@ pub(crate) async fn send_file_on_thread(
         let owned = socket.as_fd().try_clone_to_owned()?;
         let guard = ShutdownOnDrop(socket);
         let sent = runtime::run_on_thread("gridmux-sendfile", 256 << 10, move || {
+            let _hold = hold;
+            gridmux_sendfile::block_sigpipe_on_this_thread()?;
+            transfer.prefetch();
             transfer.send_all_polling(&owned, stall)
         })
         .await;

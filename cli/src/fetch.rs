@@ -55,6 +55,8 @@ pub(crate) fn parse_range(text: &str) -> Result<Range<u64>, String> {
 pub(crate) fn run(opts: Options) -> Result<(), String> {
     let secrets = secrets::read(&opts.secret_file)?;
     let output = opts.output.as_deref().map(Output::open).transpose()?;
+    // Ctrl-C or SIGTERM: the fetch stops and the partial file goes.
+    let stop = rt::interrupt()?;
     rt::block_on(opts.runtime, |runtime| async move {
         let limits = FileLimits {
             send_timeout: opts.timeout,
@@ -67,7 +69,7 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
             .start(runtime)
             .map_err(|e| e.to_string())?;
         let started = Instant::now();
-        let result = async {
+        let work = async {
             let body = client
                 .peer()
                 .fetch(&opts.route, &opts.key, opts.range.clone())
@@ -84,8 +86,12 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
             };
             bar.finish_and_clear();
             Ok::<_, String>(n)
-        }
-        .await;
+        };
+        let interrupted = async {
+            stop.cancelled().await;
+            Err("interrupted".to_owned())
+        };
+        let result = futures_lite::future::or(work, interrupted).await;
         client.shutdown(Duration::from_millis(200)).await;
         let n = result?;
         if let Some(output) = output {
@@ -102,56 +108,74 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
 
 /// Where `-o` writes.
 enum Output {
-    /// A regular file: written (with splice) to a partial file beside it,
-    /// renamed over it once the body is whole. A failed fetch leaves the
-    /// old file as it was, and no partial file.
+    /// A regular file: written (with splice) to a partial file beside it
+    /// (beside its target, through a symbolic link), with its permissions,
+    /// renamed over it once the body is whole. A failed or interrupted
+    /// fetch leaves the old file as it was, and no partial file.
     File {
         part: std::fs::File,
         part_path: PathBuf,
         path: PathBuf,
+        committed: bool,
     },
-    /// Something else (a pipe, `/dev/stdout`): written as the body is read.
+    /// Something else (a pipe, a device, anything under `/dev` or
+    /// `/proc`): written as the body is read.
     Stream(std::fs::File),
 }
 
 impl Output {
     fn open(path: &std::path::Path) -> Result<Self, String> {
         let shown = path.display();
-        let existing = std::fs::metadata(path).ok();
-        if existing.is_some_and(|m| !m.is_file()) {
+        let special = |p: &std::path::Path| p.starts_with("/dev") || p.starts_with("/proc");
+        let resolved = std::fs::canonicalize(path).ok();
+        let existing = resolved.as_deref().and_then(|r| std::fs::metadata(r).ok());
+        if special(path)
+            || resolved.as_deref().is_some_and(special)
+            || existing.as_ref().is_some_and(|m| !m.is_file())
+        {
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .open(path)
                 .map_err(|e| format!("{shown}: {e}"))?;
             return Ok(Self::Stream(file));
         }
-        let name = path
+        let target = resolved.unwrap_or_else(|| path.to_owned());
+        let name = target
             .file_name()
             .ok_or_else(|| format!("{shown}: not a file name"))?;
         let mut part_name = std::ffi::OsString::from(".");
         part_name.push(name);
         part_name.push(format!(".gridmux-{}.part", std::process::id()));
-        let part_path = path.with_file_name(part_name);
+        let part_path = target.with_file_name(part_name);
         let part = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&part_path)
             .map_err(|e| format!("{}: {e}", part_path.display()))?;
-        Ok(Self::File {
+        let output = Self::File {
             part,
             part_path,
-            path: path.to_owned(),
-        })
+            path: target,
+            committed: false,
+        };
+        if let (Some(meta), Self::File { part, .. }) = (existing, &output) {
+            part.set_permissions(meta.permissions())
+                .map_err(|e| format!("{shown}: {e}"))?;
+        }
+        Ok(output)
     }
 
     /// The body is whole: the partial file takes the output's name.
-    fn commit(self) -> Result<(), String> {
+    fn commit(mut self) -> Result<(), String> {
         if let Self::File {
-            part_path, path, ..
-        } = &self
+            part_path,
+            path,
+            committed,
+            ..
+        } = &mut self
         {
-            std::fs::rename(part_path, path).map_err(|e| format!("{}: {e}", path.display()))?;
-            std::mem::forget(self);
+            std::fs::rename(&*part_path, &*path).map_err(|e| format!("{}: {e}", path.display()))?;
+            *committed = true;
         }
         Ok(())
     }
@@ -160,7 +184,12 @@ impl Output {
 impl Drop for Output {
     /// Not committed: the partial file goes.
     fn drop(&mut self) {
-        if let Self::File { part_path, .. } = self {
+        if let Self::File {
+            part_path,
+            committed: false,
+            ..
+        } = self
+        {
             let _ = std::fs::remove_file(part_path);
         }
     }

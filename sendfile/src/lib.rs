@@ -71,6 +71,7 @@ mod counters;
 mod receive;
 mod refused;
 mod resolve;
+mod signals;
 mod sink;
 mod transfer;
 
@@ -78,5 +79,6 @@ pub use counters::{counters, Counters};
 #[cfg(unix)]
 pub use receive::{writable_at_offsets, write_all_at, ReceiveMethod, Receiver};
 pub use resolve::{DirResolver, OpenedFile, ResolveError};
+pub use signals::block_sigpipe_on_this_thread;
 pub use sink::Sink;
 pub use transfer::{Method, Options, Transfer, TransferError, MAX_CHUNK};

@@ -224,6 +224,16 @@ impl Transfer {
         Ok(n)
     }
 
+    /// Asks the kernel to read the rest of the region ahead
+    /// (`posix_fadvise(WILLNEED)`; what [`Options::prefetch`] does at the
+    /// start). It may read file metadata from the disk: call it where
+    /// blocking is fine.
+    pub fn prefetch(&self) {
+        if self.end > self.offset {
+            prefetch(&self.file, self.offset, self.end - self.offset);
+        }
+    }
+
     /// Sends the whole rest to a non-blocking socket from the calling
     /// thread, waiting for writability with `poll(2)` whenever it is full;
     /// fails with `TimedOut` when it stays full for `stall`. For a thread

@@ -42,6 +42,15 @@ if fetch missing -o "$dir/keep.txt" 2>/dev/null; then fail "a missing file fetch
 [ "$(cat "$dir/keep.txt")" = "keep me" ] || fail "a failed fetch emptied -o"
 ! ls -a "$dir" | grep -q '\.part$' || fail "a partial file was left"
 [ "$(fetch sub/blob.bin -o /dev/stdout 2>/dev/null | wc -c)" = 3000000 ] || fail "-o /dev/stdout"
+# Through a symbolic link, the target is written (the link stays), with
+# the target's permissions.
+echo old >"$dir/target.bin"
+chmod 600 "$dir/target.bin"
+ln -s "$dir/target.bin" "$dir/link.bin"
+fetch sub/blob.bin -o "$dir/link.bin" 2>/dev/null || fail "fetch through a link"
+[ -L "$dir/link.bin" ] || fail "the link was replaced"
+cmp "$dir/target.bin" "$dir/served/sub/blob.bin" || fail "the link's target was not written"
+[ "$(stat -c %a "$dir/target.bin")" = 600 ] || fail "permissions changed"
 # sign prints a curl command that works as is: URL-signed, then header-signed.
 cd "$dir"
 cmd=$("$bin" sign --node "$addr" --secret-file "$dir/secret" sub/blob.bin --range 0-999)

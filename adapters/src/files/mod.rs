@@ -133,8 +133,10 @@ pub struct FileLimits {
     /// How transfers send (sendfile or copy, chunk size, prefetch).
     pub transfer: Options,
     /// Send each body from a thread of its own (default off). A file not
-    /// in the page cache then makes that thread wait for the disk, never a
-    /// runtime worker; it costs a thread start per transfer.
+    /// in the page cache then makes that thread wait for the disk (the
+    /// prefetch and every `sendfile`), not a runtime worker; it costs a
+    /// thread start per transfer. The route's handler still opens the
+    /// file on the connection's task.
     pub send_on_thread: bool,
 }
 

@@ -19,7 +19,7 @@ use crate::send_file::{send_file_on_thread, send_file_with_stall_timeout};
 /// What to send for an accepted request.
 struct Accepted {
     transfer: Option<Transfer>,
-    _permit: Option<Permit>,
+    permit: Option<Permit>,
 }
 
 /// Answers `head` (a request under the files prefix) on `http`, sending
@@ -39,7 +39,7 @@ pub(crate) async fn serve(
             return true;
         }
     };
-    let Some(transfer) = accepted.transfer else {
+    let (Some(transfer), permit) = (accepted.transfer, accepted.permit) else {
         return true;
     };
     let mut out = Transmit::new();
@@ -48,10 +48,14 @@ pub(crate) async fn serve(
     let limits = &node.files.limits;
     let (rt, stall) = (&*node.runtime, limits.send_timeout);
     let sent = if limits.send_on_thread {
-        send_file_on_thread(rt, stall, socket, &response_head, transfer).await
+        // The place is the thread's until it ends.
+        send_file_on_thread(rt, stall, socket, &response_head, transfer, permit).await
     } else {
         let mut transfer = transfer;
-        send_file_with_stall_timeout(rt, stall, socket, &response_head, &mut transfer).await
+        let sent =
+            send_file_with_stall_timeout(rt, stall, socket, &response_head, &mut transfer).await;
+        drop(permit);
+        sent
     };
     match sent {
         Ok(_) => {
@@ -130,7 +134,10 @@ fn accept(
     };
     let range = offset.saturating_add(answer.body.start)..offset.saturating_add(answer.body.end);
     let transfer = if wants_body {
-        let transfer = Transfer::new(file, range, &limits.transfer).map_err(|e| {
+        // On a thread of its own, the transfer prefetches there.
+        let mut options = limits.transfer.clone();
+        options.prefetch &= !limits.send_on_thread;
+        let transfer = Transfer::new(file, range, &options).map_err(|e| {
             warn!(%e, %route, "file region not sendable");
             FileRefusal::Internal
         })?;
@@ -142,6 +149,6 @@ fn accept(
     debug_assert_eq!(must_send, transfer.is_some());
     Ok(Accepted {
         transfer: transfer.filter(|_| must_send),
-        _permit: permit,
+        permit,
     })
 }

@@ -56,44 +56,56 @@ pub fn resolve_on_thread(name: String) -> BoxFuture<io::Result<Vec<SocketAddr>>>
     Box::pin(async move { resolved.await? })
 }
 
-/// A result on its way from a thread, and the waker of the task waiting.
-type Handoff<T> = (Option<T>, Option<std::task::Waker>);
+/// A result on its way from a thread, whether the thread is gone, and the
+/// waker of the task waiting.
+type Handoff<T> = (Option<T>, bool, Option<std::task::Waker>);
 
 /// Runs `f` on a short-lived thread of its own (named `name`, with a
 /// stack of `stack` bytes, or the default for 0); the future is its
-/// result, or the error of spawning the thread.
+/// result, or an error if the thread could not start or `f` panicked.
 pub(crate) fn run_on_thread<T: Send + 'static>(
     name: &str,
     stack: usize,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> BoxFuture<io::Result<T>> {
-    let slot: Arc<Mutex<Handoff<T>>> = Arc::new(Mutex::new((None, None)));
-    let done = slot.clone();
+    let slot: Arc<Mutex<Handoff<T>>> = Arc::new(Mutex::new((None, false, None)));
+    let done = Finished(slot.clone());
     let mut builder = std::thread::Builder::new().name(name.into());
     if stack > 0 {
         builder = builder.stack_size(stack);
     }
     let spawned = builder.spawn(move || {
         let result = f();
-        let mut slot = done.lock().unwrap_or_else(|e| e.into_inner());
-        slot.0 = Some(result);
-        if let Some(waker) = slot.1.take() {
-            waker.wake();
-        }
+        done.0.lock().unwrap_or_else(|e| e.into_inner()).0 = Some(result);
+        // `done` drops here (or during a panic's unwinding): the task wakes.
     });
     if let Err(e) = spawned {
         return Box::pin(std::future::ready(Err(e)));
     }
     Box::pin(std::future::poll_fn(move |cx| {
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-        match slot.0.take() {
-            Some(result) => Poll::Ready(Ok(result)),
-            None => {
-                slot.1 = Some(cx.waker().clone());
+        match (slot.0.take(), slot.1) {
+            (Some(result), _) => Poll::Ready(Ok(result)),
+            (None, true) => Poll::Ready(Err(io::Error::other("the thread panicked"))),
+            (None, false) => {
+                slot.2 = Some(cx.waker().clone());
                 Poll::Pending
             }
         }
     }))
+}
+
+/// Marks the thread gone and wakes the task, however the thread ends.
+struct Finished<T>(Arc<Mutex<Handoff<T>>>);
+
+impl<T> Drop for Finished<T> {
+    fn drop(&mut self) {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        slot.1 = true;
+        if let Some(waker) = slot.2.take() {
+            waker.wake();
+        }
+    }
 }
 
 /// Completes at `deadline`, on `runtime`'s timer.
@@ -191,5 +203,20 @@ impl<R: Runtime + ?Sized> Runtime for Arc<R> {
 
     fn resolve(&self, name: String) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
         (**self).resolve(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_on_thread;
+
+    #[test]
+    fn a_thread_that_panics_wakes_its_task_with_an_error() {
+        let result = futures_lite::future::block_on(run_on_thread("t", 0, || -> u8 {
+            panic!("boom");
+        }));
+        assert!(result.is_err());
+        let ok = futures_lite::future::block_on(run_on_thread("t", 64 << 10, || 7u8));
+        assert_eq!(ok.unwrap(), 7);
     }
 }
