@@ -13,8 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use gridmux::Keyring;
-use gridmux_core::auth::request::{self, RequestToSign};
-use gridmux_core::http::files::target;
+use gridmux_core::auth::request;
+use gridmux_core::http::files::{self, FileToSign};
 use gridmux_core::http::{parse_response, Limits};
 
 /// What `gridmux bench-files` was asked for.
@@ -211,13 +211,12 @@ fn fetch(port: u16, request: &str, len: u64) -> Result<(), String> {
 /// A GET of `key` under route `files`, signed with the bench's secret.
 fn signed_get(addr: &str, key: &str) -> String {
     let keys = Keyring::new([SECRET]).expect("a secret");
-    let (path, query) = target("files", key);
-    let signed = request::sign(
+    let signed = files::sign(
         &keys,
-        &RequestToSign {
+        &FileToSign {
             method: "GET",
-            path: &path,
-            query: &query,
+            route: "files",
+            key,
             range: None,
             signer: "bench",
             expires: request::expires_at(SystemTime::now(), Duration::from_secs(50)),

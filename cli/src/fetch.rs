@@ -10,9 +10,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{rt, secrets, RuntimeKind};
 
-/// What `gridmux fetch` was asked for.
+/// Which file of which node, signed with what: shared by `fetch` and
+/// `sign`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Options {
+pub(crate) struct FileArgs {
     /// The node (host:port).
     #[arg(long)]
     pub(crate) node: String,
@@ -25,9 +26,17 @@ pub(crate) struct Options {
     /// The route (`gridmux node --files DIR` serves route `files`).
     #[arg(long, default_value = "files")]
     pub(crate) route: String,
-    /// Bytes A to B, both included (e.g. `0-1023`).
+    /// Bytes A to B, both included (e.g. `0-1023`); a signature covers
+    /// its range.
     #[arg(long, value_parser = parse_range)]
     pub(crate) range: Option<Range<u64>>,
+}
+
+/// What `gridmux fetch` was asked for.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Options {
+    #[command(flatten)]
+    pub(crate) file: FileArgs,
     /// Write here (with splice on Linux) instead of standard output.
     #[arg(short, long)]
     pub(crate) output: Option<PathBuf>,
@@ -53,7 +62,7 @@ pub(crate) fn parse_range(text: &str) -> Result<Range<u64>, String> {
 }
 
 pub(crate) fn run(opts: Options) -> Result<(), String> {
-    let secrets = secrets::read(&opts.secret_file)?;
+    let secrets = secrets::read(&opts.file.secret_file)?;
     let output = opts.output.as_deref().map(Output::open).transpose()?;
     // Ctrl-C or SIGTERM: the fetch stops and the partial file goes.
     let stop = rt::interrupt()?;
@@ -62,7 +71,7 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
             send_timeout: opts.timeout,
             ..FileLimits::default()
         };
-        let client = Client::builder(opts.name.clone(), opts.node.clone())
+        let client = Client::builder(opts.name.clone(), opts.file.node.clone())
             .secrets(secrets)
             .link(false)
             .file_limits(limits)
@@ -72,7 +81,7 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
         let work = async {
             let body = client
                 .peer()
-                .fetch(&opts.route, &opts.key, opts.range.clone())
+                .fetch(&opts.file.route, &opts.file.key, opts.file.range.clone())
                 .await
                 .map_err(|e| e.to_string())?;
             let bar = progress(body.len());

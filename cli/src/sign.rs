@@ -1,32 +1,20 @@
 //! `gridmux sign`: a ready `curl` command for a file of a node's file
 //! plane, signed in its URL (or in a header).
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use gridmux::Keyring;
-use gridmux_core::auth::request::{self, RequestToSign};
-use gridmux_core::http::files::target;
+use gridmux_core::auth::request;
+use gridmux_core::http::files::{self, range_header, FileToSign};
 
+use crate::fetch::FileArgs;
 use crate::secrets;
 
 /// What `gridmux sign` was asked for.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Options {
-    /// The node (host:port).
-    #[arg(long)]
-    pub(crate) node: String,
-    /// File with the secret to sign with, first line.
-    #[arg(long)]
-    pub(crate) secret_file: PathBuf,
-    /// The file's key.
-    pub(crate) key: String,
-    /// The route.
-    #[arg(long, default_value = "files")]
-    pub(crate) route: String,
-    /// Bytes A to B, both included: the signature covers the range.
-    #[arg(long, value_parser = crate::fetch::parse_range)]
-    pub(crate) range: Option<std::ops::Range<u64>>,
+    #[command(flatten)]
+    pub(crate) file: FileArgs,
     /// Sign a HEAD (headers only) instead of a GET.
     #[arg(long)]
     pub(crate) head: bool,
@@ -49,17 +37,16 @@ pub(crate) fn run(opts: &Options) -> Result<(), String> {
 
 /// The command, signed at `now`.
 pub(crate) fn curl_command(opts: &Options, now: SystemTime) -> Result<String, String> {
-    let secrets = secrets::read(&opts.secret_file)?;
+    let secrets = secrets::read(&opts.file.secret_file)?;
     let keys = Keyring::new(secrets).map_err(|e| e.to_string())?;
     let method = if opts.head { "HEAD" } else { "GET" };
-    let (path, query) = target(&opts.route, &opts.key);
-    let range = (opts.range.as_ref()).map(|r| format!("bytes={}-{}", r.start, r.end - 1));
-    let signed = request::sign(
+    let range = opts.file.range.as_ref().and_then(range_header);
+    let signed = files::sign(
         &keys,
-        &RequestToSign {
+        &FileToSign {
             method,
-            path: &path,
-            query: &query,
+            route: &opts.file.route,
+            key: &opts.file.key,
             range: range.as_deref(),
             signer: &opts.name,
             expires: request::expires_at(now, opts.valid),
@@ -67,7 +54,7 @@ pub(crate) fn curl_command(opts: &Options, now: SystemTime) -> Result<String, St
     )
     .map_err(|e| e.to_string())?;
     let mut command = String::from(if opts.head { "curl -fsSI" } else { "curl -fsS" });
-    let url = |target: &str| format!("http://{}{target}", opts.node);
+    let url = |target: &str| format!("http://{}{target}", opts.file.node);
     if opts.header {
         let auth = signed.authorization();
         command.push_str(&format!(" -H {}", quote(&format!("Authorization: {auth}"))));
@@ -79,7 +66,7 @@ pub(crate) fn curl_command(opts: &Options, now: SystemTime) -> Result<String, St
         command.push_str(&format!(" -H {}", quote(&format!("Range: {range}"))));
     }
     if !opts.head {
-        let name = match opts.key.rsplit('/').next() {
+        let name = match opts.file.key.rsplit('/').next() {
             Some("" | "." | "..") | None => "download",
             Some(name) => name,
         };

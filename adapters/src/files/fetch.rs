@@ -11,8 +11,8 @@ use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Buf, BytesMut};
-use gridmux_core::auth::request::{self, RequestAuthError, RequestToSign};
-use gridmux_core::http::files::target;
+use gridmux_core::auth::request::{self, RequestAuthError};
+use gridmux_core::http::files::{self, range_header, FileToSign};
 use gridmux_core::http::{parse_response, Limits, ResponseHead};
 use gridmux_core::ws::Transmit;
 use gridmux_sendfile::{writable_at_offsets, write_all_at, ReceiveMethod, Receiver};
@@ -370,16 +370,14 @@ fn signed_request(
     key: &str,
     range: Option<&Range<u64>>,
 ) -> Result<Transmit, FetchError> {
-    let (path, query) = target(route, key);
-    let range = range.map(|r| format!("bytes={}-{}", r.start, r.end - 1));
-    let keys = node.config().keys.clone();
+    let range = range.and_then(range_header);
     let limits = &node.files.limits;
-    let signed = request::sign(
-        &keys,
-        &RequestToSign {
+    let signed = files::sign(
+        &node.config().keys,
+        &FileToSign {
             method: "GET",
-            path: &path,
-            query: &query,
+            route,
+            key,
             range: range.as_deref(),
             signer: &node.local,
             expires: request::expires_at(SystemTime::now(), limits.max_signature_validity),

@@ -19,7 +19,9 @@ use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{RangeRequest, RequestHead, Response};
-use crate::auth::request::{self, RequestAuthError, Verified, AUTH_SCHEME};
+use crate::auth::request::{
+    self, RequestAuthError, RequestToSign, SignedRequest, Verified, AUTH_SCHEME,
+};
 use crate::auth::Keyring;
 
 /// Where file routes live on the node's port.
@@ -181,6 +183,46 @@ pub fn target(route: &str, key: &str) -> (String, String) {
         }
     }
     (format!("{FILES_PREFIX}{route}"), query)
+}
+
+/// What a file request signs: its method, its target from [`target`], the
+/// `Range` header it will carry, the signer and the expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileToSign<'a> {
+    /// `GET` or `HEAD`.
+    pub method: &'a str,
+    /// The route.
+    pub route: &'a str,
+    /// The key (not encoded).
+    pub key: &'a str,
+    /// The `Range` header value, if any.
+    pub range: Option<&'a str>,
+    /// The signer's name.
+    pub signer: &'a str,
+    /// The expiry in Unix seconds.
+    pub expires: u64,
+}
+
+/// Signs a file request with the keyring's current secret.
+pub fn sign(keys: &Keyring, file: &FileToSign<'_>) -> Result<SignedRequest, RequestAuthError> {
+    let (path, query) = target(file.route, file.key);
+    request::sign(
+        keys,
+        &RequestToSign {
+            method: file.method,
+            path: &path,
+            query: &query,
+            range: file.range,
+            signer: file.signer,
+            expires: file.expires,
+        },
+    )
+}
+
+/// The `Range` value of the bytes `range` (`bytes=first-last`); `None`
+/// for an empty range.
+pub fn range_header(range: &Range<u64>) -> Option<String> {
+    (range.end > range.start).then(|| format!("bytes={}-{}", range.start, range.end - 1))
 }
 
 /// `%XX` sequences decoded; `None` if one is broken or the result is not

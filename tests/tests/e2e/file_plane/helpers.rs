@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use gridmux::Keyring;
-use gridmux_core::auth::request::{self, RequestToSign};
-use gridmux_core::http::files::target;
+use gridmux_core::auth::request;
+use gridmux_core::http::files::{self, FileToSign};
 use gridmux_core::http::{parse_response, Limits, ResponseHead};
 
 /// A directory removed with everything in it when dropped, and a file
@@ -140,14 +140,13 @@ pub(crate) fn signed(
     range: Option<&str>,
 ) -> String {
     let keys = Keyring::new([signing.secret]).unwrap();
-    let (path, query) = target(route, key);
     let now = request::expires_at(SystemTime::now(), Duration::ZERO);
-    let signed = request::sign(
+    let signed = files::sign(
         &keys,
-        &RequestToSign {
+        &FileToSign {
             method,
-            path: &path,
-            query: &query,
+            route,
+            key,
             range,
             signer: signing.signer,
             expires: now.saturating_add_signed(signing.expires_in),
