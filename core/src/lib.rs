@@ -43,6 +43,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod link;
 pub mod mux;
+pub mod observe;
 pub mod wire;
 pub mod ws;
 

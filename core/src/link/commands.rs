@@ -9,6 +9,7 @@ use crate::mux::{
     CreditWindow, HeldMessages, InRequest, MuxId, Origin, OutRequest, SendCredits, Sending,
     StreamState,
 };
+use crate::observe::Outcome;
 use crate::wire::{
     encode_count, encode_stream_open, ErrorCode, ErrorPayload, Flags, Message, Op, SubrouteId,
 };
@@ -76,6 +77,8 @@ impl Link {
                 deadline,
                 timer: None,
                 ticket: None,
+                handler,
+                started: now,
             },
         );
         self.reschedule(mux);
@@ -141,11 +144,16 @@ impl Link {
         let msg = Message::new(Op::RESPONSE, mux.id)
             .seq(request.seq)
             .flags(Flags::EOF);
-        let msg = match result {
-            Ok(p) => msg.payload(p),
-            Err(e) => msg.flags(Flags::PAYLOAD_IS_ERR).payload(e.encode()),
+        let (msg, outcome) = match result {
+            Ok(p) => (msg.payload(p), Outcome::Ok),
+            Err(e) => (
+                msg.flags(Flags::PAYLOAD_IS_ERR).payload(e.encode()),
+                Outcome::HandlerError,
+            ),
         };
-        self.send_msg(now, Lane::Data, &msg);
+        let bytes_out = msg.payload.as_ref().map_or(0, Bytes::len);
+        let ticket = self.send_msg(now, Lane::Data, &msg);
+        self.answered(&request, outcome, ticket, bytes_out);
         too_large.map_or(Ok(()), Err)
     }
 
@@ -380,7 +388,7 @@ impl Link {
     /// No event follows. Unknown exchanges are ignored.
     pub fn cancel(&mut self, now: Instant, mux: MuxId) {
         match mux.origin {
-            Origin::Local => self.abandon_local(now, mux),
+            Origin::Local => self.abandon_local(now, mux, Outcome::Canceled),
             Origin::Remote => {
                 if self.muxes.in_requests.contains_key(&mux.id) {
                     let e = ErrorPayload::new(ErrorCode::Canceled, "canceled by the handler");
@@ -404,8 +412,9 @@ impl Link {
     /// tells the server without overtaking anything: a request or a stream
     /// whose open still waits in the send queue is withdrawn with its data
     /// and never sent; otherwise the cancel follows what was sent.
-    pub(super) fn abandon_local(&mut self, now: Instant, mux: MuxId) {
+    pub(super) fn abandon_local(&mut self, now: Instant, mux: MuxId, outcome: Outcome) {
         if let Some(r) = self.muxes.out_requests.remove(&mux.id) {
+            self.call_ended(now, &r, outcome);
             self.drop_timer(mux, r.timer);
             if !r.ticket.is_some_and(|t| self.outbox.withdraw(t)) {
                 let cancel = Message::new(Op::CANCEL_REQUEST, mux.id);
@@ -473,20 +482,19 @@ impl Link {
 
     /// Registers a served request whose payload of `held` bytes the
     /// handler holds (used by dispatch).
-    pub(super) fn insert_served_request(
-        &mut self,
-        mux: MuxId,
-        seq: u32,
-        deadline: Instant,
-        held: usize,
-    ) {
+    pub(super) fn insert_served_request(&mut self, now: Instant, msg: &Message, deadline: Instant) {
+        let mux = MuxId::remote(msg.mux_id);
+        let held = msg.payload.as_ref().map_or(0, Bytes::len);
         self.muxes.insert_in_request(
             mux.id,
             InRequest {
                 deadline,
-                seq,
+                seq: msg.seq,
                 timer: None,
                 held,
+                handler: msg.handler,
+                subroute: msg.subroute,
+                started: now,
             },
         );
         self.reschedule(mux);

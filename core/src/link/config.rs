@@ -137,6 +137,9 @@ pub struct LinkConfig {
     pub max_upgrade_skew: Duration,
     /// Largest payload of one message.
     pub max_message_size: usize,
+    /// Receives the timing records of what the link serves and calls
+    /// (default: none, and then no bookkeeping is kept).
+    pub observer: Arc<dyn crate::observe::Observer>,
     /// Most exchanges we may have open at once (requests and streams).
     pub max_open_muxes: usize,
     /// Most streams the peer may have open with us.
@@ -199,6 +202,7 @@ impl LinkConfig {
             max_clock_skew: Duration::from_secs(5 * 60),
             max_upgrade_skew: Duration::from_secs(15 * 60),
             max_message_size,
+            observer: Arc::new(crate::observe::NoObserver),
             max_open_muxes: 100_000,
             max_served_streams: 10_000,
             max_served_requests: 10_000,

@@ -5,8 +5,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::{debug, trace};
 
+use super::observing::outcome_of;
 use super::{CallError, Event, Lane, Link};
 use crate::mux::{CreditWindow, HeldMessages, MuxId, Origin, SendCredits, Sending, StreamState};
+use crate::observe::{LinkEvent, Outcome};
 use crate::wire::{
     decode_count, decode_stream_open, ErrorCode, ErrorPayload, Flags, Message, Op, PingMsg, PongMsg,
 };
@@ -33,7 +35,7 @@ impl Link {
             Op::PONG => self.on_stream_pong(now, &msg),
             Op::REQUEST => self.on_request(now, msg),
             Op::RESPONSE => self.on_response(now, msg),
-            Op::CANCEL_REQUEST => self.on_cancel_request(msg.mux_id),
+            Op::CANCEL_REQUEST => self.on_cancel_request(now, msg.mux_id),
             Op::CONNECT_MUX => self.on_connect_mux(now, msg),
             Op::ACK_MUX => self.on_ack(now, &msg),
             Op::MUX_CONNECT_ERROR => self.on_connect_error(now, &msg),
@@ -148,6 +150,8 @@ impl Link {
         let pong = PongMsg::decode(&msg.payload.clone().unwrap_or_default());
         if let Ok(PongMsg { t: Some(t), .. }) = pong {
             let rtt = self.wall(now).duration_since(t).unwrap_or(Duration::ZERO);
+            let peer = self.remote.as_deref().unwrap_or_default();
+            self.link_event(&LinkEvent::PingRtt { peer, rtt });
             self.events.push_back(Event::Pong { rtt });
         }
     }
@@ -164,6 +168,7 @@ impl Link {
         if msg.handler == 0 || !config.handlers.has_request(msg.handler, msg.subroute) {
             let text = format!("Invalid Handler for type: {}", msg.handler);
             self.connect_error(now, &msg, ErrorCode::UnknownHandler, text);
+            self.refused(now, &msg, Outcome::UnknownHandler);
             return;
         }
         let size = msg.payload.as_ref().map_or(0, Bytes::len);
@@ -183,11 +188,12 @@ impl Link {
                 .flags(Flags::EOF | Flags::PAYLOAD_IS_ERR)
                 .payload(e.encode());
             self.send_msg(now, Lane::Control, &reply);
+            self.refused(now, &msg, Outcome::Overloaded);
             return;
         }
         let deadline = Self::local_deadline(now, msg.deadline_ms)
             .unwrap_or(now + config.default_request_timeout);
-        self.insert_served_request(mux, msg.seq, deadline, size);
+        self.insert_served_request(now, &msg, deadline);
         let payload = self.retain(msg.payload.unwrap_or_default());
         self.events.push_back(Event::Request {
             mux,
@@ -205,7 +211,7 @@ impl Link {
         self.send_msg(now, Lane::Control, &reply);
     }
 
-    fn on_response(&mut self, _now: Instant, msg: Message) {
+    fn on_response(&mut self, now: Instant, msg: Message) {
         let mux = MuxId::local(msg.mux_id);
         let Some(request) = self.muxes.out_requests.remove(&mux.id) else {
             trace!(id = mux.id, "late response dropped");
@@ -222,21 +228,25 @@ impl Link {
         } else {
             Ok(msg.payload.unwrap_or_default())
         };
+        let outcome = result.as_ref().map_or_else(outcome_of, |_| Outcome::Ok);
+        self.call_ended(now, &request, outcome);
         self.events.push_back(Event::Response { mux, result });
     }
 
-    fn on_cancel_request(&mut self, id: u64) {
+    fn on_cancel_request(&mut self, now: Instant, id: u64) {
         let mux = MuxId::remote(id);
         if let Some(request) = self.muxes.remove_in_request(id) {
+            self.unanswered(now, &request, Outcome::Canceled);
             self.drop_timer(mux, request.timer);
             self.ended(mux, Err(CallError::Canceled));
         }
     }
 
-    fn on_connect_error(&mut self, _now: Instant, msg: &Message) {
+    fn on_connect_error(&mut self, now: Instant, msg: &Message) {
         let mux = MuxId::local(msg.mux_id);
         let error = remote_error(msg);
         if let Some(request) = self.muxes.out_requests.remove(&mux.id) {
+            self.call_ended(now, &request, outcome_of(&error));
             self.drop_timer(mux, request.timer);
             self.events.push_back(Event::Response {
                 mux,
@@ -579,7 +589,7 @@ impl Link {
                 if let Some(r) = self.muxes.out_requests.get_mut(&mux.id) {
                     r.timer = None;
                     if r.deadline <= now {
-                        self.abandon_local(now, mux);
+                        self.abandon_local(now, mux, Outcome::Timeout);
                         self.events.push_back(Event::Response {
                             mux,
                             result: Err(CallError::Timeout),
@@ -594,7 +604,9 @@ impl Link {
                 if let Some(r) = self.muxes.in_requests.get_mut(&mux.id) {
                     r.timer = None;
                     if r.deadline <= now {
-                        self.muxes.remove_in_request(mux.id);
+                        if let Some(request) = self.muxes.remove_in_request(mux.id) {
+                            self.unanswered(now, &request, Outcome::Timeout);
+                        }
                         self.ended(mux, Err(CallError::Timeout));
                     } else {
                         self.reschedule(mux);
@@ -634,7 +646,7 @@ impl Link {
         };
         match outcome {
             Some(error) if mux.origin == Origin::Local => {
-                self.abandon_local(now, mux);
+                self.abandon_local(now, mux, outcome_of(&error));
                 self.ended(mux, Err(error));
             }
             Some(error) => {

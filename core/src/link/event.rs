@@ -124,6 +124,26 @@ pub enum LinkError {
     WriteStall(Duration),
 }
 
+impl LinkError {
+    /// A short label of the kind (for metrics): `local`, `websocket`,
+    /// `malformed`, `handshake_timeout`, `rejected`, `refused`,
+    /// `unauthenticated`, `pong_timeout`, `overflow`, `write_stall`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::WebSocket(_) => "websocket",
+            Self::Malformed(_) => "malformed",
+            Self::HandshakeTimeout => "handshake_timeout",
+            Self::Rejected(_) => "rejected",
+            Self::Refused(_) => "refused",
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::PongTimeout(_) => "pong_timeout",
+            Self::Overflow(_) => "overflow",
+            Self::WriteStall(_) => "write_stall",
+        }
+    }
+}
+
 /// Something the application should act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {

@@ -63,6 +63,7 @@ mod commands;
 mod config;
 mod dispatch;
 mod event;
+mod observing;
 mod outbox;
 mod setup;
 
@@ -80,6 +81,7 @@ pub use event::{CallError, CommandError, Event, LinkError};
 pub use setup::{authorize_upgrade, UpgradeRejection, CLIENT_ROLE, NODE_HEADER, NONCE_HEADER};
 
 use crate::mux::{MuxHashing, MuxId, MuxTable, Origin, TimerQueue};
+use crate::observe::{LinkEvent, Outcome};
 use crate::wire::Message;
 use crate::ws::{self, CloseCode, Transmit};
 use outbox::{Lane, Outbox};
@@ -112,6 +114,8 @@ pub struct Link {
     /// Maps `Instant`s to wall-clock time for the handshake and pings.
     clock_origin: (Instant, SystemTime),
     muxes: MuxTable,
+    /// Served requests' answers queued, for the observer.
+    answers: VecDeque<observing::PendingAnswer>,
     timers: TimerQueue,
     outbox: Outbox,
     events: VecDeque<Event>,
@@ -166,6 +170,7 @@ impl Link {
             remote: None,
             clock_origin: (now, wall),
             muxes: MuxTable::new(),
+            answers: VecDeque::new(),
             timers: TimerQueue::new(),
             outbox: Outbox::new(crc),
             events: VecDeque::new(),
@@ -388,6 +393,7 @@ impl Link {
                 self.outbox.clear();
             }
         }
+        self.flush_answers(now);
         let progressed = out.len() > before;
         if progressed || !self.has_pending_output() {
             self.stall_since = self.has_pending_output().then_some(now);
@@ -483,22 +489,29 @@ impl Link {
                     let e = LinkError::Malformed("unsolicited WebSocket pong".into());
                     self.fail(now, e);
                 }
-                ws::Event::Closed(cause) => self.on_ws_closed(cause),
+                ws::Event::Closed(cause) => self.on_ws_closed(now, cause),
             }
         }
     }
 
-    fn on_ws_closed(&mut self, cause: ws::CloseCause) {
+    fn on_ws_closed(&mut self, now: Instant, cause: ws::CloseCause) {
         if self.phase == Phase::Closed {
             return;
         }
-        self.end_all();
+        self.end_all(now);
         let reason = LinkError::WebSocket(cause);
         debug!(remote = ?self.remote, %reason, "link closed by the websocket layer");
         self.finish_close(reason);
     }
 
     fn finish_close(&mut self, reason: LinkError) {
+        if self.phase == Phase::Connected {
+            let peer = self.remote.as_deref().unwrap_or_default();
+            self.link_event(&LinkEvent::Lost {
+                peer,
+                reason: reason.label(),
+            });
+        }
         self.phase = Phase::Closed;
         self.handshake_deadline = None;
         self.next_ping = None;
@@ -516,7 +529,7 @@ impl Link {
             return;
         }
         debug!(remote = ?self.remote, %reason, "closing link");
-        self.end_all();
+        self.end_all(now);
         self.handshake_deadline = None;
         self.next_ping = None;
         let code = match &reason {
@@ -548,7 +561,14 @@ impl Link {
     }
 
     /// Ends every exchange with `Disconnected`, in mux order.
-    fn end_all(&mut self) {
+    fn end_all(&mut self, now: Instant) {
+        for request in self.muxes.in_requests.values() {
+            self.unanswered(now, request, Outcome::Disconnected);
+        }
+        for request in self.muxes.out_requests.values() {
+            self.call_ended(now, request, Outcome::Disconnected);
+        }
+        self.drop_answers(now);
         let mut ended: Vec<(MuxId, bool)> = self
             .muxes
             .out_requests

@@ -164,6 +164,20 @@ impl Outbox {
         }
     }
 
+    /// The ticket of the first data message still queued, if any: every
+    /// earlier one was handed over (or withdrawn).
+    pub(crate) fn first_queued_ticket(&self) -> Option<Ticket> {
+        self.data
+            .iter()
+            .find(|q| !q.frame.is_empty())
+            .map(|q| q.ticket)
+    }
+
+    /// Whether the control lane is empty.
+    pub(crate) fn control_is_empty(&self) -> bool {
+        self.control.is_empty()
+    }
+
     /// Bytes queued.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes

@@ -628,6 +628,7 @@ impl Link {
         self.next_ping = Some(now + self.config.ping_interval);
         let remote = self.remote.clone().unwrap_or_default();
         debug!(%remote, "link connected");
+        self.link_event(&crate::observe::LinkEvent::Connected { peer: &remote });
         self.events.push_back(Event::Connected {
             remote,
             remote_id,

@@ -104,6 +104,10 @@ pub struct OutRequest {
     /// The request's place in the send queue (while it waits there, a
     /// cancel withdraws it instead of overtaking it).
     pub ticket: Option<u64>,
+    /// The handler called (for records).
+    pub handler: u8,
+    /// When it was queued.
+    pub started: Instant,
 }
 
 /// A single request the peer sent and we serve.
@@ -118,6 +122,12 @@ pub struct InRequest {
     /// Bytes of its payload counted against the inbound budget until the
     /// request ends (the handler holds them).
     pub held: usize,
+    /// The handler it asked for, and its sub-route (for records).
+    pub handler: u8,
+    /// The sub-route.
+    pub subroute: Option<crate::wire::SubrouteId>,
+    /// When it was complete (TTFB and durations count from here).
+    pub started: Instant,
 }
 
 /// Our sending direction of a stream.
@@ -465,6 +475,9 @@ mod hashing_tests {
                     seq: 0,
                     timer: None,
                     held: 0,
+                    handler: 1,
+                    subroute: None,
+                    started: Instant::now(),
                 },
             );
         }

@@ -7,6 +7,7 @@
 mod auth;
 mod budget;
 mod ext;
+mod observe;
 mod requests;
 mod review;
 mod setup;

@@ -1,0 +1,214 @@
+//! Timing records (`core::observe`) with a fake clock: the TTFB of a
+//! served request is exactly the time from the request complete to its
+//! answer handed to `poll_transmit`; requests that end without an answer
+//! have none; calls and link events are recorded.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gridmux_core::cluster::should_dial;
+use gridmux_core::fuzzing::LinkPair;
+use gridmux_core::link::Event;
+use gridmux_core::observe::{CallMade, LinkEvent, Observer, Outcome, RequestServed};
+use gridmux_core::wire::{ErrorCode, ErrorPayload};
+
+use crate::*;
+
+/// What a side recorded, owned.
+#[derive(Debug, Default)]
+struct Recorded {
+    served: Vec<(u8, Outcome, Option<Duration>, Duration, u64, u64)>,
+    calls: Vec<(u8, Outcome, Duration)>,
+    links: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Recorded>);
+
+impl Observer for Recorder {
+    fn request_served(&self, r: &RequestServed<'_>) {
+        let row = (
+            r.handler,
+            r.outcome,
+            r.ttfb,
+            r.duration,
+            r.bytes_in,
+            r.bytes_out,
+        );
+        self.0.lock().unwrap().served.push(row);
+    }
+    fn call_made(&self, r: &CallMade<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .calls
+            .push((r.handler, r.outcome, r.latency));
+    }
+    fn link_event(&self, e: &LinkEvent<'_>) {
+        let text = match e {
+            LinkEvent::Connected { peer } => format!("connected {peer}"),
+            LinkEvent::Lost { peer, reason } => format!("lost {peer} {reason}"),
+            LinkEvent::PingRtt { .. } => "ping".to_owned(),
+        };
+        self.0.lock().unwrap().links.push(text);
+    }
+}
+
+/// A connected pair whose sides record into `[dialer, acceptor]`.
+fn observed_pair() -> (LinkPair, [Arc<Recorder>; 2]) {
+    let recorders = [Arc::new(Recorder::default()), Arc::new(Recorder::default())];
+    let all = recorders.clone();
+    let dialer = if should_dial("a:1", "b:1") {
+        "a:1"
+    } else {
+        "b:1"
+    };
+    let pair = LinkPair::connected(origin(), move |c| {
+        let side = if c.local == dialer { DIALER } else { ACCEPTOR };
+        c.observer = all[side].clone();
+    });
+    (pair, recorders)
+}
+
+const MS: Duration = Duration::from_millis(1);
+
+#[test]
+fn ext_observe_the_ttfb_of_a_served_request_is_exact_under_a_fake_clock() {
+    let (mut p, rec) = observed_pair();
+    let (caller, server) = (DIALER, ACCEPTOR);
+    let (c_rec, s_rec) = (&rec[DIALER], &rec[ACCEPTOR]);
+    // Both sides saw the link come up.
+    assert_eq!(c_rec.0.lock().unwrap().links.len(), 1);
+    assert_eq!(s_rec.0.lock().unwrap().links.len(), 1);
+    p.links[caller]
+        .request(p.now, 1, None, Bytes::from_static(b"12345"), None)
+        .unwrap();
+    p.drive();
+    let Event::Request { mux, .. } = one_event(&mut p, server) else {
+        panic!("no request")
+    };
+    // The handler takes 5 ms; the answer waits 3 ms more for the writer.
+    p.now += 5 * MS;
+    p.links[server]
+        .respond(p.now, mux, Ok(Bytes::from_static(b"abc")))
+        .unwrap();
+    assert!(
+        s_rec.0.lock().unwrap().served.is_empty(),
+        "recorded before it went out"
+    );
+    p.now += 3 * MS;
+    p.drive();
+    let served = std::mem::take(&mut s_rec.0.lock().unwrap().served);
+    assert_eq!(served, vec![(1, Outcome::Ok, Some(8 * MS), 8 * MS, 5, 3)]);
+    let calls = std::mem::take(&mut c_rec.0.lock().unwrap().calls);
+    assert_eq!(calls, vec![(1, Outcome::Ok, 8 * MS)]);
+    one_event(&mut p, caller);
+
+    // A handler error is an answer: it has a TTFB.
+    p.links[caller]
+        .request(p.now, 2, None, Bytes::new(), None)
+        .unwrap();
+    p.drive();
+    let Event::Request { mux, .. } = one_event(&mut p, server) else {
+        panic!()
+    };
+    p.now += 2 * MS;
+    let e = ErrorPayload::new(ErrorCode::Application, "no");
+    p.links[server].respond(p.now, mux, Err(e)).unwrap();
+    p.drive();
+    let served = std::mem::take(&mut s_rec.0.lock().unwrap().served);
+    assert_eq!(served[0].1, Outcome::HandlerError);
+    assert_eq!(served[0].2, Some(2 * MS));
+    let calls = std::mem::take(&mut c_rec.0.lock().unwrap().calls);
+    assert_eq!(calls, vec![(2, Outcome::HandlerError, 2 * MS)]);
+    one_event(&mut p, caller);
+
+    // An unknown handler is refused at once: outcome and a zero TTFB.
+    p.links[caller]
+        .request(p.now, 99, None, Bytes::new(), None)
+        .unwrap();
+    p.drive();
+    let served = std::mem::take(&mut s_rec.0.lock().unwrap().served);
+    assert_eq!(served.len(), 1);
+    assert_eq!(
+        (served[0].0, served[0].1, served[0].2),
+        (99, Outcome::UnknownHandler, Some(Duration::ZERO))
+    );
+    let calls = std::mem::take(&mut c_rec.0.lock().unwrap().calls);
+    assert_eq!(calls[0].1, Outcome::UnknownHandler);
+    one_event(&mut p, caller);
+}
+
+#[test]
+fn ext_observe_requests_without_an_answer_have_no_ttfb() {
+    let (mut p, rec) = observed_pair();
+    let (caller, server) = (DIALER, ACCEPTOR);
+    let s_rec = rec[ACCEPTOR].clone();
+    // Past its deadline.
+    let deadline = p.now + 50 * MS;
+    p.links[caller]
+        .request(p.now, 1, None, Bytes::new(), Some(deadline))
+        .unwrap();
+    p.drive();
+    one_event(&mut p, server);
+    p.advance(60 * MS);
+    p.take_events(server);
+    p.take_events(caller);
+    // Cancelled by the caller.
+    let mux = p.links[caller]
+        .request(p.now, 1, None, Bytes::new(), None)
+        .unwrap();
+    p.drive();
+    one_event(&mut p, server);
+    p.now += 7 * MS;
+    p.links[caller].cancel(p.now, mux);
+    p.drive();
+    // Answered, but the link dies before the answer goes out.
+    p.links[caller]
+        .request(p.now, 1, None, Bytes::new(), None)
+        .unwrap();
+    p.drive();
+    let Event::Request { mux, .. } = p.take_events(server).pop().unwrap() else {
+        panic!()
+    };
+    p.links[server]
+        .respond(p.now, mux, Ok(Bytes::new()))
+        .unwrap();
+    // And one still with its handler when the link dies.
+    p.links[caller]
+        .request(p.now, 1, None, Bytes::new(), None)
+        .unwrap();
+    p.transfer(caller);
+    p.kill();
+    let served = std::mem::take(&mut s_rec.0.lock().unwrap().served);
+    let outcomes: Vec<_> = served.iter().map(|r| (r.1, r.2)).collect();
+    assert!(outcomes.contains(&(Outcome::Timeout, None)), "{outcomes:?}");
+    assert!(
+        outcomes.contains(&(Outcome::Canceled, None)),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == (Outcome::Disconnected, None))
+            .count(),
+        2,
+        "{outcomes:?}"
+    );
+    assert!(
+        served.iter().all(|r| r.2.is_none()),
+        "no TTFB of zero for what got no answer"
+    );
+    let timeout = served.iter().find(|r| r.1 == Outcome::Timeout).unwrap();
+    assert_eq!(timeout.3, 50 * MS);
+    let canceled = served.iter().find(|r| r.1 == Outcome::Canceled).unwrap();
+    assert_eq!(canceled.3, 7 * MS);
+    assert!(s_rec
+        .0
+        .lock()
+        .unwrap()
+        .links
+        .iter()
+        .any(|l| l.starts_with("lost")));
+}
