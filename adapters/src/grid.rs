@@ -168,10 +168,17 @@ impl GridBuilder {
         if !gridmux_core::http::files::valid_route(route) {
             self.bad_route.get_or_insert_with(|| route.to_owned());
         }
-        self.files
-            .routes
-            .insert(route.to_owned(), Arc::new(handler));
+        let label = format!("files/{route}").into();
+        let handler = Arc::new(handler);
+        (self.files.routes).insert(route.to_owned(), crate::files::Route { handler, label });
         self
+    }
+
+    /// Receives the node's timing records (requests served and made, HTTP
+    /// answers with their time to first byte, link events); see
+    /// `gridmux_core::observe` and the `gridmux-metrics` crate.
+    pub fn observer(self, observer: Arc<dyn gridmux_core::observe::Observer>) -> Self {
+        self.configure(move |c| c.observer = observer)
     }
 
     /// Sets the file plane's limits (transfers at once, send timeout).
@@ -442,6 +449,11 @@ impl Node {
             live: Mutex::new(Vec::new()),
             auth_log: LogLimit::new(Duration::from_secs(1)),
         }
+    }
+
+    /// The observer of the node's records.
+    pub(crate) fn observer(&self) -> Arc<dyn gridmux_core::observe::Observer> {
+        self.config().observer.clone()
     }
 
     /// The configuration for a new link.

@@ -63,6 +63,7 @@ mod error;
 mod files;
 mod grid;
 mod handler;
+mod http_record;
 mod io;
 mod listener;
 mod log_limit;

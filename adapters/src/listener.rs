@@ -9,16 +9,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
 use gridmux_core::http::files::FILES_PREFIX;
-use gridmux_core::http::{Event, RequestHead, Response, ServerConnection};
+use gridmux_core::http::{CloseReason, Event, RequestHead, Response, ServerConnection};
 use gridmux_core::link::Link;
+use gridmux_core::observe::BodyPath;
 use gridmux_core::ws::Transmit;
 use rand::rngs::StdRng;
 use rand::SeedableRng as _;
 use tracing::{debug, info_span, warn, Instrument as _};
 
 use crate::driver::Driver;
-use crate::files;
+use crate::files::{self, serve::Served};
 use crate::grid::Node;
+use crate::http_record::{HttpAnswer, RouteLabel};
 use crate::io::{read_some, shutdown, write_all};
 use crate::runtime::{Listener, Socket};
 use crate::session::LinkSession;
@@ -72,16 +74,33 @@ async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>, pending: Pen
     let mut http = ServerConnection::new(node.http, timeout, Instant::now());
     let mut input = BytesMut::new();
     let mut out = Transmit::new();
+    // The answer queued in `http`, recorded once written.
+    let mut answered: Option<HttpAnswer> = None;
+    // When the last input was handled (a refused head dates from there).
+    let mut read_at = Instant::now();
     loop {
         while let Some(event) = http.poll_event() {
             match event {
                 Event::Request(head) if head.path().starts_with(FILES_PREFIX) => {
-                    if !files::serve::serve(&node, &head, &*socket, &mut http).await {
-                        shutdown(&*socket);
-                        return;
+                    let started = Instant::now();
+                    match files::serve::serve(&node, &head, started, &*socket, &mut http).await {
+                        Served::Queued(answer) => answered = Some(answer),
+                        Served::Sent => {}
+                        Served::Aborted => {
+                            shutdown(&*socket);
+                            return;
+                        }
                     }
                 }
-                Event::Request(head) => http.respond(Instant::now(), &answer(&node, &head)),
+                Event::Request(head) => {
+                    let started = Instant::now();
+                    let (response, route) = answer(&node, &head);
+                    http.respond(Instant::now(), &response);
+                    let record =
+                        HttpAnswer::new(started, &head, RouteLabel::Fixed(route), response.status);
+                    let len = response.body.len() as u64;
+                    answered = Some(record.body(len, BodyPath::Memory, head.method == "HEAD"));
+                }
                 Event::Upgrade(head) => {
                     let link = Link::accept_head(
                         node.config(),
@@ -101,15 +120,38 @@ async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>, pending: Pen
                 }
                 Event::Closed(reason) => {
                     debug!(?reason, "http connection closed");
+                    let refused = match &reason {
+                        CloseReason::Refused(e) => Some(e.status()),
+                        CloseReason::Timeout => Some(408),
+                        _ => None,
+                    };
                     while http.poll_transmit(&mut out) {}
+                    let first = (!out.is_empty()).then(Instant::now);
                     let _ = node.timeout(timeout, write_all(&*socket, &mut out)).await;
+                    if let (Some(status), Some(first)) = (refused, first) {
+                        // A refused head: no method or route to tell.
+                        let record = HttpAnswer {
+                            started: read_at,
+                            route: RouteLabel::Fixed("other"),
+                            method: "other",
+                            status,
+                            bytes_out: 0,
+                            body: BodyPath::None,
+                        };
+                        record.record(&node, Some(first), Instant::now());
+                    }
                     shutdown(&*socket);
                     return;
                 }
             }
         }
         while http.poll_transmit(&mut out) {}
-        match node.timeout(timeout, write_all(&*socket, &mut out)).await {
+        let first = Instant::now();
+        let written = node.timeout(timeout, write_all(&*socket, &mut out)).await;
+        if let Some(answer) = answered.take() {
+            answer.record(&node, Some(first), Instant::now());
+        }
+        match written {
             Some(Ok(())) => {}
             _ => return,
         }
@@ -130,6 +172,7 @@ async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>, pending: Pen
             None => Some(read.await),
         };
         let now = Instant::now();
+        read_at = now;
         match outcome {
             None => http.handle_timeout(now),
             Some(Ok(0) | Err(_)) => http.handle_eof(now),
@@ -138,19 +181,26 @@ async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>, pending: Pen
     }
 }
 
-/// The answer to a plain HTTP request.
-fn answer(node: &Node, head: &RequestHead) -> Response {
+/// The answer to a plain HTTP request, and its route label.
+fn answer(node: &Node, head: &RequestHead) -> (Response, &'static str) {
     let path = head.path();
+    let route = match path {
+        "/health" => "health",
+        p if p == node.config().path => "upgrade",
+        _ => "other",
+    };
     if head.method != "GET" && head.method != "HEAD" {
-        return Response::text(405, "method not allowed\n").header("Allow", "GET, HEAD");
+        let response = Response::text(405, "method not allowed\n").header("Allow", "GET, HEAD");
+        return (response, route);
     }
-    match path {
-        "/health" => Response::text(200, "ok"),
-        p if p == node.config().path => Response::text(426, "upgrade to a grid link\n")
+    let response = match route {
+        "health" => Response::text(200, "ok"),
+        "upgrade" => Response::text(426, "upgrade to a grid link\n")
             .header("Upgrade", "websocket")
             .header("Sec-WebSocket-Version", "13"),
         _ => Response::text(404, "not found\n"),
-    }
+    };
+    (response, route)
 }
 
 /// One of the node's pending connections; dropping it frees the place.

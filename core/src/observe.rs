@@ -121,6 +121,55 @@ pub struct CallMade<'a> {
     pub latency: Duration,
 }
 
+/// How an HTTP response's body went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BodyPath {
+    /// No body (a `HEAD`, an empty body, or a status without one).
+    None,
+    /// From memory.
+    Memory,
+    /// A file region by `sendfile`.
+    Sendfile,
+    /// A file region by the copy (`pread` + `write`).
+    Copy,
+}
+
+impl BodyPath {
+    /// A label value: `none`, `memory`, `sendfile`, `copy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Memory => "memory",
+            Self::Sendfile => "sendfile",
+            Self::Copy => "copy",
+        }
+    }
+}
+
+/// An HTTP request served on the node's port (health, file plane,
+/// metrics, refusals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpServed<'a> {
+    /// What was asked for, from a bounded set: `health`, `metrics`,
+    /// `upgrade`, `files/<route>` for a registered route, `files` for any
+    /// other, `other`.
+    pub route: &'a str,
+    /// `GET`, `HEAD`, or `other`.
+    pub method: &'static str,
+    /// The status answered.
+    pub status: u16,
+    /// From the request head received to the first byte of the answer
+    /// (its status line) handed to the socket; `None` if nothing went out.
+    pub ttfb: Option<Duration>,
+    /// From the request head received to the last byte handed over (or
+    /// the end).
+    pub duration: Duration,
+    /// Body bytes sent.
+    pub bytes_out: u64,
+    /// How the body went out.
+    pub body: BodyPath,
+}
+
 /// What happened to a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkEvent<'a> {
@@ -165,6 +214,10 @@ pub trait Observer: Send + Sync + Debug {
     /// A link event.
     fn link_event(&self, event: &LinkEvent<'_>) {
         let _ = event;
+    }
+    /// An HTTP request on the node's port ended.
+    fn http_served(&self, record: &HttpServed<'_>) {
+        let _ = record;
     }
 }
 

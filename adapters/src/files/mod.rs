@@ -153,10 +153,17 @@ impl Default for FileLimits {
     }
 }
 
+/// A served route: its handler and its label in records.
+pub(crate) struct Route {
+    pub(crate) handler: Arc<dyn FileHandler>,
+    /// `files/<route>`.
+    pub(crate) label: Arc<str>,
+}
+
 /// A node's file routes, limits and fetch pool.
 #[derive(Default)]
 pub(crate) struct FilePlane {
-    pub(crate) routes: HashMap<String, Arc<dyn FileHandler>>,
+    pub(crate) routes: HashMap<String, Route>,
     pub(crate) limits: FileLimits,
     pub(crate) transfers: Transfers,
     pub(crate) pool: Pool,

@@ -3,16 +3,18 @@
 use std::time::{Instant, SystemTime};
 
 use gridmux_core::auth::request::RequestAuthError;
-use gridmux_core::http::files::{self, FileMeta, FileRefusal, FileRequest};
+use gridmux_core::http::files::{self, FileMeta, FileRefusal, FileRequest, FILES_PREFIX};
 use gridmux_core::http::{RequestHead, ServerConnection};
 use gridmux_core::link::ClientAccess;
+use gridmux_core::observe::BodyPath;
 use gridmux_core::ws::Transmit;
-use gridmux_sendfile::Transfer;
+use gridmux_sendfile::{Method, Transfer};
 use tracing::{debug, warn};
 
 use super::limits::Permit;
 use super::{FileError, FileRegion, Signer};
 use crate::grid::Node;
+use crate::http_record::{HttpAnswer, RouteLabel};
 use crate::runtime::Socket;
 use crate::send_file::{send_file_on_thread, send_file_with_stall_timeout};
 
@@ -20,33 +22,56 @@ use crate::send_file::{send_file_on_thread, send_file_with_stall_timeout};
 struct Accepted {
     transfer: Option<Transfer>,
     permit: Option<Permit>,
+    /// The record of the answer.
+    answer: HttpAnswer,
 }
 
-/// Answers `head` (a request under the files prefix) on `http`, sending
-/// the body itself. Returns `false` when the connection must close at
-/// once (a body that could not be sent whole).
+/// How a file request went.
+pub(crate) enum Served {
+    /// Answered in `http`'s output (no body of ours): the caller writes
+    /// it, then records `answer`.
+    Queued(HttpAnswer),
+    /// The body went out whole and was recorded; the connection goes on.
+    Sent,
+    /// The body could not be sent whole (recorded): close at once.
+    Aborted,
+}
+
+/// Answers `head` (a request under the files prefix, received at
+/// `started`) on `http`, sending a body itself.
 pub(crate) async fn serve(
     node: &Node,
     head: &RequestHead,
+    started: Instant,
     socket: &dyn Socket,
     http: &mut ServerConnection,
-) -> bool {
-    let accepted = match accept(node, head, http) {
+) -> Served {
+    let route = route_label(node, head);
+    let accepted = match accept(node, head, http, started, route.clone()) {
         Ok(accepted) => accepted,
         Err(refusal) => {
             debug!(%refusal, target = %head.target, "file request refused");
-            http.respond(Instant::now(), &refusal.response());
-            return true;
+            let response = refusal.response();
+            http.respond(Instant::now(), &response);
+            let answer = HttpAnswer::new(started, head, route, response.status);
+            let len = response.body.len() as u64;
+            return Served::Queued(answer.body(len, BodyPath::Memory, head.method == "HEAD"));
         }
     };
-    let (Some(transfer), permit) = (accepted.transfer, accepted.permit) else {
-        return true;
+    let Accepted {
+        transfer,
+        permit,
+        answer,
+    } = accepted;
+    let Some(transfer) = transfer else {
+        return Served::Queued(answer);
     };
     let mut out = Transmit::new();
     http.poll_transmit(&mut out);
     let response_head = out.to_vec();
     let limits = &node.files.limits;
     let (rt, stall) = (&*node.runtime, limits.send_timeout);
+    let first = Instant::now();
     let sent = if limits.send_on_thread {
         // The place is the thread's until it ends.
         send_file_on_thread(rt, stall, socket, &response_head, transfer, permit).await
@@ -57,16 +82,28 @@ pub(crate) async fn serve(
         drop(permit);
         sent
     };
+    let done = Instant::now();
     match sent {
         Ok(_) => {
-            http.body_sent(Instant::now());
-            true
+            answer.record(node, Some(first), done);
+            http.body_sent(done);
+            Served::Sent
         }
         Err(e) => {
             debug!(%e, target = %head.target, "file transfer ended early");
+            answer.record(node, Some(first), done);
             http.body_aborted();
-            false
+            Served::Aborted
         }
+    }
+}
+
+/// `files/<route>` for a registered route, `files` for any other.
+fn route_label(node: &Node, head: &RequestHead) -> RouteLabel {
+    let route = head.path().strip_prefix(FILES_PREFIX).unwrap_or_default();
+    match node.files.routes.get(route) {
+        Some(r) => RouteLabel::Shared(r.label.clone()),
+        None => RouteLabel::Fixed("files"),
     }
 }
 
@@ -76,6 +113,8 @@ fn accept(
     node: &Node,
     head: &RequestHead,
     http: &mut ServerConnection,
+    started: Instant,
+    route_label: RouteLabel,
 ) -> Result<Accepted, FileRefusal> {
     let plane = &node.files;
     let config = node.config();
@@ -104,7 +143,11 @@ fn accept(
     // The per-peer allowance: a member's own, or the one all others share.
     let member = cluster_secret && config.peers.contains(&request.signer);
     let allowance = if member { signer.name } else { "" };
-    let handler = plane.routes.get(route).ok_or(FileRefusal::NotFound)?;
+    let handler = &plane
+        .routes
+        .get(route)
+        .ok_or(FileRefusal::NotFound)?
+        .handler;
     let region = handler.open(key, signer).map_err(|e| match e {
         FileError::NotFound => FileRefusal::NotFound,
         FileError::InvalidKey(_) => FileRefusal::BadRequest("key"),
@@ -145,10 +188,18 @@ fn accept(
     } else {
         None
     };
+    let body = match transfer.as_ref().map(Transfer::method) {
+        Some(Method::Sendfile) => BodyPath::Sendfile,
+        Some(Method::Copy) => BodyPath::Copy,
+        None => BodyPath::None,
+    };
+    let record = HttpAnswer::new(started, head, route_label, answer.response.status);
+    let record = record.body(body_len, body, request.head_only);
     let must_send = http.respond_with_body(Instant::now(), &answer.response, body_len);
     debug_assert_eq!(must_send, transfer.is_some());
     Ok(Accepted {
         transfer: transfer.filter(|_| must_send),
         permit,
+        answer: record,
     })
 }

@@ -1,0 +1,379 @@
+//! Prometheus metrics of a gridmux node: [`GridMetrics`] receives the
+//! node's timing records (it is a `gridmux_core::observe::Observer`) and
+//! writes them as OpenMetrics text with `prometheus-client`.
+//!
+//! Label sets stay bounded: handlers are ids (at most 255), peers are the
+//! cluster's names given at construction (any other caller, a client, is
+//! `peer="client"`), HTTP routes are the node's fixed ones plus its
+//! registered file routes given at construction (anything else is
+//! `route="other"`), statuses are the node's own answers. An observation
+//! allocates nothing.
+//!
+//! ```
+//! use std::time::Duration;
+//! use gridmux_core::observe::{Observer, Outcome, RequestServed};
+//! use gridmux_metrics::GridMetrics;
+//!
+//! let metrics = GridMetrics::new(&["10.0.0.1:9000", "10.0.0.2:9000"], &["files"]);
+//! metrics.request_served(&RequestServed {
+//!     peer: "10.0.0.2:9000", handler: 1, subroute: None, outcome: Outcome::Ok,
+//!     ttfb: Some(Duration::from_micros(80)), duration: Duration::from_micros(80),
+//!     bytes_in: 5, bytes_out: 5,
+//! });
+//! let text = metrics.encode();
+//! assert!(text.contains("gridmux_ttfb_seconds_count{plane=\"grid\",handler=\"1\",route=\"\"} 1"));
+//! assert!(text.ends_with("# EOF\n"));
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gridmux_core::observe::{CallMade, HttpServed, LinkEvent, Observer, RequestServed};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The content type of [`GridMetrics::encode`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Histogram buckets in seconds: 25 µs to 10 s, fine enough for RPC
+/// inside a cluster; MinIO's TTFB buckets (0.05 … 10) are among them.
+pub const BUCKETS: [f64; 18] = [
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Makes histograms with [`BUCKETS`].
+#[derive(Debug, Clone, Copy)]
+struct Buckets;
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(BUCKETS)
+    }
+}
+
+/// The label of a plane's name: a handler id (grid) or a route (HTTP).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TtfbLabels {
+    plane: &'static str,
+    handler: Option<u8>,
+    route: Option<Arc<str>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HandlerOutcome {
+    handler: u8,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HandlerLabel {
+    handler: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PeerDirection {
+    peer: Arc<str>,
+    direction: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PeerLabel {
+    peer: Arc<str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PeerReason {
+    peer: Arc<str>,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HttpLabels {
+    route: Arc<str>,
+    method: &'static str,
+    status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteBody {
+    route: Arc<str>,
+    body: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PathLabel {
+    path: &'static str,
+}
+
+/// A node's metrics. Cheap to share (`Arc`); see the crate docs.
+#[derive(Debug)]
+pub struct GridMetrics {
+    registry: Registry,
+    peers: HashMap<Box<str>, Arc<str>>,
+    routes: HashMap<Box<str>, Arc<str>>,
+    client: Arc<str>,
+    other: Arc<str>,
+    ttfb: Family<TtfbLabels, Histogram, Buckets>,
+    duration: Family<TtfbLabels, Histogram, Buckets>,
+    grid_requests: Family<HandlerOutcome, Counter>,
+    grid_bytes: Family<PeerDirection, Counter>,
+    calls: Family<HandlerOutcome, Counter>,
+    call_latency: Family<HandlerLabel, Histogram, Buckets>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_body_bytes: Family<RouteBody, Counter>,
+    links_connected: Family<PeerLabel, Counter>,
+    links_lost: Family<PeerReason, Counter>,
+    ping_rtt: Family<PeerLabel, Histogram, Buckets>,
+    file_bytes: Family<PathLabel, Counter>,
+    /// The sendfile crate's counters at the last scrape.
+    file_seen: Mutex<gridmux_sendfile::Counters>,
+}
+
+impl GridMetrics {
+    /// Metrics of a node of the cluster `peers`, serving `file_routes`.
+    pub fn new(peers: &[impl AsRef<str>], file_routes: &[impl AsRef<str>]) -> Self {
+        let mut registry = Registry::with_prefix("gridmux");
+        let ttfb = Family::new_with_constructor(Buckets);
+        registry.register(
+            "ttfb_seconds",
+            "Time to first byte of requests served: from the request complete to the first byte of its answer handed to the socket (the status line for answers without a body)",
+            ttfb.clone(),
+        );
+        let duration = Family::new_with_constructor(Buckets);
+        registry.register(
+            "request_duration_seconds",
+            "Duration of requests served, from the request complete to their last byte handed over (or their end)",
+            duration.clone(),
+        );
+        let grid_requests = Family::default();
+        registry.register(
+            "grid_requests",
+            "Grid requests served, by handler and outcome",
+            grid_requests.clone(),
+        );
+        let grid_bytes = Family::default();
+        registry.register(
+            "grid_payload_bytes",
+            "Payload bytes of grid requests served, by peer and direction",
+            grid_bytes.clone(),
+        );
+        let calls = Family::default();
+        registry.register(
+            "calls",
+            "Grid requests made to peers, by handler and outcome",
+            calls.clone(),
+        );
+        let call_latency = Family::new_with_constructor(Buckets);
+        registry.register(
+            "call_latency_seconds",
+            "Latency of grid requests made, from queued to answered (or ended)",
+            call_latency.clone(),
+        );
+        let http_requests = Family::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests served on the node's port, by route, method and status",
+            http_requests.clone(),
+        );
+        let http_body_bytes = Family::default();
+        registry.register(
+            "http_body_bytes",
+            "Body bytes of HTTP answers, by route and how they went out (memory, sendfile, copy)",
+            http_body_bytes.clone(),
+        );
+        let links_connected = Family::default();
+        registry.register(
+            "links_connected",
+            "Links that came up, by peer",
+            links_connected.clone(),
+        );
+        let links_lost = Family::default();
+        registry.register(
+            "links_lost",
+            "Links that went down after being up, by peer and reason",
+            links_lost.clone(),
+        );
+        let ping_rtt = Family::new_with_constructor(Buckets);
+        registry.register(
+            "ping_rtt_seconds",
+            "Round trip of link pings, by peer",
+            ping_rtt.clone(),
+        );
+        let file_bytes = Family::default();
+        registry.register(
+            "file_bytes",
+            "File bytes moved by this process, by path: sendfile and copy (sent), splice and received_copy (received)",
+            file_bytes.clone(),
+        );
+        let shared = |names: &[_]| -> HashMap<Box<str>, Arc<str>> {
+            names
+                .iter()
+                .map(|n: &String| (n.as_str().into(), Arc::from(n.as_str())))
+                .collect()
+        };
+        let peers: Vec<String> = peers.iter().map(|p| p.as_ref().to_owned()).collect();
+        let routes: Vec<String> = file_routes
+            .iter()
+            .map(|r| format!("files/{}", r.as_ref()))
+            .chain(["health", "upgrade", "metrics", "files", "other"].map(String::from))
+            .collect();
+        Self {
+            registry,
+            peers: shared(&peers),
+            routes: shared(&routes),
+            client: Arc::from("client"),
+            other: Arc::from("other"),
+            ttfb,
+            duration,
+            grid_requests,
+            grid_bytes,
+            calls,
+            call_latency,
+            http_requests,
+            http_body_bytes,
+            links_connected,
+            links_lost,
+            ping_rtt,
+            file_bytes,
+            file_seen: Mutex::new(gridmux_sendfile::Counters::default()),
+        }
+    }
+
+    /// The metrics as OpenMetrics text (ends with `# EOF`); serve it with
+    /// [`CONTENT_TYPE`].
+    pub fn encode(&self) -> String {
+        self.sync_file_counters();
+        let mut text = String::with_capacity(16 * 1024);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    /// Brings the process-wide file counters up to date.
+    fn sync_file_counters(&self) {
+        let now = gridmux_sendfile::counters();
+        let mut seen = self.file_seen.lock().unwrap_or_else(|e| e.into_inner());
+        for (path, now, before) in [
+            ("sendfile", now.sendfile_bytes, seen.sendfile_bytes),
+            ("copy", now.copy_bytes, seen.copy_bytes),
+            ("splice", now.spliced_bytes, seen.spliced_bytes),
+            ("received_copy", now.received_by_copy, seen.received_by_copy),
+        ] {
+            let counter = self.file_bytes.get_or_create(&PathLabel { path });
+            counter.inc_by(now.saturating_sub(before));
+        }
+        *seen = now;
+    }
+
+    fn peer(&self, name: &str) -> Arc<str> {
+        self.peers.get(name).unwrap_or(&self.client).clone()
+    }
+
+    fn route(&self, name: &str) -> Arc<str> {
+        self.routes.get(name).unwrap_or(&self.other).clone()
+    }
+}
+
+fn seconds(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+impl Observer for GridMetrics {
+    fn request_served(&self, r: &RequestServed<'_>) {
+        let labels = TtfbLabels {
+            plane: "grid",
+            handler: Some(r.handler),
+            route: None,
+        };
+        if let Some(ttfb) = r.ttfb {
+            self.ttfb.get_or_create(&labels).observe(seconds(ttfb));
+        }
+        self.duration
+            .get_or_create(&labels)
+            .observe(seconds(r.duration));
+        let outcome = r.outcome.as_str();
+        self.grid_requests
+            .get_or_create(&HandlerOutcome {
+                handler: r.handler,
+                outcome,
+            })
+            .inc();
+        let peer = self.peer(r.peer);
+        for (direction, n) in [("in", r.bytes_in), ("out", r.bytes_out)] {
+            let labels = PeerDirection {
+                peer: peer.clone(),
+                direction,
+            };
+            self.grid_bytes.get_or_create(&labels).inc_by(n);
+        }
+    }
+
+    fn call_made(&self, r: &CallMade<'_>) {
+        let labels = HandlerOutcome {
+            handler: r.handler,
+            outcome: r.outcome.as_str(),
+        };
+        self.calls.get_or_create(&labels).inc();
+        self.call_latency
+            .get_or_create(&HandlerLabel { handler: r.handler })
+            .observe(seconds(r.latency));
+    }
+
+    fn link_event(&self, e: &LinkEvent<'_>) {
+        match *e {
+            LinkEvent::Connected { peer } => {
+                let peer = self.peer(peer);
+                self.links_connected
+                    .get_or_create(&PeerLabel { peer })
+                    .inc();
+            }
+            LinkEvent::Lost { peer, reason } => {
+                let peer = self.peer(peer);
+                self.links_lost
+                    .get_or_create(&PeerReason { peer, reason })
+                    .inc();
+            }
+            LinkEvent::PingRtt { peer, rtt } => {
+                let peer = self.peer(peer);
+                self.ping_rtt
+                    .get_or_create(&PeerLabel { peer })
+                    .observe(seconds(rtt));
+            }
+        }
+    }
+
+    fn http_served(&self, r: &HttpServed<'_>) {
+        let route = self.route(r.route);
+        let labels = TtfbLabels {
+            plane: "http",
+            handler: None,
+            route: Some(route.clone()),
+        };
+        if let Some(ttfb) = r.ttfb {
+            self.ttfb.get_or_create(&labels).observe(seconds(ttfb));
+        }
+        self.duration
+            .get_or_create(&labels)
+            .observe(seconds(r.duration));
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route: route.clone(),
+                method: r.method,
+                status: r.status,
+            })
+            .inc();
+        if r.bytes_out > 0 {
+            self.http_body_bytes
+                .get_or_create(&RouteBody {
+                    route,
+                    body: r.body.as_str(),
+                })
+                .inc_by(r.bytes_out);
+        }
+    }
+}
