@@ -28,6 +28,18 @@ use crate::shared::{LinkState, SharedLink};
 use crate::signal::{CancelSignal, Changes};
 use crate::stream::{StreamReceiver, StreamSender};
 use crate::{dial, listener, Error, HandlerError, Peer};
+use gridmux_metrics::GridMetrics;
+
+/// Who may scrape a node's `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetricsAccess {
+    /// A scraper with the bearer token of the cluster's secret
+    /// ([`Grid::metrics_token`]); others get `401`.
+    #[default]
+    Token,
+    /// Anyone who can reach the port.
+    Public,
+}
 
 /// Why a grid did not start.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +85,7 @@ pub struct GridBuilder {
     max_pending_connections: usize,
     files: FilePlane,
     bad_route: Option<String>,
+    metrics: Option<MetricsAccess>,
 }
 
 impl std::fmt::Debug for GridBuilder {
@@ -101,6 +114,7 @@ impl GridBuilder {
             max_pending_connections: 1024,
             files: FilePlane::default(),
             bad_route: None,
+            metrics: None,
         }
     }
 
@@ -179,6 +193,17 @@ impl GridBuilder {
     /// `gridmux_core::observe` and the `gridmux-metrics` crate.
     pub fn observer(self, observer: Arc<dyn gridmux_core::observe::Observer>) -> Self {
         self.configure(move |c| c.observer = observer)
+    }
+
+    /// Keeps Prometheus metrics of the node (`gridmux-metrics`) and serves
+    /// them at `GET /metrics` as OpenMetrics text: with
+    /// [`MetricsAccess::Token`], to a scraper sending `Authorization:
+    /// Bearer <token>` ([`Grid::metrics_token`]); with
+    /// [`MetricsAccess::Public`], to anyone. It is the node's observer
+    /// (it replaces one set with [`observer`](Self::observer)).
+    pub fn metrics(mut self, access: MetricsAccess) -> Self {
+        self.metrics = Some(access);
+        self
     }
 
     /// Sets the file plane's limits (transfers at once, send timeout).
@@ -310,6 +335,12 @@ impl GridBuilder {
         let runtime: Arc<dyn Runtime> = Arc::new(runtime);
         let listener = runtime.adopt_listener(listener)?;
         let mut config = new_link_config(&self.local, self.peers.clone(), keys, self.configure);
+        let metrics = self.metrics.map(|access| {
+            let routes: Vec<&String> = self.files.routes.keys().collect();
+            let metrics = Arc::new(GridMetrics::new(&self.peers, &routes));
+            config.observer = metrics.clone();
+            (metrics, access)
+        });
         config.handlers = self.handlers.table.clone();
         config.clients = clients;
         let slots = (self.peers.iter())
@@ -321,6 +352,7 @@ impl GridBuilder {
             max_pending_connections: self.max_pending_connections,
             local_addr,
             files: self.files,
+            metrics,
             ..node
         });
         info!(local = %self.local, %local_addr, "grid started");
@@ -383,6 +415,8 @@ pub(crate) struct Node {
     pub(crate) local_addr: SocketAddr,
     /// File routes, their limits and the fetch pool.
     pub(crate) files: FilePlane,
+    /// The metrics served at `/metrics`, and who may scrape them.
+    pub(crate) metrics: Option<(Arc<GridMetrics>, MetricsAccess)>,
     /// The connected link of each peer (the set of peers is fixed).
     links: HashMap<String, Arc<PeerSlot>>,
     /// At most one warning a second about failed set-ups.
@@ -441,6 +475,7 @@ impl Node {
             reconnect,
             local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             files: FilePlane::default(),
+            metrics: None,
             links: slots.collect(),
             changes: Changes::default(),
             closing: AtomicBool::new(false),
@@ -642,6 +677,18 @@ impl Grid {
         peers: impl IntoIterator<Item = impl Into<String>>,
     ) -> GridBuilder {
         GridBuilder::new(local.into(), peers.into_iter().map(Into::into).collect())
+    }
+
+    /// The bearer token that scrapes `/metrics` (of the current secret;
+    /// any secret's token is accepted during a change of secret).
+    pub fn metrics_token(&self) -> String {
+        gridmux_core::auth::metrics::token(&self.node.config().keys)
+    }
+
+    /// The node's metrics as OpenMetrics text, if it keeps them
+    /// ([`GridBuilder::metrics`]).
+    pub fn metrics_text(&self) -> Option<String> {
+        self.node.metrics.as_ref().map(|(m, _)| m.encode())
     }
 
     /// This node's name.

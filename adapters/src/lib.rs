@@ -79,7 +79,7 @@ mod websocket;
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, HandlerError};
 pub use files::{FetchError, FileBody, FileError, FileHandler, FileLimits, FileRegion, Signer};
-pub use grid::{Grid, GridBuilder, StartError};
+pub use grid::{Grid, GridBuilder, MetricsAccess, StartError};
 pub use handler::Context;
 pub use peer::{Call, OpenStream, Peer, Request, RequestFuture};
 pub use send_file::{send_file, send_file_with_stall_timeout};
@@ -91,6 +91,8 @@ pub use gridmux_core::auth::{AuthError, Keyring};
 pub use gridmux_core::cluster::ReconnectSchedule;
 pub use gridmux_core::link::{ClientAccess, LinkConfig};
 pub use gridmux_core::wire::{ErrorCode, SubrouteId};
+/// Prometheus metrics of the timing records ([`GridBuilder::metrics`]).
+pub use gridmux_metrics as metrics;
 /// File regions to sockets: `sendfile` on Linux, a copy elsewhere.
 pub use gridmux_sendfile as sendfile;
 

@@ -19,7 +19,7 @@ use tracing::{debug, info_span, warn, Instrument as _};
 
 use crate::driver::Driver;
 use crate::files::{self, serve::Served};
-use crate::grid::Node;
+use crate::grid::{MetricsAccess, Node};
 use crate::http_record::{HttpAnswer, RouteLabel};
 use crate::io::{read_some, shutdown, write_all};
 use crate::runtime::{Listener, Socket};
@@ -186,6 +186,7 @@ fn answer(node: &Node, head: &RequestHead) -> (Response, &'static str) {
     let path = head.path();
     let route = match path {
         "/health" => "health",
+        "/metrics" => "metrics",
         p if p == node.config().path => "upgrade",
         _ => "other",
     };
@@ -195,12 +196,33 @@ fn answer(node: &Node, head: &RequestHead) -> (Response, &'static str) {
     }
     let response = match route {
         "health" => Response::text(200, "ok"),
+        "metrics" => metrics(node, head),
         "upgrade" => Response::text(426, "upgrade to a grid link\n")
             .header("Upgrade", "websocket")
             .header("Sec-WebSocket-Version", "13"),
         _ => Response::text(404, "not found\n"),
     };
     (response, route)
+}
+
+/// `GET /metrics`: OpenMetrics text, to a scraper with the token unless
+/// the metrics are public.
+fn metrics(node: &Node, head: &RequestHead) -> Response {
+    let Some((metrics, access)) = &node.metrics else {
+        return Response::text(404, "not found\n");
+    };
+    let authorization = head
+        .header("authorization")
+        .and_then(|v| std::str::from_utf8(v).ok());
+    if *access == MetricsAccess::Token
+        && !gridmux_core::auth::metrics::verify(&node.config().keys, authorization)
+    {
+        return Response::text(401, "metrics need the bearer token\n")
+            .header("WWW-Authenticate", "Bearer realm=\"gridmux metrics\"");
+    }
+    Response::new(200)
+        .header("Content-Type", gridmux_metrics::CONTENT_TYPE)
+        .body(metrics.encode().into())
 }
 
 /// One of the node's pending connections; dropping it frees the place.

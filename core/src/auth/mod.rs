@@ -31,6 +31,7 @@
 //! ```
 
 pub mod link;
+pub mod metrics;
 pub mod request;
 
 use std::fmt;

@@ -9,6 +9,7 @@ mod cluster;
 mod file_plane;
 mod files;
 mod hostile;
+mod metrics;
 mod proxy;
 mod requests;
 mod review;

@@ -3,7 +3,7 @@
 //! every way a request or a transfer can go wrong.
 
 mod bad_servers;
-mod helpers;
+pub(crate) mod helpers;
 
 use std::io::{Read, Write};
 use std::time::Duration;
