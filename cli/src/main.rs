@@ -75,6 +75,26 @@ enum Command {
         /// then never stalls a runtime worker).
         #[arg(long)]
         file_threads: bool,
+        /// Serve GET /metrics to anyone (by default a scraper needs the
+        /// bearer token that `gridmux prometheus-config` prints).
+        #[arg(long)]
+        metrics_public: bool,
+    },
+    /// Prints a Prometheus scrape job for a node's /metrics, with the
+    /// bearer token of the cluster's secret.
+    PrometheusConfig {
+        /// The node (host:port); more with commas.
+        #[arg(long, value_delimiter = ',', required = true)]
+        node: Vec<String>,
+        /// File with the cluster's secrets (the first one makes the token).
+        #[arg(long)]
+        secret_file: PathBuf,
+        /// The job's name.
+        #[arg(long, default_value = "gridmux")]
+        job: String,
+        /// How often Prometheus scrapes.
+        #[arg(long, default_value = "15s")]
+        interval: String,
     },
     /// Downloads a file from a node's file plane (a signed GET; sendfile
     /// on the node, splice into -o FILE here), with a progress bar.
@@ -138,6 +158,25 @@ pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> 
     std::time::Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }
 
+/// Prints a scrape job for `nodes` with the token of the secret file.
+fn prometheus_config(
+    nodes: &[String],
+    secret_file: &std::path::Path,
+    job: &str,
+    interval: &str,
+) -> Result<(), String> {
+    let keys = gridmux::Keyring::new(secrets::read(secret_file)?).map_err(|e| e.to_string())?;
+    let token = gridmux_core::auth::metrics::token(&keys);
+    let targets: Vec<String> = nodes.iter().map(|n| format!("'{n}'")).collect();
+    println!(
+        "scrape_configs:\n  - job_name: '{job}'\n    scrape_interval: {interval}\n    \
+         metrics_path: /metrics\n    authorization:\n      type: Bearer\n      \
+         credentials: '{token}'\n    static_configs:\n      - targets: [{}]",
+        targets.join(", ")
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A node logs its links; the cluster and bench commands print tables.
@@ -148,6 +187,7 @@ fn main() -> ExitCode {
         | Command::Call(_)
         | Command::Fetch(_)
         | Command::BenchFiles(_)
+        | Command::PrometheusConfig { .. }
         | Command::Sign(_) => "warn",
     };
     tracing_subscriber::fmt()
@@ -169,7 +209,9 @@ fn main() -> ExitCode {
             files,
             file_method,
             file_threads,
+            metrics_public,
         } => node::run(node::Options {
+            metrics_public,
             files,
             file_method,
             file_threads,
@@ -188,6 +230,12 @@ fn main() -> ExitCode {
         Command::Fetch(options) => fetch::run(options),
         Command::Sign(options) => sign::run(&options),
         Command::BenchFiles(options) => bench_files::run(&options),
+        Command::PrometheusConfig {
+            node,
+            secret_file,
+            job,
+            interval,
+        } => prometheus_config(&node, &secret_file, &job, &interval),
         Command::Cluster {
             nodes,
             seconds,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use gridmux::sendfile::{DirResolver, Method};
-use gridmux::{ClientAccess, FileLimits, Grid};
+use gridmux::{ClientAccess, FileLimits, Grid, MetricsAccess};
 use tracing::info;
 
 use crate::{builtin, rt, secrets, RuntimeKind};
@@ -23,6 +23,8 @@ pub(crate) struct Options {
     pub(crate) files: Option<PathBuf>,
     pub(crate) file_method: FileMethod,
     pub(crate) file_threads: bool,
+    /// `/metrics` without a token.
+    pub(crate) metrics_public: bool,
 }
 
 /// How the file plane sends.
@@ -77,6 +79,12 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
             }
             builder = builder.files("files", resolver).file_limits(limits);
         }
+        let access = if opts.metrics_public {
+            MetricsAccess::Public
+        } else {
+            MetricsAccess::Token
+        };
+        builder = builder.metrics(access);
         let grid = builder.start(runtime).map_err(|e| e.to_string())?;
         info!(name = %opts.name, listen = %grid.local_addr(), runtime = ?opts.runtime,
               "node running; Ctrl-C stops it");
