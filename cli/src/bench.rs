@@ -23,6 +23,9 @@ pub(crate) struct Options {
     pub(crate) runtimes: Vec<RuntimeKind>,
     /// Also measure the raw TCP ping-pong.
     pub(crate) baseline: bool,
+    /// Also measure the inline handler with metrics on (both nodes keep
+    /// `gridmux-metrics`), beside the same case with them off.
+    pub(crate) metrics: bool,
 }
 
 /// Time before samples count.
@@ -53,9 +56,27 @@ pub(crate) fn run(opts: &Options) -> Result<(), String> {
                 } else {
                     None
                 };
-                let grid = grid_requests(&rt, c, opts, builtin::ECHO).await?;
+                let grid = grid_requests(&rt, c, opts, builtin::ECHO, false).await?;
                 print_row(kind, "grid request, inline handler", c, &grid, raw);
-                let spawned = grid_requests(&rt, c, opts, builtin::ECHO_SPAWNED).await?;
+                if opts.metrics {
+                    let observed = grid_requests(&rt, c, opts, builtin::ECHO, true).await?;
+                    print_row(
+                        kind,
+                        "grid request, inline handler, metrics on",
+                        c,
+                        &observed,
+                        raw,
+                    );
+                    // Off once more: the mean of both runs is the baseline.
+                    let again = grid_requests(&rt, c, opts, builtin::ECHO, false).await?;
+                    print_row(kind, "grid request, inline handler (again)", c, &again, raw);
+                    let off = (grid.rate + again.rate) / 2.0;
+                    println!(
+                        "| {kind:?} | metrics on / off | {c} | {:.3}× | | | |",
+                        observed.rate / off
+                    );
+                }
+                let spawned = grid_requests(&rt, c, opts, builtin::ECHO_SPAWNED, false).await?;
                 print_row(kind, "grid request, spawned handler", c, &spawned, raw);
             }
             Ok::<(), String>(())
@@ -144,6 +165,7 @@ async fn grid_requests(
     concurrency: usize,
     opts: &Options,
     handler: u8,
+    metrics: bool,
 ) -> Result<Outcome, String> {
     let listeners = [bind()?, bind()?];
     let names: Vec<String> = listeners
@@ -152,11 +174,13 @@ async fn grid_requests(
         .collect();
     let mut grids = Vec::new();
     for (name, listener) in names.iter().zip(listeners) {
-        let grid = builtin::register(Grid::builder(name.clone(), names.clone()))
+        let mut builder = builtin::register(Grid::builder(name.clone(), names.clone()))
             .secret("gridmux bench")
-            .listener(listener)
-            .start(rt.clone())
-            .map_err(|e| e.to_string())?;
+            .listener(listener);
+        if metrics {
+            builder = builder.metrics(gridmux::MetricsAccess::Public);
+        }
+        let grid = builder.start(rt.clone()).map_err(|e| e.to_string())?;
         grids.push(grid);
     }
     let peer = grids[0].peer(&names[1]).map_err(|e| e.to_string())?;

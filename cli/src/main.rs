@@ -139,6 +139,9 @@ enum Command {
         /// Skip the raw TCP baseline.
         #[arg(long)]
         no_baseline: bool,
+        /// Also measure with metrics on (the observer's cost).
+        #[arg(long)]
+        metrics: bool,
     },
 }
 
@@ -247,7 +250,9 @@ fn main() -> ExitCode {
             seconds,
             runtime,
             no_baseline,
+            metrics,
         } => bench::run(&bench::Options {
+            metrics,
             payload,
             concurrency,
             duration: std::time::Duration::from_secs_f64(seconds),

@@ -26,15 +26,17 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use gridmux_core::observe::{CallMade, HttpServed, LinkEvent, Observer, RequestServed};
+use gridmux_core::observe::{CallMade, HttpServed, LinkEvent, Observer, Outcome, RequestServed};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::{Family, MetricConstructor};
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+
+mod timing;
+
+use timing::{NewTiming, Timing};
 
 /// The content type of [`GridMetrics::encode`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -45,16 +47,6 @@ pub const BUCKETS: [f64; 18] = [
     0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-
-/// Makes histograms with [`BUCKETS`].
-#[derive(Debug, Clone, Copy)]
-struct Buckets;
-
-impl MetricConstructor<Histogram> for Buckets {
-    fn new_metric(&self) -> Histogram {
-        Histogram::new(BUCKETS)
-    }
-}
 
 /// The label of a plane's name: a handler id (grid) or a route (HTTP).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -110,6 +102,24 @@ struct PathLabel {
     path: &'static str,
 }
 
+/// The metrics of one handler id, resolved once (the hot path takes no
+/// family lock and hashes no label set).
+#[derive(Debug)]
+struct HandlerHandles {
+    ttfb: Timing,
+    duration: Timing,
+    served: [Counter; Outcome::ALL.len()],
+    calls: [Counter; Outcome::ALL.len()],
+    call_latency: Timing,
+}
+
+/// A peer's byte counters, resolved once.
+#[derive(Debug)]
+struct PeerHandles {
+    bytes_in: Counter,
+    bytes_out: Counter,
+}
+
 /// A node's metrics. Cheap to share (`Arc`); see the crate docs.
 #[derive(Debug)]
 pub struct GridMetrics {
@@ -118,33 +128,37 @@ pub struct GridMetrics {
     routes: HashMap<Box<str>, Arc<str>>,
     client: Arc<str>,
     other: Arc<str>,
-    ttfb: Family<TtfbLabels, Histogram, Buckets>,
-    duration: Family<TtfbLabels, Histogram, Buckets>,
+    ttfb: Family<TtfbLabels, Timing, NewTiming>,
+    duration: Family<TtfbLabels, Timing, NewTiming>,
     grid_requests: Family<HandlerOutcome, Counter>,
-    grid_bytes: Family<PeerDirection, Counter>,
     calls: Family<HandlerOutcome, Counter>,
-    call_latency: Family<HandlerLabel, Histogram, Buckets>,
+    call_latency: Family<HandlerLabel, Timing, NewTiming>,
     http_requests: Family<HttpLabels, Counter>,
     http_body_bytes: Family<RouteBody, Counter>,
     links_connected: Family<PeerLabel, Counter>,
     links_lost: Family<PeerReason, Counter>,
-    ping_rtt: Family<PeerLabel, Histogram, Buckets>,
+    ping_rtt: Family<PeerLabel, Timing, NewTiming>,
     file_bytes: Family<PathLabel, Counter>,
     /// The sendfile crate's counters at the last scrape.
     file_seen: Mutex<gridmux_sendfile::Counters>,
+    /// Per handler id, made on first use.
+    handlers: Vec<OnceLock<HandlerHandles>>,
+    /// Per peer name (and `client` for the rest), made at construction.
+    peer_bytes: HashMap<Box<str>, PeerHandles>,
+    client_bytes: PeerHandles,
 }
 
 impl GridMetrics {
     /// Metrics of a node of the cluster `peers`, serving `file_routes`.
     pub fn new(peers: &[impl AsRef<str>], file_routes: &[impl AsRef<str>]) -> Self {
         let mut registry = Registry::with_prefix("gridmux");
-        let ttfb = Family::new_with_constructor(Buckets);
+        let ttfb = Family::new_with_constructor(NewTiming);
         registry.register(
             "ttfb_seconds",
             "Time to first byte of requests served: from the request complete to the first byte of its answer handed to the socket (the status line for answers without a body)",
             ttfb.clone(),
         );
-        let duration = Family::new_with_constructor(Buckets);
+        let duration = Family::new_with_constructor(NewTiming);
         registry.register(
             "request_duration_seconds",
             "Duration of requests served, from the request complete to their last byte handed over (or their end)",
@@ -168,7 +182,7 @@ impl GridMetrics {
             "Grid requests made to peers, by handler and outcome",
             calls.clone(),
         );
-        let call_latency = Family::new_with_constructor(Buckets);
+        let call_latency = Family::new_with_constructor(NewTiming);
         registry.register(
             "call_latency_seconds",
             "Latency of grid requests made, from queued to answered (or ended)",
@@ -198,7 +212,7 @@ impl GridMetrics {
             "Links that went down after being up, by peer and reason",
             links_lost.clone(),
         );
-        let ping_rtt = Family::new_with_constructor(Buckets);
+        let ping_rtt = Family::new_with_constructor(NewTiming);
         registry.register(
             "ping_rtt_seconds",
             "Round trip of link pings, by peer",
@@ -222,7 +236,25 @@ impl GridMetrics {
             .map(|r| format!("files/{}", r.as_ref()))
             .chain(["health", "upgrade", "metrics", "files", "other"].map(String::from))
             .collect();
+        let peer_handles = |peer: Arc<str>| PeerHandles {
+            bytes_in: grid_bytes.get_or_create_owned(&PeerDirection {
+                peer: peer.clone(),
+                direction: "in",
+            }),
+            bytes_out: grid_bytes.get_or_create_owned(&PeerDirection {
+                peer,
+                direction: "out",
+            }),
+        };
+        let peer_bytes = peers
+            .iter()
+            .map(|p| (p.as_str().into(), peer_handles(Arc::from(p.as_str()))))
+            .collect();
+        let client_bytes = peer_handles(Arc::from("client"));
         Self {
+            handlers: (0..=u8::MAX).map(|_| OnceLock::new()).collect(),
+            peer_bytes,
+            client_bytes,
             registry,
             peers: shared(&peers),
             routes: shared(&routes),
@@ -231,7 +263,6 @@ impl GridMetrics {
             ttfb,
             duration,
             grid_requests,
-            grid_bytes,
             calls,
             call_latency,
             http_requests,
@@ -270,6 +301,34 @@ impl GridMetrics {
         *seen = now;
     }
 
+    /// The handles of handler `id`, made on its first record.
+    fn handler(&self, id: u8) -> &HandlerHandles {
+        self.handlers[usize::from(id)].get_or_init(|| {
+            let labels = TtfbLabels {
+                plane: "grid",
+                handler: Some(id),
+                route: None,
+            };
+            let outcomes = |family: &Family<HandlerOutcome, Counter>| {
+                Outcome::ALL.map(|o| {
+                    family.get_or_create_owned(&HandlerOutcome {
+                        handler: id,
+                        outcome: o.as_str(),
+                    })
+                })
+            };
+            HandlerHandles {
+                ttfb: self.ttfb.get_or_create_owned(&labels),
+                duration: self.duration.get_or_create_owned(&labels),
+                served: outcomes(&self.grid_requests),
+                calls: outcomes(&self.calls),
+                call_latency: self
+                    .call_latency
+                    .get_or_create_owned(&HandlerLabel { handler: id }),
+            }
+        })
+    }
+
     fn peer(&self, name: &str) -> Arc<str> {
         self.peers.get(name).unwrap_or(&self.client).clone()
     }
@@ -279,49 +338,23 @@ impl GridMetrics {
     }
 }
 
-fn seconds(d: Duration) -> f64 {
-    d.as_secs_f64()
-}
-
 impl Observer for GridMetrics {
     fn request_served(&self, r: &RequestServed<'_>) {
-        let labels = TtfbLabels {
-            plane: "grid",
-            handler: Some(r.handler),
-            route: None,
-        };
+        let h = self.handler(r.handler);
         if let Some(ttfb) = r.ttfb {
-            self.ttfb.get_or_create(&labels).observe(seconds(ttfb));
+            h.ttfb.observe(ttfb);
         }
-        self.duration
-            .get_or_create(&labels)
-            .observe(seconds(r.duration));
-        let outcome = r.outcome.as_str();
-        self.grid_requests
-            .get_or_create(&HandlerOutcome {
-                handler: r.handler,
-                outcome,
-            })
-            .inc();
-        let peer = self.peer(r.peer);
-        for (direction, n) in [("in", r.bytes_in), ("out", r.bytes_out)] {
-            let labels = PeerDirection {
-                peer: peer.clone(),
-                direction,
-            };
-            self.grid_bytes.get_or_create(&labels).inc_by(n);
-        }
+        h.duration.observe(r.duration);
+        h.served[r.outcome.index()].inc();
+        let bytes = self.peer_bytes.get(r.peer).unwrap_or(&self.client_bytes);
+        bytes.bytes_in.inc_by(r.bytes_in);
+        bytes.bytes_out.inc_by(r.bytes_out);
     }
 
     fn call_made(&self, r: &CallMade<'_>) {
-        let labels = HandlerOutcome {
-            handler: r.handler,
-            outcome: r.outcome.as_str(),
-        };
-        self.calls.get_or_create(&labels).inc();
-        self.call_latency
-            .get_or_create(&HandlerLabel { handler: r.handler })
-            .observe(seconds(r.latency));
+        let h = self.handler(r.handler);
+        h.calls[r.outcome.index()].inc();
+        h.call_latency.observe(r.latency);
     }
 
     fn link_event(&self, e: &LinkEvent<'_>) {
@@ -342,7 +375,7 @@ impl Observer for GridMetrics {
                 let peer = self.peer(peer);
                 self.ping_rtt
                     .get_or_create(&PeerLabel { peer })
-                    .observe(seconds(rtt));
+                    .observe(rtt);
             }
         }
     }
@@ -355,11 +388,9 @@ impl Observer for GridMetrics {
             route: Some(route.clone()),
         };
         if let Some(ttfb) = r.ttfb {
-            self.ttfb.get_or_create(&labels).observe(seconds(ttfb));
+            self.ttfb.get_or_create(&labels).observe(ttfb);
         }
-        self.duration
-            .get_or_create(&labels)
-            .observe(seconds(r.duration));
+        self.duration.get_or_create(&labels).observe(r.duration);
         self.http_requests
             .get_or_create(&HttpLabels {
                 route: route.clone(),
