@@ -241,6 +241,11 @@ impl Link {
         self.muxes.len()
     }
 
+    /// Answers queued whose records wait for them to be handed over.
+    pub fn pending_records(&self) -> usize {
+        self.answers.len()
+    }
+
     /// Bytes queued for sending and not yet taken by `poll_transmit`.
     pub fn queued_bytes(&self) -> usize {
         self.outbox.bytes() + self.ws.as_ref().map_or(0, ws::Endpoint::queued_bytes)

@@ -114,20 +114,38 @@ impl Link {
         }
     }
 
-    /// The link closed: answers still queued never go out.
+    /// The link closed: answers still queued never go out. A refusal
+    /// keeps its outcome (no handler ran); an answer is `Disconnected`.
     pub(super) fn drop_answers(&mut self, now: Instant) {
         while let Some(a) = self.answers.pop_front() {
+            let outcome = match a.outcome {
+                refused @ (Outcome::Overloaded | Outcome::UnknownHandler) if a.ticket.is_none() => {
+                    refused
+                }
+                _ => Outcome::Disconnected,
+            };
             self.config.observer.request_served(&RequestServed {
                 peer: self.remote.as_deref().unwrap_or_default(),
                 handler: a.handler,
                 subroute: a.subroute,
-                outcome: Outcome::Disconnected,
+                outcome,
                 ttfb: None,
                 duration: now.saturating_duration_since(a.started),
                 bytes_in: a.bytes_in as u64,
                 bytes_out: 0,
             });
         }
+    }
+
+    /// Requests given to the application whose records are not made yet
+    /// (being served, or answered and not handed over): what a crash of
+    /// the process would leave unrecorded.
+    pub fn unrecorded_requests(&self) -> usize {
+        let refusal = |a: &&PendingAnswer| {
+            a.ticket.is_none() && matches!(a.outcome, Outcome::Overloaded | Outcome::UnknownHandler)
+        };
+        let answered = self.answers.iter().filter(|a| !refusal(a)).count();
+        self.muxes.in_requests.len() + answered
     }
 
     /// A request we made ended.

@@ -244,7 +244,10 @@ impl World {
                 payload,
                 deadline,
                 ..
-            } => self.serve_request((conn, side, mux), handler, payload, deadline),
+            } => {
+                self.delivered_requests += 1;
+                self.serve_request((conn, side, mux), handler, payload, deadline);
+            }
             Event::Response { mux, result } => self.on_response((conn, side, mux), result),
             Event::StreamOpened {
                 mux,

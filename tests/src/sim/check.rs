@@ -179,13 +179,25 @@ impl World {
         None
     }
 
-    /// Invariant 3: once idle, no exchange state remains anywhere.
+    /// Invariant 3: once idle, no exchange state remains anywhere; every
+    /// request a handler was given has exactly one record.
     pub(super) fn check_quiescence(&self) -> Result<(), String> {
+        let records = self.records.counts();
+        if let Some(problem) = records.problem {
+            return Err(problem);
+        }
+        if records.served != self.delivered_requests {
+            return Err(format!(
+                "{} requests reached a handler, {} were recorded",
+                self.delivered_requests, records.served
+            ));
+        }
         for conn in self.conns.values() {
             for link in conn.links.iter().flatten() {
                 if link.open_exchanges() != 0
                     || link.pending_timers() != 0
                     || link.inbound_bytes() != 0
+                    || link.pending_records() != 0
                 {
                     return Err(format!("idle link c{} still holds {link:?}", conn.id));
                 }

@@ -11,6 +11,7 @@ mod app;
 mod check;
 mod forgery;
 mod net;
+mod observed;
 mod streams;
 mod swarm;
 mod workload;
@@ -23,6 +24,7 @@ pub use app::{
 pub use check::Trace;
 pub use forgery::{Forgery, RecordedSetup};
 pub use net::{Chunk, Conn, Pipe};
+pub use observed::{Counts, Records};
 pub use swarm::{Faults, Swarm};
 pub use world::{Dial, Node, Stage, World};
 

@@ -91,6 +91,10 @@ pub struct World {
     pub(super) next_fault: Option<Instant>,
     generation: u64,
     schedule: ReconnectSchedule,
+    /// Every node's timing records.
+    pub records: Arc<super::Records>,
+    /// Requests handed to a handler (`Event::Request`), over all nodes.
+    pub delivered_requests: u64,
 }
 
 impl World {
@@ -115,6 +119,8 @@ impl World {
             next_fault: (faults == Faults::All).then(|| base + Duration::from_secs(2)),
             generation: 0,
             schedule: ReconnectSchedule::default(),
+            records: Arc::default(),
+            delivered_requests: 0,
             base,
             now: base,
             rng,
@@ -148,6 +154,7 @@ impl World {
         config.local = self.swarm.nodes[i].clone();
         config.node_id = [0; 16];
         config.node_id[..8].copy_from_slice(&self.generation.to_be_bytes());
+        config.observer = self.records.clone();
         Arc::new(config)
     }
 
@@ -499,6 +506,11 @@ impl World {
             };
             self.app.forget(id, side);
             let conn = self.conns.get_mut(&id).unwrap_or_else(|| unreachable!());
+            // The crashed process's records of what it was serving die
+            // with it.
+            if let Some(link) = &conn.links[side] {
+                self.delivered_requests -= link.unrecorded_requests() as u64;
+            }
             conn.links[side] = None;
             conn.pipes[1 - side].chunks.clear();
             if !conn.eof_sent[side] {
