@@ -32,6 +32,11 @@ pub(crate) async fn dial_loop(node: Arc<Node>, remote: String) {
             Some(Some(lived)) if lived >= MIN_LINK_LIFE => failures = 0,
             Some(_) => {
                 failures = failures.saturating_add(1);
+                let observer = node.observer();
+                if observer.enabled() {
+                    let failed = gridmux_core::observe::LinkEvent::DialFailed { peer: &remote };
+                    observer.link_event(&failed);
+                }
                 let delay = node.reconnect.delay(failures, &mut rng);
                 let wait = node.sleep_until(runtime::deadline_in(delay));
                 if node.shutdown.run(wait).await.is_none() {

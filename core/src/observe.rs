@@ -185,6 +185,12 @@ pub enum LinkEvent<'a> {
         /// Why, as a label value (`closed`, `timeout`, `protocol`, …).
         reason: &'static str,
     },
+    /// An attempt to dial the peer failed (or its link lived too briefly
+    /// to count); the dialer waits before the next one.
+    DialFailed {
+        /// The peer.
+        peer: &'a str,
+    },
     /// A link ping came back.
     PingRtt {
         /// The peer.

@@ -138,6 +138,7 @@ pub struct GridMetrics {
     links_connected: Family<PeerLabel, Counter>,
     links_lost: Family<PeerReason, Counter>,
     ping_rtt: Family<PeerLabel, Timing, NewTiming>,
+    dial_failures: Family<PeerLabel, Counter>,
     file_bytes: Family<PathLabel, Counter>,
     /// The sendfile crate's counters at the last scrape.
     file_seen: Mutex<gridmux_sendfile::Counters>,
@@ -218,6 +219,12 @@ impl GridMetrics {
             "Round trip of link pings, by peer",
             ping_rtt.clone(),
         );
+        let dial_failures = Family::default();
+        registry.register(
+            "dial_failures",
+            "Failed attempts to dial a peer (each is followed by a back-off), by peer",
+            dial_failures.clone(),
+        );
         let file_bytes = Family::default();
         registry.register(
             "file_bytes",
@@ -270,6 +277,7 @@ impl GridMetrics {
             links_connected,
             links_lost,
             ping_rtt,
+            dial_failures,
             file_bytes,
             file_seen: Mutex::new(gridmux_sendfile::Counters::default()),
         }
@@ -371,6 +379,10 @@ impl Observer for GridMetrics {
                     .get_or_create(&PeerReason { peer, reason })
                     .inc();
             }
+            LinkEvent::DialFailed { peer } => {
+                let peer = self.peer(peer);
+                self.dial_failures.get_or_create(&PeerLabel { peer }).inc();
+            }
             LinkEvent::PingRtt { peer, rtt } => {
                 let peer = self.peer(peer);
                 self.ping_rtt
@@ -406,5 +418,76 @@ impl Observer for GridMetrics {
                 })
                 .inc_by(r.bytes_out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use gridmux_core::observe::BodyPath;
+
+    use super::*;
+
+    fn served(peer: &str, handler: u8) -> RequestServed<'_> {
+        RequestServed {
+            peer,
+            handler,
+            subroute: None,
+            outcome: Outcome::Ok,
+            ttfb: Some(Duration::from_micros(30)),
+            duration: Duration::from_micros(40),
+            bytes_in: 1,
+            bytes_out: 2,
+        }
+    }
+
+    #[test]
+    fn labels_stay_bounded_whatever_callers_send() {
+        let m = GridMetrics::new(&["a:1", "b:1"], &["data"]);
+        for i in 0..1000 {
+            m.request_served(&served(&format!("client-{i}"), 1));
+            let route = format!("files/unregistered-{i}");
+            m.http_served(&HttpServed {
+                route: &route,
+                method: "GET",
+                status: 404,
+                ttfb: Some(Duration::from_micros(10)),
+                duration: Duration::from_micros(10),
+                bytes_out: 0,
+                body: BodyPath::None,
+            });
+            m.link_event(&LinkEvent::DialFailed { peer: &route });
+        }
+        let text = m.encode();
+        assert!(!text.contains("client-"), "a client's name became a label");
+        assert!(
+            !text.contains("unregistered"),
+            "an unknown route became a label"
+        );
+        assert!(text
+            .contains("gridmux_grid_payload_bytes_total{peer=\"client\",direction=\"in\"} 1000"));
+        assert!(text.contains("route=\"other\""));
+        assert!(text.contains("gridmux_dial_failures_total{peer=\"client\"} 1000"));
+    }
+
+    #[test]
+    fn a_histogram_count_is_its_inf_bucket_and_the_sum_is_in_seconds() {
+        let m = GridMetrics::new(&["a:1"], &[] as &[&str]);
+        m.request_served(&served("a:1", 7));
+        m.request_served(&served("a:1", 7));
+        let text = m.encode();
+        let labels = "plane=\"grid\",handler=\"7\",route=\"\"";
+        assert!(text.contains(&format!("gridmux_ttfb_seconds_count{{{labels}}} 2")));
+        assert!(text.contains(&format!(
+            "gridmux_ttfb_seconds_bucket{{le=\"+Inf\",{labels}}} 2"
+        )));
+        assert!(text.contains(&format!(
+            "gridmux_ttfb_seconds_bucket{{le=\"0.000025\",{labels}}} 0"
+        )));
+        assert!(text.contains(&format!(
+            "gridmux_ttfb_seconds_bucket{{le=\"0.00005\",{labels}}} 2"
+        )));
+        assert!(text.contains(&format!("gridmux_ttfb_seconds_sum{{{labels}}} 0.00006")));
     }
 }

@@ -50,6 +50,7 @@ impl Observer for Recorder {
             LinkEvent::Connected { peer } => format!("connected {peer}"),
             LinkEvent::Lost { peer, reason } => format!("lost {peer} {reason}"),
             LinkEvent::PingRtt { .. } => "ping".to_owned(),
+            LinkEvent::DialFailed { peer } => format!("dial failed {peer}"),
         };
         self.0.lock().unwrap().links.push(text);
     }
