@@ -128,6 +128,10 @@ async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>, pending: Pen
                     while http.poll_transmit(&mut out) {}
                     let first = (!out.is_empty()).then(Instant::now);
                     let _ = node.timeout(timeout, write_all(&*socket, &mut out)).await;
+                    // The last answer (`Connection: close`, HTTP/1.0).
+                    if let Some(answer) = answered.take() {
+                        answer.record(&node, first, Instant::now());
+                    }
                     if let (Some(status), Some(first)) = (refused, first) {
                         // A refused head: no method or route to tell.
                         let record = HttpAnswer {

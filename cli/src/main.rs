@@ -170,9 +170,22 @@ fn prometheus_config(
 ) -> Result<(), String> {
     let keys = gridmux::Keyring::new(secrets::read(secret_file)?).map_err(|e| e.to_string())?;
     let token = gridmux_core::auth::metrics::token(&keys);
-    let targets: Vec<String> = nodes.iter().map(|n| format!("'{n}'")).collect();
+    // YAML single-quoted scalars: a quote is doubled.
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let interval_ok = interval.len() > 1
+        && interval.ends_with(['s', 'm', 'h'])
+        && interval[..interval.len() - 1]
+            .bytes()
+            .all(|b| b.is_ascii_digit());
+    if !interval_ok {
+        return Err(format!(
+            "interval {interval:?}: a number and s, m or h (15s)"
+        ));
+    }
+    let targets: Vec<String> = nodes.iter().map(|n| quote(n)).collect();
+    let job = quote(job);
     println!(
-        "scrape_configs:\n  - job_name: '{job}'\n    scrape_interval: {interval}\n    \
+        "scrape_configs:\n  - job_name: {job}\n    scrape_interval: {interval}\n    \
          metrics_path: /metrics\n    authorization:\n      type: Bearer\n      \
          credentials: '{token}'\n    static_configs:\n      - targets: [{}]",
         targets.join(", ")

@@ -20,6 +20,7 @@ use gridmux_core::auth::Keyring;
 use gridmux_core::cluster::should_dial;
 use gridmux_core::link::{Event, HandlerKind, Link, LinkConfig, StreamOpts};
 use gridmux_core::mux::MuxId;
+use gridmux_core::observe::{CallMade, Observer, RequestServed};
 use gridmux_core::ws::Transmit;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -65,8 +66,26 @@ struct Pair {
     out: Transmit,
 }
 
+/// An observer that counts records (as cheap as one can be): what the
+/// core's own bookkeeping for records costs shows against [`NoObserver`].
+#[derive(Debug, Default)]
+struct CountingObserver(std::sync::atomic::AtomicU64);
+
+impl Observer for CountingObserver {
+    fn request_served(&self, _: &RequestServed<'_>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn call_made(&self, _: &CallMade<'_>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Pair {
     fn new() -> Self {
+        Self::with_observer(None)
+    }
+
+    fn with_observer(observer: Option<Arc<dyn Observer>>) -> Self {
         let (a, b) = if should_dial("a:1", "b:1") {
             ("a:1", "b:1")
         } else {
@@ -80,6 +99,9 @@ impl Pair {
             c.handlers
                 .register(2, None, HandlerKind::Stream { in_capacity: 64 })
                 .unwrap();
+            if let Some(o) = &observer {
+                c.observer = o.clone();
+            }
             Arc::new(c)
         };
         #[expect(clippy::disallowed_methods, reason = "the bench's clock origin")]
@@ -227,6 +249,29 @@ fn requests(c: &mut Criterion) {
     group.finish();
 }
 
+/// The same round trips with an observer on both links, beside none.
+fn observed(c: &mut Criterion) {
+    let mut group = c.benchmark_group("link_requests_observer");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (len, name) in SIZES.into_iter().take(2) {
+        let payload = Bytes::from(vec![7u8; len]);
+        for (observer, label) in [
+            (None, "none"),
+            (
+                Some(Arc::new(CountingObserver::default()) as Arc<dyn Observer>),
+                "counting",
+            ),
+        ] {
+            let mut pair = Pair::with_observer(observer);
+            let id = BenchmarkId::new(label, name);
+            group.bench_with_input(id, &payload, |b, p| {
+                b.iter(|| black_box(round_trips(&mut pair, p)));
+            });
+        }
+    }
+    group.finish();
+}
+
 fn streams(c: &mut Criterion) {
     let mut group = c.benchmark_group("link_stream_messages");
     group.throughput(Throughput::Elements(BATCH as u64));
@@ -241,5 +286,5 @@ fn streams(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, requests, streams);
+criterion_group!(benches, requests, observed, streams);
 criterion_main!(benches);

@@ -348,7 +348,14 @@ impl GridMetrics {
 
 impl Observer for GridMetrics {
     fn request_served(&self, r: &RequestServed<'_>) {
-        let h = self.handler(r.handler);
+        // The id of a handler we do not serve is the peer's choice: all
+        // such requests share `handler="0"` (an id no handler can have).
+        let id = if r.outcome == Outcome::UnknownHandler {
+            0
+        } else {
+            r.handler
+        };
+        let h = self.handler(id);
         if let Some(ttfb) = r.ttfb {
             h.ttfb.observe(ttfb);
         }
@@ -469,6 +476,22 @@ mod tests {
             .contains("gridmux_grid_payload_bytes_total{peer=\"client\",direction=\"in\"} 1000"));
         assert!(text.contains("route=\"other\""));
         assert!(text.contains("gridmux_dial_failures_total{peer=\"client\"} 1000"));
+    }
+
+    #[test]
+    fn requests_for_handlers_not_served_share_one_label() {
+        let m = GridMetrics::new(&["a:1"], &[] as &[&str]);
+        for id in 1..=255u8 {
+            m.request_served(&RequestServed {
+                outcome: Outcome::UnknownHandler,
+                ..served("a:1", id)
+            });
+        }
+        let text = m.encode();
+        assert!(text.contains(
+            "gridmux_grid_requests_total{handler=\"0\",outcome=\"unknown_handler\"} 255"
+        ));
+        assert!(!text.contains("handler=\"7\""));
     }
 
     #[test]

@@ -17,6 +17,9 @@ fn bounds_ns() -> [u64; BUCKETS.len()] {
     BUCKETS.map(|s| (s * 1e9).round() as u64)
 }
 
+/// The most one observation adds to the sum: an hour.
+const MAX_NS: u64 = 3_600_000_000_000;
+
 /// A histogram of durations over [`BUCKETS`].
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Timing(Arc<Inner>);
@@ -31,7 +34,9 @@ struct Inner {
 impl Timing {
     /// Counts `d`.
     pub(crate) fn observe(&self, d: Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        // Anything past the last bound counts as one hour in the sum, so
+        // that the sum cannot wrap (2^64 ns is 584 years of observations).
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).min(MAX_NS);
         let bucket = bounds_ns().partition_point(|b| *b < ns);
         self.0.counts[bucket].fetch_add(1, Ordering::Relaxed);
         self.0.sum_ns.fetch_add(ns, Ordering::Relaxed);
@@ -88,5 +93,7 @@ mod tests {
                 .collect();
         assert_eq!((counts[0], counts[1], counts[BUCKETS.len()]), (1, 1, 1));
         assert_eq!(t.0.sum_ns.load(Ordering::Relaxed), 11_000_051_000);
+        t.observe(Duration::MAX);
+        assert_eq!(t.0.sum_ns.load(Ordering::Relaxed), 11_000_051_000 + MAX_NS);
     }
 }

@@ -91,6 +91,11 @@ pub(crate) async fn serve(
         }
         Err(e) => {
             debug!(%e, target = %head.target, "file transfer ended early");
+            // How much of the body left is not known: none is counted.
+            let answer = HttpAnswer {
+                bytes_out: 0,
+                ..answer
+            };
             answer.record(node, Some(first), done);
             http.body_aborted();
             Served::Aborted

@@ -150,8 +150,12 @@ impl Link {
         let pong = PongMsg::decode(&msg.payload.clone().unwrap_or_default());
         if let Ok(PongMsg { t: Some(t), .. }) = pong {
             let rtt = self.wall(now).duration_since(t).unwrap_or(Duration::ZERO);
-            let peer = self.remote.as_deref().unwrap_or_default();
-            self.link_event(&LinkEvent::PingRtt { peer, rtt });
+            // The time is the peer's echo of ours: one no real round trip
+            // could take (past the pong timeout) is not recorded.
+            if rtt <= self.config.pong_timeout {
+                let peer = self.remote.as_deref().unwrap_or_default();
+                self.link_event(&LinkEvent::PingRtt { peer, rtt });
+            }
             self.events.push_back(Event::Pong { rtt });
         }
     }

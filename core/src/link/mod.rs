@@ -395,7 +395,11 @@ impl Link {
             }
             while ws.poll_transmit(now, out) {}
             if !ws.is_open() {
+                // What went out before it closed is recorded; what is
+                // still queued never will go.
+                self.flush_answers(now);
                 self.outbox.clear();
+                self.drop_answers(now);
             }
         }
         self.flush_answers(now);

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::outbox::Ticket;
-use super::{CallError, Link};
+use super::{CallError, Link, Phase};
 use crate::mux::{InRequest, OutRequest};
 use crate::observe::{CallMade, LinkEvent, Outcome, RequestServed};
 use crate::wire::{Message, SubrouteId};
@@ -54,7 +54,9 @@ impl Link {
     /// A request refused before any handler ran, answered in the control
     /// lane.
     pub(super) fn refused(&mut self, now: Instant, msg: &Message, outcome: Outcome) {
-        if !self.observing() {
+        // Refusing may have overflowed the control lane and closed the
+        // link: then the answer never goes, and nothing is recorded.
+        if !self.observing() || self.phase == Phase::Closed {
             return;
         }
         self.answers.push_back(PendingAnswer {

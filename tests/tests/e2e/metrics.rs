@@ -82,6 +82,12 @@ async fn a_scrape_counts_what_was_served(env: Env) {
     assert_eq!(raw(addr, unsigned).status, 401);
     let past = signed(&signing, "GET", "data", "f", Some("bytes=20000-"));
     assert_eq!(raw(addr, &past).status, 416);
+    // An answer that closes its connection is recorded too.
+    let closing = raw(
+        addr,
+        "GET /health HTTP/1.1\r\nHost: n\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(closing.status, 200);
     // Scrapes need the token.
     let scrape = "GET /metrics HTTP/1.1\r\nHost: n\r\n\r\n";
     assert_eq!(raw(addr, scrape).status, 401);
@@ -131,6 +137,8 @@ async fn a_scrape_counts_what_was_served(env: Env) {
     if cfg!(target_os = "linux") {
         assert_eq!(value(&s, sendfile_body), 10_000.0);
     }
+    let health = "gridmux_http_requests_total{route=\"health\",method=\"GET\",status=\"200\"}";
+    assert_eq!(value(&s, health), 1.0, "a closing answer was not recorded");
     // The first scrape's 401 is there too.
     let refused = "gridmux_http_requests_total{route=\"metrics\",method=\"GET\",status=\"401\"}";
     assert_eq!(value(&s, refused), 1.0);

@@ -213,3 +213,74 @@ fn ext_observe_requests_without_an_answer_have_no_ttfb() {
         .iter()
         .any(|l| l.starts_with("lost")));
 }
+
+#[test]
+fn ext_observe_an_answer_never_sent_after_the_peer_closed_has_no_ttfb() {
+    let (mut p, rec) = observed_pair();
+    p.links[ACCEPTOR]
+        .request(p.now, 1, None, Bytes::from_static(b"q"), None)
+        .unwrap();
+    p.drive();
+    let Some(Event::Request { mux, .. }) = p.take_events(DIALER).pop() else {
+        panic!("no request")
+    };
+    // The acceptor closes; the dialer (the WebSocket client) waits for the
+    // end of the connection, and its handler answers meanwhile.
+    p.links[ACCEPTOR].close(p.now);
+    p.transfer(ACCEPTOR);
+    p.now += 4 * MS;
+    let _ = p.links[DIALER].respond(p.now, mux, Ok(Bytes::from_static(b"abc")));
+    p.transfer(DIALER);
+    let served = std::mem::take(&mut rec[DIALER].0.lock().unwrap().served);
+    assert!(
+        served
+            .iter()
+            .all(|r| r.2.is_none() && r.1 == Outcome::Disconnected),
+        "{served:?}"
+    );
+}
+
+#[test]
+fn ext_observe_a_refusal_that_overflowed_the_link_is_not_an_answer() {
+    let (mut p, rec) = {
+        let recorders = [Arc::new(Recorder::default()), Arc::new(Recorder::default())];
+        let all = recorders.clone();
+        let dialer = if should_dial("a:1", "b:1") {
+            "a:1"
+        } else {
+            "b:1"
+        };
+        let pair = LinkPair::connected(origin(), move |c| {
+            let side = if c.local == dialer { DIALER } else { ACCEPTOR };
+            c.observer = all[side].clone();
+            c.max_queued_bytes = 4096;
+        });
+        (pair, recorders)
+    };
+    // A peer floods requests for a handler nobody serves and never reads
+    // the refusals: the acceptor's control lane overflows and it closes.
+    for _ in 0..2000 {
+        if p.links[DIALER]
+            .request(p.now, 99, None, Bytes::new(), None)
+            .is_err()
+        {
+            break;
+        }
+        p.transfer(DIALER);
+        if p.take_events(ACCEPTOR)
+            .iter()
+            .any(|e| matches!(e, Event::Closed(_)))
+        {
+            break;
+        }
+    }
+    p.now += 3 * MS;
+    p.transfer(ACCEPTOR);
+    let served = std::mem::take(&mut rec[ACCEPTOR].0.lock().unwrap().served);
+    assert!(!served.is_empty());
+    assert!(
+        served.iter().all(|r| r.2.is_none()),
+        "the acceptor wrote nothing, yet: {:?}",
+        served.iter().filter(|r| r.2.is_some()).collect::<Vec<_>>()
+    );
+}
