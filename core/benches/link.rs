@@ -69,14 +69,14 @@ struct Pair {
 /// An observer that counts records (as cheap as one can be): what the
 /// core's own bookkeeping for records costs shows against [`NoObserver`].
 #[derive(Debug, Default)]
-struct CountingObserver(std::sync::atomic::AtomicU64);
+struct CountingObserver(AtomicU64);
 
 impl Observer for CountingObserver {
     fn request_served(&self, _: &RequestServed<'_>) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.fetch_add(1, Ordering::Relaxed);
     }
     fn call_made(&self, _: &CallMade<'_>) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.fetch_add(1, Ordering::Relaxed);
     }
 }
 
