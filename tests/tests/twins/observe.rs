@@ -58,6 +58,13 @@ impl Observer for Recorder {
 
 /// A connected pair whose sides record into `[dialer, acceptor]`.
 fn observed_pair() -> (LinkPair, [Arc<Recorder>; 2]) {
+    observed_pair_with(|_| {})
+}
+
+/// [`observed_pair`] with `tweak`ed configurations.
+fn observed_pair_with(
+    tweak: impl Fn(&mut gridmux_core::link::LinkConfig) + 'static,
+) -> (LinkPair, [Arc<Recorder>; 2]) {
     let recorders = [Arc::new(Recorder::default()), Arc::new(Recorder::default())];
     let all = recorders.clone();
     let dialer = if should_dial("a:1", "b:1") {
@@ -68,6 +75,7 @@ fn observed_pair() -> (LinkPair, [Arc<Recorder>; 2]) {
     let pair = LinkPair::connected(origin(), move |c| {
         let side = if c.local == dialer { DIALER } else { ACCEPTOR };
         c.observer = all[side].clone();
+        tweak(c);
     });
     (pair, recorders)
 }
@@ -242,21 +250,7 @@ fn ext_observe_an_answer_never_sent_after_the_peer_closed_has_no_ttfb() {
 
 #[test]
 fn ext_observe_a_refusal_that_overflowed_the_link_is_not_an_answer() {
-    let (mut p, rec) = {
-        let recorders = [Arc::new(Recorder::default()), Arc::new(Recorder::default())];
-        let all = recorders.clone();
-        let dialer = if should_dial("a:1", "b:1") {
-            "a:1"
-        } else {
-            "b:1"
-        };
-        let pair = LinkPair::connected(origin(), move |c| {
-            let side = if c.local == dialer { DIALER } else { ACCEPTOR };
-            c.observer = all[side].clone();
-            c.max_queued_bytes = 4096;
-        });
-        (pair, recorders)
-    };
+    let (mut p, rec) = observed_pair_with(|c| c.max_queued_bytes = 4096);
     // A peer floods requests for a handler nobody serves and never reads
     // the refusals: the acceptor's control lane overflows and it closes.
     for _ in 0..2000 {
