@@ -108,6 +108,32 @@ pub struct RequestServed<'a> {
     pub bytes_out: u64,
 }
 
+/// A stream served for a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamServed<'a> {
+    /// The peer that opened it.
+    pub peer: &'a str,
+    /// The handler id.
+    pub handler: u8,
+    /// Its sub-route, if any.
+    pub subroute: Option<SubrouteId>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// From the open complete to the handler's first message (or its
+    /// EOF, for a stream that sends none) handed over; `None` if none was.
+    pub ttfb: Option<Duration>,
+    /// From the open to the end.
+    pub duration: Duration,
+    /// Messages received, after the open.
+    pub msgs_in: u64,
+    /// Messages sent.
+    pub msgs_out: u64,
+    /// Payload bytes received, the open's included.
+    pub bytes_in: u64,
+    /// Payload bytes sent.
+    pub bytes_out: u64,
+}
+
 /// A single request made to a peer, seen by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallMade<'a> {
@@ -211,6 +237,10 @@ pub trait Observer: Send + Sync + Debug {
     }
     /// A request served for a peer ended.
     fn request_served(&self, record: &RequestServed<'_>) {
+        let _ = record;
+    }
+    /// A stream served for a peer ended.
+    fn stream_served(&self, record: &StreamServed<'_>) {
         let _ = record;
     }
     /// A request to a peer ended.

@@ -28,7 +28,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use gridmux_core::observe::{CallMade, HttpServed, LinkEvent, Observer, Outcome, RequestServed};
+use gridmux_core::observe::{
+    CallMade, HttpServed, LinkEvent, Observer, Outcome, RequestServed, StreamServed,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -60,6 +62,12 @@ struct TtfbLabels {
 struct HandlerOutcome {
     handler: u8,
     outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HandlerDirection {
+    handler: u8,
+    direction: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -111,6 +119,11 @@ struct HandlerHandles {
     served: [Counter; Outcome::ALL.len()],
     calls: [Counter; Outcome::ALL.len()],
     call_latency: Timing,
+    stream_ttfb: Timing,
+    stream_duration: Timing,
+    streams: [Counter; Outcome::ALL.len()],
+    stream_msgs_in: Counter,
+    stream_msgs_out: Counter,
 }
 
 /// A peer's byte counters, resolved once.
@@ -133,6 +146,8 @@ pub struct GridMetrics {
     grid_requests: Family<HandlerOutcome, Counter>,
     calls: Family<HandlerOutcome, Counter>,
     call_latency: Family<HandlerLabel, Timing, NewTiming>,
+    streams: Family<HandlerOutcome, Counter>,
+    stream_messages: Family<HandlerDirection, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_body_bytes: Family<RouteBody, Counter>,
     links_connected: Family<PeerLabel, Counter>,
@@ -174,7 +189,7 @@ impl GridMetrics {
         let grid_bytes = Family::default();
         registry.register(
             "grid_payload_bytes",
-            "Payload bytes of grid requests served, by peer and direction",
+            "Payload bytes of grid requests and streams served, by peer and direction",
             grid_bytes.clone(),
         );
         let calls = Family::default();
@@ -188,6 +203,18 @@ impl GridMetrics {
             "call_latency_seconds",
             "Latency of grid requests made, from queued to answered (or ended)",
             call_latency.clone(),
+        );
+        let streams = Family::default();
+        registry.register(
+            "streams",
+            "Streams served, by handler and outcome",
+            streams.clone(),
+        );
+        let stream_messages = Family::default();
+        registry.register(
+            "stream_messages",
+            "Messages of streams served, by handler and direction",
+            stream_messages.clone(),
         );
         let http_requests = Family::default();
         registry.register(
@@ -272,6 +299,8 @@ impl GridMetrics {
             grid_requests,
             calls,
             call_latency,
+            streams,
+            stream_messages,
             http_requests,
             http_body_bytes,
             links_connected,
@@ -325,7 +354,23 @@ impl GridMetrics {
                     })
                 })
             };
+            let stream = TtfbLabels {
+                plane: "stream",
+                handler: Some(id),
+                route: None,
+            };
+            let messages = |direction| {
+                (self.stream_messages).get_or_create_owned(&HandlerDirection {
+                    handler: id,
+                    direction,
+                })
+            };
             HandlerHandles {
+                stream_ttfb: self.ttfb.get_or_create_owned(&stream),
+                stream_duration: self.duration.get_or_create_owned(&stream),
+                streams: outcomes(&self.streams),
+                stream_msgs_in: messages("in"),
+                stream_msgs_out: messages("out"),
                 ttfb: self.ttfb.get_or_create_owned(&labels),
                 duration: self.duration.get_or_create_owned(&labels),
                 served: outcomes(&self.grid_requests),
@@ -361,6 +406,20 @@ impl Observer for GridMetrics {
         }
         h.duration.observe(r.duration);
         h.served[r.outcome.index()].inc();
+        let bytes = self.peer_bytes.get(r.peer).unwrap_or(&self.client_bytes);
+        bytes.bytes_in.inc_by(r.bytes_in);
+        bytes.bytes_out.inc_by(r.bytes_out);
+    }
+
+    fn stream_served(&self, r: &StreamServed<'_>) {
+        let h = self.handler(r.handler);
+        if let Some(ttfb) = r.ttfb {
+            h.stream_ttfb.observe(ttfb);
+        }
+        h.stream_duration.observe(r.duration);
+        h.streams[r.outcome.index()].inc();
+        h.stream_msgs_in.inc_by(r.msgs_in);
+        h.stream_msgs_out.inc_by(r.msgs_out);
         let bytes = self.peer_bytes.get(r.peer).unwrap_or(&self.client_bytes);
         bytes.bytes_in.inc_by(r.bytes_in);
         bytes.bytes_out.inc_by(r.bytes_out);

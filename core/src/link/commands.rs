@@ -201,6 +201,7 @@ impl Link {
             open_ticket: None,
             held: HeldMessages::default(),
             held_open: 0,
+            observed: None,
         };
         let seq = state.next_seq();
         self.muxes.insert_stream(mux, state);
@@ -235,8 +236,10 @@ impl Link {
             return Err(CommandError::NoCredit);
         }
         let seq = stream.next_seq();
+        let len = payload.len();
         let msg = Message::new(data_op(mux), mux.id).seq(seq).payload(payload);
         self.send_stream_msg(now, mux, &msg);
+        self.stream_output(mux, Some(len));
         Ok(())
     }
 
@@ -307,6 +310,7 @@ impl Link {
             .seq(seq)
             .flags(Flags::EOF);
         self.send_stream_msg(now, mux, &msg);
+        self.stream_output(mux, None);
         if mux.origin == Origin::Remote {
             self.settle_served(now, mux);
         }
@@ -345,7 +349,7 @@ impl Link {
             return;
         }
         let stop_input = stream.receiving;
-        self.remove_stream(mux);
+        self.remove_stream(now, mux, Outcome::Ok);
         if stop_input {
             let lane = self.lane_about(mux);
             self.send_msg(now, lane, &Message::new(Op::DISCONNECT_CLIENT_MUX, mux.id));
@@ -378,7 +382,8 @@ impl Link {
             .flags(Flags::EOF | Flags::PAYLOAD_IS_ERR)
             .payload(error.encode());
         self.send_stream_msg(now, mux, &msg);
-        self.remove_stream(mux);
+        self.stream_output(mux, None);
+        self.remove_stream(now, mux, Outcome::HandlerError);
         Ok(())
     }
 
@@ -393,7 +398,7 @@ impl Link {
                 if self.muxes.in_requests.contains_key(&mux.id) {
                     let e = ErrorPayload::new(ErrorCode::Canceled, "canceled by the handler");
                     let _ = self.respond(now, mux, Err(e));
-                } else if self.remove_stream(mux).is_some() {
+                } else if self.remove_stream(now, mux, Outcome::Canceled).is_some() {
                     let msg = Message::new(Op::DISCONNECT_CLIENT_MUX, mux.id);
                     let lane = self.lane_about(mux);
                     self.send_msg(now, lane, &msg);
@@ -422,7 +427,7 @@ impl Link {
             }
             return;
         }
-        let Some(stream) = self.remove_stream(mux) else {
+        let Some(stream) = self.remove_stream(now, mux, outcome) else {
             return;
         };
         let ops = [Op::CONNECT_MUX, Op::MUX_CLIENT_MSG];
@@ -438,8 +443,16 @@ impl Link {
 
     /// Removes a stream and its timer. If its last message still waits in
     /// the send queue, later control messages about it go behind it.
-    pub(super) fn remove_stream(&mut self, mux: MuxId) -> Option<StreamState> {
-        let stream = self.muxes.remove_stream(mux)?;
+    pub(super) fn remove_stream(
+        &mut self,
+        now: Instant,
+        mux: MuxId,
+        outcome: Outcome,
+    ) -> Option<StreamState> {
+        let mut stream = self.muxes.remove_stream(mux)?;
+        if let Some(stats) = stream.observed.take() {
+            self.stream_ended(now, mux, stats, outcome);
+        }
         self.drop_timer(mux, stream.timer);
         if let Some(ticket) = stream.last_ticket.filter(|t| self.outbox.is_queued(*t)) {
             // Swept of what has left once it doubled since the last sweep:

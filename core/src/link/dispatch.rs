@@ -7,7 +7,9 @@ use tracing::{debug, trace};
 
 use super::observing::outcome_of;
 use super::{CallError, Event, Lane, Link};
-use crate::mux::{CreditWindow, HeldMessages, MuxId, Origin, SendCredits, Sending, StreamState};
+use crate::mux::{
+    CreditWindow, HeldMessages, MuxId, Origin, SendCredits, Sending, StreamState, StreamStats,
+};
 use crate::observe::{LinkEvent, Outcome};
 use crate::wire::{
     decode_count, decode_stream_open, ErrorCode, ErrorPayload, Flags, Message, Op, PingMsg, PongMsg,
@@ -45,7 +47,7 @@ impl Link {
             Op::UNBLOCK_CL_MUX => self.on_unblock(now, MuxId::local(msg.mux_id), &msg),
             Op::DISCONNECT_SERVER_MUX => {
                 let mux = MuxId::remote(msg.mux_id);
-                if let Some(stream) = self.remove_stream(mux) {
+                if let Some(stream) = self.remove_stream(now, mux, Outcome::Canceled) {
                     if stream.end_is_reported(mux) {
                         self.ended(mux, Err(CallError::Canceled));
                     }
@@ -53,7 +55,10 @@ impl Link {
             }
             Op::DISCONNECT_CLIENT_MUX => {
                 let mux = MuxId::local(msg.mux_id);
-                if self.remove_stream(mux).is_some() {
+                if self
+                    .remove_stream(now, mux, Outcome::Disconnected)
+                    .is_some()
+                {
                     let error = if msg.flags.contains(Flags::PAYLOAD_IS_ERR) {
                         remote_error(&msg)
                     } else {
@@ -256,7 +261,7 @@ impl Link {
                 mux,
                 result: Err(error),
             });
-        } else if self.remove_stream(mux).is_some() {
+        } else if self.remove_stream(now, mux, outcome_of(&error)).is_some() {
             self.ended(mux, Err(error));
         }
     }
@@ -318,8 +323,22 @@ impl Link {
             open_ticket: None,
             held: HeldMessages::default(),
             held_open: 0,
+            observed: None,
         };
         let seq = state.next_seq();
+        if self.config.observer.enabled() {
+            state.observed = Some(Box::new(StreamStats {
+                handler: msg.handler,
+                subroute: msg.subroute,
+                started: now,
+                first_out: None,
+                first_queued: false,
+                msgs_in: 0,
+                msgs_out: 0,
+                bytes_in: payload.len() as u64,
+                bytes_out: 0,
+            }));
+        }
         self.muxes.insert_stream(mux, state);
         self.muxes.hold_open(mux, payload.len());
         let payload = self.retain(payload);
@@ -390,7 +409,7 @@ impl Link {
         }
         stream.last_seen = now;
         if msg.flags.contains(Flags::PAYLOAD_IS_ERR) && mux.origin == Origin::Local {
-            self.remove_stream(mux);
+            self.remove_stream(now, mux, Outcome::HandlerError);
             return self.ended(mux, Err(remote_error(&msg)));
         }
         if !stream.receiving {
@@ -398,6 +417,14 @@ impl Link {
         }
         if !stream.recv.on_receive() {
             return self.kill_stream(now, mux, "message without credit".into());
+        }
+        if let Some(stats) = stream.observed.as_deref_mut() {
+            // An EOF without a payload is the end, not a message.
+            let len = msg.payload.as_ref().map_or(0, |p| p.len() as u64);
+            if len > 0 || !msg.flags.contains(Flags::EOF) {
+                stats.msgs_in += 1;
+                stats.bytes_in += len;
+            }
         }
         let eof = msg.flags.contains(Flags::EOF);
         if !stream.end_is_reported(mux) {
@@ -440,7 +467,7 @@ impl Link {
         }
         match mux.origin {
             Origin::Local => {
-                self.remove_stream(mux);
+                self.remove_stream(now, mux, Outcome::Ok);
                 self.ended(mux, Ok(()));
                 if input_open {
                     // The server finished first: our input ends here (a
@@ -511,11 +538,11 @@ impl Link {
         }
         match PongMsg::decode(&msg.payload.clone().unwrap_or_default()) {
             Ok(p) if p.not_found => {
-                self.remove_stream(mux);
+                self.remove_stream(now, mux, Outcome::Disconnected);
                 self.ended(mux, Err(CallError::Disconnected));
             }
             Ok(PongMsg { err: Some(e), .. }) => {
-                self.remove_stream(mux);
+                self.remove_stream(now, mux, Outcome::ProtocolError);
                 self.ended(
                     mux,
                     Err(CallError::Protocol(format!("remote pong failed: {e}"))),
@@ -575,7 +602,11 @@ impl Link {
                 self.send_stream_msg(now, mux, &msg);
             }
         }
-        self.remove_stream(mux);
+        let outcome = match code {
+            ErrorCode::Overloaded => Outcome::Overloaded,
+            _ => Outcome::ProtocolError,
+        };
+        self.remove_stream(now, mux, outcome);
         if reported {
             let error = match code {
                 ErrorCode::Overloaded => CallError::Overloaded(reason),
@@ -654,7 +685,7 @@ impl Link {
                 self.ended(mux, Err(error));
             }
             Some(error) => {
-                let Some(stream) = self.remove_stream(mux) else {
+                let Some(stream) = self.remove_stream(now, mux, outcome_of(&error)) else {
                     return;
                 };
                 let mut end = Message::new(end_op, mux.id).seq(stream.send_seq);

@@ -116,6 +116,8 @@ pub struct Link {
     muxes: MuxTable,
     /// Served requests' answers queued, for the observer.
     answers: VecDeque<observing::PendingAnswer>,
+    /// Served streams' first outputs queued, for the observer.
+    first_outs: VecDeque<observing::FirstOut>,
     timers: TimerQueue,
     outbox: Outbox,
     events: VecDeque<Event>,
@@ -171,6 +173,7 @@ impl Link {
             clock_origin: (now, wall),
             muxes: MuxTable::new(),
             answers: VecDeque::new(),
+            first_outs: VecDeque::new(),
             timers: TimerQueue::new(),
             outbox: Outbox::new(crc),
             events: VecDeque::new(),
@@ -241,9 +244,10 @@ impl Link {
         self.muxes.len()
     }
 
-    /// Answers queued whose records wait for them to be handed over.
+    /// Answers and stream outputs queued whose records wait for them to
+    /// be handed over.
     pub fn pending_records(&self) -> usize {
-        self.answers.len()
+        self.answers.len() + self.first_outs.len()
     }
 
     /// Bytes queued for sending and not yet taken by `poll_transmit`.
@@ -610,6 +614,16 @@ impl Link {
                     result: Err(CallError::Disconnected),
                 }
             });
+        }
+        let served: Vec<MuxId> = (self.muxes.streams.iter())
+            .filter(|(m, s)| m.origin == Origin::Remote && s.observed.is_some())
+            .map(|(m, _)| *m)
+            .collect();
+        for mux in served {
+            let stats = self.muxes.remove_stream(mux).and_then(|s| s.observed);
+            if let Some(stats) = stats {
+                self.stream_ended(now, mux, stats, Outcome::Disconnected);
+            }
         }
         self.muxes = MuxTable::with_hashing(self.muxes.hashing());
         self.draining.clear();

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use super::outbox::Ticket;
 use super::{CallError, Link, Phase};
-use crate::mux::{InRequest, OutRequest};
-use crate::observe::{CallMade, LinkEvent, Outcome, RequestServed};
+use crate::mux::{InRequest, MuxId, OutRequest, StreamStats};
+use crate::observe::{CallMade, LinkEvent, Outcome, RequestServed, StreamServed};
 use crate::wire::{Message, SubrouteId};
 
 /// A served request's answer, queued and not yet handed over.
@@ -92,6 +92,7 @@ impl Link {
     /// control lane is empty).
     pub(super) fn flush_answers(&mut self, now: Instant) {
         let frontier = self.outbox.first_queued_ticket();
+        self.flush_first_outs(now, frontier);
         let control_out = self.outbox.control_is_empty();
         while let Some(a) = self.answers.front().copied() {
             let out = match a.ticket {
@@ -119,6 +120,7 @@ impl Link {
     /// The link closed: answers still queued never go out. A refusal
     /// keeps its outcome (no handler ran); an answer is `Disconnected`.
     pub(super) fn drop_answers(&mut self, now: Instant) {
+        self.drop_first_outs();
         while let Some(a) = self.answers.pop_front() {
             let outcome = match a.outcome {
                 refused @ (Outcome::Overloaded | Outcome::UnknownHandler) if a.ticket.is_none() => {
@@ -148,6 +150,15 @@ impl Link {
         };
         let answered = self.answers.iter().filter(|a| !refusal(a)).count();
         self.muxes.in_requests.len() + answered
+    }
+
+    /// Streams given to the application whose records are not made yet:
+    /// what a crash of the process would leave unrecorded.
+    pub fn unrecorded_streams(&self) -> usize {
+        let live = (self.muxes.streams.iter())
+            .filter(|(m, s)| m.origin == crate::mux::Origin::Remote && s.observed.is_some())
+            .count();
+        live + self.first_outs.iter().filter(|f| f.ended.is_some()).count()
     }
 
     /// A request we made ended.
@@ -184,5 +195,132 @@ pub(super) fn outcome_of(error: &CallError) -> Outcome {
         },
         CallError::Protocol(_) => Outcome::ProtocolError,
         CallError::Overloaded(_) => Outcome::Overloaded,
+    }
+}
+
+/// A served stream's first output (a message, or its EOF), queued and not
+/// yet handed over; and, if the stream ended meanwhile, its record.
+#[derive(Debug)]
+pub(super) struct FirstOut {
+    ticket: Ticket,
+    mux: MuxId,
+    ended: Option<Box<EndedStream>>,
+}
+
+/// A served stream that ended while its first output was still queued.
+#[derive(Debug)]
+pub(super) struct EndedStream {
+    stats: StreamStats,
+    outcome: Outcome,
+    at: Instant,
+}
+
+impl Link {
+    /// Stream `mux` queued a message of `len` payload bytes (`None`: its
+    /// EOF) at its `last_ticket`.
+    pub(super) fn stream_output(&mut self, mux: MuxId, len: Option<usize>) {
+        let Some(stream) = self.muxes.streams.get_mut(&mux) else {
+            return;
+        };
+        let ticket = stream.last_ticket;
+        let Some(stats) = stream.observed.as_deref_mut() else {
+            return;
+        };
+        if let Some(len) = len {
+            stats.msgs_out += 1;
+            stats.bytes_out += len as u64;
+        }
+        if stats.first_out.is_none() && !stats.first_queued {
+            if let Some(ticket) = ticket {
+                stats.first_queued = true;
+                self.first_outs.push_back(FirstOut {
+                    ticket,
+                    mux,
+                    ended: None,
+                });
+            }
+        }
+    }
+
+    /// A served stream ended with `outcome`: recorded now, or once its
+    /// first output is handed over if that still waits.
+    pub(super) fn stream_ended(
+        &mut self,
+        now: Instant,
+        mux: MuxId,
+        stats: Box<StreamStats>,
+        outcome: Outcome,
+    ) {
+        if stats.first_queued && stats.first_out.is_none() {
+            if let Some(entry) = self
+                .first_outs
+                .iter_mut()
+                .find(|f| f.mux == mux && f.ended.is_none())
+            {
+                entry.ended = Some(Box::new(EndedStream {
+                    stats: *stats,
+                    outcome,
+                    at: now,
+                }));
+                return;
+            }
+        }
+        self.record_stream(&stats, outcome, stats.first_out, now);
+    }
+
+    fn record_stream(
+        &self,
+        stats: &StreamStats,
+        outcome: Outcome,
+        first: Option<Instant>,
+        end: Instant,
+    ) {
+        let end = first.map_or(end, |f| f.max(end));
+        self.config.observer.stream_served(&StreamServed {
+            peer: self.remote.as_deref().unwrap_or_default(),
+            handler: stats.handler,
+            subroute: stats.subroute,
+            outcome,
+            ttfb: first.map(|f| f.saturating_duration_since(stats.started)),
+            duration: end.saturating_duration_since(stats.started),
+            msgs_in: stats.msgs_in,
+            msgs_out: stats.msgs_out,
+            bytes_in: stats.bytes_in,
+            bytes_out: stats.bytes_out,
+        });
+    }
+
+    /// Notes the first outputs handed over by `now` (before `frontier`,
+    /// the first data message still queued).
+    pub(super) fn flush_first_outs(&mut self, now: Instant, frontier: Option<Ticket>) {
+        while self
+            .first_outs
+            .front()
+            .is_some_and(|f| frontier.is_none_or(|t| f.ticket < t))
+        {
+            let Some(first) = self.first_outs.pop_front() else {
+                break;
+            };
+            match first.ended {
+                Some(e) => self.record_stream(&e.stats, e.outcome, Some(now), e.at),
+                None => {
+                    let stats = self.muxes.streams.get_mut(&first.mux);
+                    if let Some(stats) = stats.and_then(|s| s.observed.as_deref_mut()) {
+                        stats.first_out = Some(now);
+                        stats.first_queued = false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The link closed: first outputs still queued never go; the streams
+    /// that ended meanwhile are recorded without a TTFB.
+    pub(super) fn drop_first_outs(&mut self) {
+        while let Some(first) = self.first_outs.pop_front() {
+            if let Some(e) = first.ended {
+                self.record_stream(&e.stats, Outcome::Disconnected, None, e.at);
+            }
+        }
     }
 }

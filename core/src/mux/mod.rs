@@ -16,6 +16,7 @@ pub use credit::{CreditWindow, SendCredits};
 pub use held::HeldMessages;
 pub use table::{
     InRequest, MuxHasher, MuxHashing, MuxMap, MuxTable, OutRequest, Sending, StreamState,
+    StreamStats,
 };
 pub use timers::TimerQueue;
 

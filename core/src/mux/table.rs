@@ -185,6 +185,31 @@ pub struct StreamState {
     pub held: HeldMessages,
     /// Bytes of the open's payload counted while a stream we serve lives.
     pub held_open: usize,
+    /// A stream we serve, with an observer: what its record needs.
+    pub observed: Option<Box<StreamStats>>,
+}
+
+/// What the record of a served stream counts while it lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamStats {
+    /// The handler.
+    pub handler: u8,
+    /// Its sub-route.
+    pub subroute: Option<crate::wire::SubrouteId>,
+    /// When the open was complete.
+    pub started: Instant,
+    /// When its first output was handed over.
+    pub first_out: Option<Instant>,
+    /// Its first output waits in the send queue.
+    pub first_queued: bool,
+    /// Messages received after the open.
+    pub msgs_in: u64,
+    /// Messages sent.
+    pub msgs_out: u64,
+    /// Payload bytes received, the open's included.
+    pub bytes_in: u64,
+    /// Payload bytes sent.
+    pub bytes_out: u64,
 }
 
 impl StreamState {

@@ -257,6 +257,7 @@ impl World {
                 has_input,
                 ..
             } => {
+                self.delivered_streams += 1;
                 let count = match handler {
                     handler::PRODUCER => payload
                         .get(..4)

@@ -186,6 +186,12 @@ impl World {
         if let Some(problem) = records.problem {
             return Err(problem);
         }
+        if records.streams != self.delivered_streams {
+            return Err(format!(
+                "{} streams reached a handler, {} were recorded",
+                self.delivered_streams, records.streams
+            ));
+        }
         if records.served != self.delivered_requests {
             return Err(format!(
                 "{} requests reached a handler, {} were recorded",

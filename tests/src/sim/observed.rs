@@ -5,7 +5,7 @@
 
 use std::sync::Mutex;
 
-use gridmux_core::observe::{Observer, Outcome, RequestServed};
+use gridmux_core::observe::{Observer, Outcome, RequestServed, StreamServed};
 
 /// What the links recorded, over all nodes.
 #[derive(Debug, Default)]
@@ -18,6 +18,8 @@ pub struct Counts {
     pub served: u64,
     /// Records of requests refused before any handler.
     pub refused: u64,
+    /// Records of streams served.
+    pub streams: u64,
     /// The first record that broke a rule.
     pub problem: Option<String>,
 }
@@ -30,6 +32,20 @@ impl Records {
 }
 
 impl Observer for Records {
+    fn stream_served(&self, r: &StreamServed<'_>) {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        counts.streams += 1;
+        if counts.problem.is_none() {
+            counts.problem = match r.ttfb {
+                Some(t) if t > r.duration => Some(format!("stream TTFB past its duration: {r:?}")),
+                None if r.msgs_out > 0 && r.outcome == Outcome::Ok => Some(format!(
+                    "a stream sent messages and ended well without a TTFB: {r:?}"
+                )),
+                _ => None,
+            };
+        }
+    }
+
     fn request_served(&self, r: &RequestServed<'_>) {
         let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let answered = matches!(r.outcome, Outcome::Ok | Outcome::HandlerError);

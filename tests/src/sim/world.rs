@@ -95,6 +95,8 @@ pub struct World {
     pub records: Arc<super::Records>,
     /// Requests handed to a handler (`Event::Request`), over all nodes.
     pub delivered_requests: u64,
+    /// Streams handed to a handler (`Event::StreamOpened`), over all nodes.
+    pub delivered_streams: u64,
 }
 
 impl World {
@@ -121,6 +123,7 @@ impl World {
             schedule: ReconnectSchedule::default(),
             records: Arc::default(),
             delivered_requests: 0,
+            delivered_streams: 0,
             base,
             now: base,
             rng,
@@ -510,6 +513,7 @@ impl World {
             // with it.
             if let Some(link) = &conn.links[side] {
                 self.delivered_requests -= link.unrecorded_requests() as u64;
+                self.delivered_streams -= link.unrecorded_streams() as u64;
             }
             conn.links[side] = None;
             conn.pipes[1 - side].chunks.clear();

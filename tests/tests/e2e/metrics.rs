@@ -18,6 +18,7 @@ suite!(a_scrape_counts_what_was_served);
 
 const ECHO: u8 = 1;
 const HANG: u8 = 2;
+const COUNT: u8 = 3;
 
 /// The samples of an OpenMetrics text: `name{labels}` to value.
 fn samples(text: &str) -> HashMap<String, f64> {
@@ -46,6 +47,12 @@ async fn a_scrape_counts_what_was_served(env: Env) {
                 .handler(HANG, |ctx, _| async move {
                     ctx.cancel_signal().cancelled().await;
                     Ok(bytes::Bytes::new())
+                })
+                .stream_handler(COUNT, 0, |_, _, _, mut tx| async move {
+                    for i in 0..3u8 {
+                        tx.send(vec![i]).await.map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
                 });
             if i != 1 {
                 return b;
@@ -58,6 +65,13 @@ async fn a_scrape_counts_what_was_served(env: Env) {
     for _ in 0..3 {
         assert_eq!(peer.request(ECHO, "x").await.unwrap(), "x");
     }
+    // A stream of 3 messages.
+    let (_tx, mut rx) = peer.open_stream(COUNT, "").await.unwrap();
+    let mut got = 0;
+    while let Some(_m) = rx.recv().await.unwrap() {
+        got += 1;
+    }
+    assert_eq!(got, 3);
     // A request dropped while its handler runs: cancelled, no answer.
     let gone = env
         .maybe_within(
@@ -103,7 +117,21 @@ async fn a_scrape_counts_what_was_served(env: Env) {
             .header("content-type")
             .is_some_and(|t| t.starts_with("application/openmetrics-text")));
         text = String::from_utf8(answer.body).unwrap();
-        if text.contains("outcome=\"canceled\"") {
+        // Records are made once an answer is written (and a cancel has
+        // arrived): wait until the last of them are in.
+        let s = samples(&text);
+        let recorded = |key: &str| value(&s, key) >= 1.0;
+        if recorded("gridmux_grid_requests_total{handler=\"2\",outcome=\"canceled\"}")
+            && recorded(
+                "gridmux_http_requests_total{route=\"metrics\",method=\"GET\",status=\"401\"}",
+            )
+            && recorded(
+                "gridmux_http_requests_total{route=\"health\",method=\"GET\",status=\"200\"}",
+            )
+            && recorded(
+                "gridmux_http_requests_total{route=\"files/data\",method=\"GET\",status=\"416\"}",
+            )
+        {
             break;
         }
         env.sleep(Duration::from_millis(20)).await;
@@ -121,6 +149,15 @@ async fn a_scrape_counts_what_was_served(env: Env) {
     assert_eq!(grid(HANG, "request_duration_seconds_count"), 1.0);
     let canceled = "gridmux_grid_requests_total{handler=\"2\",outcome=\"canceled\"}";
     assert_eq!(value(&s, canceled), 1.0);
+    // The stream: one TTFB (its first message), 3 messages out.
+    let stream = |what: &str| {
+        let name = format!("gridmux_{what}{{plane=\"stream\",handler=\"{COUNT}\",route=\"\"}}");
+        value(&s, &name)
+    };
+    assert_eq!(stream("ttfb_seconds_count"), 1.0);
+    assert_eq!(stream("request_duration_seconds_count"), 1.0);
+    let out = "gridmux_stream_messages_total{handler=\"3\",direction=\"out\"}";
+    assert_eq!(value(&s, out), 3.0);
     // Every file answer has a TTFB, bodyless ones included.
     let files = "{plane=\"http\",handler=\"\",route=\"files/data\"}";
     assert_eq!(

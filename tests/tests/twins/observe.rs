@@ -10,14 +10,20 @@ use bytes::Bytes;
 use gridmux_core::cluster::should_dial;
 use gridmux_core::fuzzing::LinkPair;
 use gridmux_core::link::Event;
-use gridmux_core::observe::{CallMade, LinkEvent, Observer, Outcome, RequestServed};
+use gridmux_core::link::StreamOpts;
+use gridmux_core::observe::{CallMade, LinkEvent, Observer, Outcome, RequestServed, StreamServed};
 use gridmux_core::wire::{ErrorCode, ErrorPayload};
 
 use crate::*;
 
+/// A stream record: handler, outcome, TTFB, duration, messages in and
+/// out, bytes in and out.
+type StreamRow = (u8, Outcome, Option<Duration>, Duration, u64, u64, u64, u64);
+
 /// What a side recorded, owned.
 #[derive(Debug, Default)]
 struct Recorded {
+    streams: Vec<StreamRow>,
     served: Vec<(u8, Outcome, Option<Duration>, Duration, u64, u64)>,
     calls: Vec<(u8, Outcome, Duration)>,
     links: Vec<String>,
@@ -27,6 +33,19 @@ struct Recorded {
 struct Recorder(Mutex<Recorded>);
 
 impl Observer for Recorder {
+    fn stream_served(&self, r: &StreamServed<'_>) {
+        let row = (
+            r.handler,
+            r.outcome,
+            r.ttfb,
+            r.duration,
+            r.msgs_in,
+            r.msgs_out,
+            r.bytes_in,
+            r.bytes_out,
+        );
+        self.0.lock().unwrap().streams.push(row);
+    }
     fn request_served(&self, r: &RequestServed<'_>) {
         let row = (
             r.handler,
@@ -277,4 +296,77 @@ fn ext_observe_a_refusal_that_overflowed_the_link_is_not_an_answer() {
         "the acceptor wrote nothing, yet: {:?}",
         served.iter().filter(|r| r.2.is_some()).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn ext_observe_a_served_stream_has_its_ttfb_at_its_first_message() {
+    let (mut p, rec) = observed_pair();
+    let opts = StreamOpts {
+        input: true,
+        ..StreamOpts::default()
+    };
+    let mux = p.links[DIALER]
+        .open_stream(p.now, 10, None, Bytes::from_static(b"open"), opts)
+        .unwrap();
+    p.drive();
+    let served = p
+        .take_events(ACCEPTOR)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::StreamOpened { mux, .. } => Some(mux),
+            _ => None,
+        })
+        .expect("opened");
+    // Input arrives; the handler answers 6 ms after the open, and the
+    // writer takes it 1 ms later.
+    p.links[DIALER]
+        .send(p.now, mux, Bytes::from_static(b"in"))
+        .unwrap();
+    p.drive();
+    p.now += 6 * MS;
+    p.links[ACCEPTOR]
+        .send(p.now, served, Bytes::from_static(b"out!"))
+        .unwrap();
+    p.now += MS;
+    p.drive();
+    p.links[DIALER].finish(p.now, mux).unwrap();
+    p.drive();
+    p.now += 3 * MS;
+    p.links[ACCEPTOR].finish(p.now, served).unwrap();
+    p.links[ACCEPTOR].release(p.now, served);
+    p.drive();
+    let streams = std::mem::take(&mut rec[ACCEPTOR].0.lock().unwrap().streams);
+    assert_eq!(
+        streams,
+        vec![(10, Outcome::Ok, Some(7 * MS), 10 * MS, 1, 1, 6, 4)],
+        "handler, outcome, ttfb, duration, messages in/out, bytes in/out"
+    );
+    assert_eq!(rec[ACCEPTOR].0.lock().unwrap().served.len(), 0);
+}
+
+#[test]
+fn ext_observe_a_stream_whose_first_message_never_left_has_no_ttfb() {
+    let (mut p, rec) = observed_pair();
+    let mux = p.links[DIALER]
+        .open_stream(p.now, 11, None, Bytes::new(), StreamOpts::default())
+        .unwrap();
+    p.drive();
+    let served = p
+        .take_events(ACCEPTOR)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::StreamOpened { mux, .. } => Some(mux),
+            _ => None,
+        })
+        .expect("opened");
+    let _ = mux;
+    p.now += 2 * MS;
+    p.links[ACCEPTOR]
+        .send(p.now, served, Bytes::from_static(b"x"))
+        .unwrap();
+    // The connection dies before the writer takes the message.
+    p.kill();
+    let streams = std::mem::take(&mut rec[ACCEPTOR].0.lock().unwrap().streams);
+    assert_eq!(streams.len(), 1, "{streams:?}");
+    assert_eq!((streams[0].1, streams[0].2), (Outcome::Disconnected, None));
 }
