@@ -332,7 +332,7 @@ impl Link {
                 subroute: msg.subroute,
                 started: now,
                 first_out: None,
-                first_queued: false,
+                first_queued: None,
                 msgs_in: 0,
                 msgs_out: 0,
                 bytes_in: payload.len() as u64,

@@ -230,9 +230,9 @@ impl Link {
             stats.msgs_out += 1;
             stats.bytes_out += len as u64;
         }
-        if stats.first_out.is_none() && !stats.first_queued {
+        if stats.first_out.is_none() && stats.first_queued.is_none() {
             if let Some(ticket) = ticket {
-                stats.first_queued = true;
+                stats.first_queued = Some(ticket);
                 self.first_outs.push_back(FirstOut {
                     ticket,
                     mux,
@@ -251,12 +251,15 @@ impl Link {
         stats: Box<StreamStats>,
         outcome: Outcome,
     ) {
-        if stats.first_queued && stats.first_out.is_none() {
-            if let Some(entry) = self
-                .first_outs
-                .iter_mut()
-                .find(|f| f.mux == mux && f.ended.is_none())
-            {
+        if let (Some(ticket), None) = (stats.first_queued, stats.first_out) {
+            // In ticket order: found by binary search, not a scan (many
+            // streams may end while the queue is backed up).
+            let found = (self.first_outs)
+                .binary_search_by_key(&ticket, |f| f.ticket)
+                .ok()
+                .and_then(|i| self.first_outs.get_mut(i))
+                .filter(|f| f.mux == mux && f.ended.is_none());
+            if let Some(entry) = found {
                 entry.ended = Some(Box::new(EndedStream {
                     stats: *stats,
                     outcome,
@@ -305,9 +308,12 @@ impl Link {
                 Some(e) => self.record_stream(&e.stats, e.outcome, Some(now), e.at),
                 None => {
                     let stats = self.muxes.streams.get_mut(&first.mux);
-                    if let Some(stats) = stats.and_then(|s| s.observed.as_deref_mut()) {
+                    let stats = stats.and_then(|s| s.observed.as_deref_mut());
+                    // Only the stream that queued it (a reused id's new
+                    // stream has another ticket).
+                    if let Some(stats) = stats.filter(|s| s.first_queued == Some(first.ticket)) {
                         stats.first_out = Some(now);
-                        stats.first_queued = false;
+                        stats.first_queued = None;
                     }
                 }
             }
@@ -315,11 +321,16 @@ impl Link {
     }
 
     /// The link closed: first outputs still queued never go; the streams
-    /// that ended meanwhile are recorded without a TTFB.
+    /// that ended meanwhile are recorded without a TTFB (one that had
+    /// ended well did not, after all: `Disconnected`).
     pub(super) fn drop_first_outs(&mut self) {
         while let Some(first) = self.first_outs.pop_front() {
             if let Some(e) = first.ended {
-                self.record_stream(&e.stats, Outcome::Disconnected, None, e.at);
+                let outcome = match e.outcome {
+                    Outcome::Ok => Outcome::Disconnected,
+                    other => other,
+                };
+                self.record_stream(&e.stats, outcome, None, e.at);
             }
         }
     }

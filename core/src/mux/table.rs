@@ -200,8 +200,8 @@ pub struct StreamStats {
     pub started: Instant,
     /// When its first output was handed over.
     pub first_out: Option<Instant>,
-    /// Its first output waits in the send queue.
-    pub first_queued: bool,
+    /// Its first output waits in the send queue, at this ticket.
+    pub first_queued: Option<u64>,
     /// Messages received after the open.
     pub msgs_in: u64,
     /// Messages sent.

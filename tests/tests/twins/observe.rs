@@ -370,3 +370,27 @@ fn ext_observe_a_stream_whose_first_message_never_left_has_no_ttfb() {
     assert_eq!(streams.len(), 1, "{streams:?}");
     assert_eq!((streams[0].1, streams[0].2), (Outcome::Disconnected, None));
 }
+
+#[test]
+fn ext_observe_a_stream_that_failed_keeps_its_outcome_when_the_link_dies() {
+    let (mut p, rec) = observed_pair();
+    p.links[DIALER]
+        .open_stream(p.now, 11, None, Bytes::new(), StreamOpts::default())
+        .unwrap();
+    p.drive();
+    let served = p
+        .take_events(ACCEPTOR)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::StreamOpened { mux, .. } => Some(mux),
+            _ => None,
+        })
+        .expect("opened");
+    // The handler fails; its error is queued when the connection dies.
+    let e = ErrorPayload::new(ErrorCode::Application, "no");
+    p.links[ACCEPTOR].fail_stream(p.now, served, e).unwrap();
+    p.kill();
+    let streams = std::mem::take(&mut rec[ACCEPTOR].0.lock().unwrap().streams);
+    assert_eq!(streams.len(), 1, "{streams:?}");
+    assert_eq!((streams[0].1, streams[0].2), (Outcome::HandlerError, None));
+}
