@@ -217,6 +217,20 @@ pub enum LinkEvent<'a> {
         /// The peer.
         peer: &'a str,
     },
+    /// The link's load, sampled at each link ping (every ping interval).
+    Load {
+        /// The peer.
+        peer: &'a str,
+        /// Streams open, served and ours.
+        open_streams: usize,
+        /// Requests open, served and ours.
+        open_requests: usize,
+        /// Bytes queued for sending.
+        queued_bytes: usize,
+        /// Payload bytes of the peer's exchanges the application holds
+        /// (counted against `LinkConfig::max_inbound_bytes`).
+        inbound_bytes: usize,
+    },
     /// A link ping came back.
     PingRtt {
         /// The peer.

@@ -34,6 +34,7 @@ use gridmux_core::observe::{
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 mod timing;
@@ -84,6 +85,12 @@ struct PeerDirection {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PeerLabel {
     peer: Arc<str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PeerWhat {
+    peer: Arc<str>,
+    what: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -154,6 +161,7 @@ pub struct GridMetrics {
     links_lost: Family<PeerReason, Counter>,
     ping_rtt: Family<PeerLabel, Timing, NewTiming>,
     dial_failures: Family<PeerLabel, Counter>,
+    link_load: Family<PeerWhat, Gauge>,
     file_bytes: Family<PathLabel, Counter>,
     /// The sendfile crate's counters at the last scrape.
     file_seen: Mutex<gridmux_sendfile::Counters>,
@@ -252,6 +260,12 @@ impl GridMetrics {
             "Failed attempts to dial a peer (each is followed by a back-off), by peer",
             dial_failures.clone(),
         );
+        let link_load = Family::default();
+        registry.register(
+            "link_load",
+            "A link's load at its last ping (every ping interval), by peer and what: open_streams, open_requests, queued_bytes, inbound_bytes; 0 once the link is lost",
+            link_load.clone(),
+        );
         let file_bytes = Family::default();
         registry.register(
             "file_bytes",
@@ -307,6 +321,7 @@ impl GridMetrics {
             links_lost,
             ping_rtt,
             dial_failures,
+            link_load,
             file_bytes,
             file_seen: Mutex::new(gridmux_sendfile::Counters::default()),
         }
@@ -382,6 +397,25 @@ impl GridMetrics {
         })
     }
 
+    /// Sets a peer's load gauges (clients share `peer="client"`: the last
+    /// sample of any of them).
+    fn set_load(&self, peer: &Arc<str>, values: [usize; 4]) {
+        let names = [
+            "open_streams",
+            "open_requests",
+            "queued_bytes",
+            "inbound_bytes",
+        ];
+        for (what, value) in names.into_iter().zip(values) {
+            let labels = PeerWhat {
+                peer: peer.clone(),
+                what,
+            };
+            let value = i64::try_from(value).unwrap_or(i64::MAX);
+            self.link_load.get_or_create(&labels).set(value);
+        }
+    }
+
     fn peer(&self, name: &str) -> Arc<str> {
         self.peers.get(name).unwrap_or(&self.client).clone()
     }
@@ -441,9 +475,21 @@ impl Observer for GridMetrics {
             }
             LinkEvent::Lost { peer, reason } => {
                 let peer = self.peer(peer);
+                self.set_load(&peer, [0; 4]);
                 self.links_lost
                     .get_or_create(&PeerReason { peer, reason })
                     .inc();
+            }
+            LinkEvent::Load {
+                peer,
+                open_streams,
+                open_requests,
+                queued_bytes,
+                inbound_bytes,
+            } => {
+                let peer = self.peer(peer);
+                let values = [open_streams, open_requests, queued_bytes, inbound_bytes];
+                self.set_load(&peer, values);
             }
             LinkEvent::DialFailed { peer } => {
                 let peer = self.peer(peer);
@@ -551,6 +597,29 @@ mod tests {
             "gridmux_grid_requests_total{handler=\"0\",outcome=\"unknown_handler\"} 255"
         ));
         assert!(!text.contains("handler=\"7\""));
+    }
+
+    #[test]
+    fn the_load_gauges_follow_the_last_sample_and_drop_with_the_link() {
+        let m = GridMetrics::new(&["a:1"], &[] as &[&str]);
+        let load = |n| LinkEvent::Load {
+            peer: "a:1",
+            open_streams: n,
+            open_requests: 2 * n,
+            queued_bytes: 3 * n,
+            inbound_bytes: 4 * n,
+        };
+        m.link_event(&load(5));
+        m.link_event(&load(7));
+        let text = m.encode();
+        assert!(text.contains("gridmux_link_load{peer=\"a:1\",what=\"open_streams\"} 7"));
+        assert!(text.contains("gridmux_link_load{peer=\"a:1\",what=\"inbound_bytes\"} 28"));
+        m.link_event(&LinkEvent::Lost {
+            peer: "a:1",
+            reason: "websocket",
+        });
+        let text = m.encode();
+        assert!(text.contains("gridmux_link_load{peer=\"a:1\",what=\"queued_bytes\"} 0"));
     }
 
     #[test]

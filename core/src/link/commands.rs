@@ -521,6 +521,14 @@ impl Link {
             ..Message::new(Op::PING, 0).payload(ping.encode())
         };
         self.send_msg(now, Lane::Control, &msg);
+        let peer = self.remote.as_deref().unwrap_or_default();
+        self.link_event(&crate::observe::LinkEvent::Load {
+            peer,
+            open_streams: self.muxes.streams.len(),
+            open_requests: self.muxes.in_requests.len() + self.muxes.out_requests.len(),
+            queued_bytes: self.queued_bytes(),
+            inbound_bytes: self.inbound_bytes(),
+        });
     }
 
     /// Milliseconds of a wire deadline as a local instant (0: none).

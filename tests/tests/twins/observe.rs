@@ -70,6 +70,12 @@ impl Observer for Recorder {
             LinkEvent::Lost { peer, reason } => format!("lost {peer} {reason}"),
             LinkEvent::PingRtt { .. } => "ping".to_owned(),
             LinkEvent::DialFailed { peer } => format!("dial failed {peer}"),
+            LinkEvent::Load {
+                open_streams,
+                open_requests,
+                inbound_bytes,
+                ..
+            } => format!("load {open_streams} {open_requests} {inbound_bytes}"),
         };
         self.0.lock().unwrap().links.push(text);
     }
@@ -393,4 +399,21 @@ fn ext_observe_a_stream_that_failed_keeps_its_outcome_when_the_link_dies() {
     let streams = std::mem::take(&mut rec[ACCEPTOR].0.lock().unwrap().streams);
     assert_eq!(streams.len(), 1, "{streams:?}");
     assert_eq!((streams[0].1, streams[0].2), (Outcome::HandlerError, None));
+}
+
+#[test]
+fn ext_observe_each_link_ping_samples_the_links_load() {
+    let (mut p, rec) = observed_pair();
+    // A request the acceptor's handler holds (5 bytes of input).
+    p.links[DIALER]
+        .request(p.now, 1, None, Bytes::from_static(b"12345"), None)
+        .unwrap();
+    p.drive();
+    one_event(&mut p, ACCEPTOR);
+    // Past a ping interval (10 s by default) the acceptor samples its load.
+    p.advance(Duration::from_secs(11));
+    let links = rec[ACCEPTOR].0.lock().unwrap().links.clone();
+    let loads: Vec<&String> = links.iter().filter(|l| l.starts_with("load")).collect();
+    assert!(!loads.is_empty(), "{links:?}");
+    assert_eq!(loads[0], "load 0 1 5", "{links:?}");
 }
