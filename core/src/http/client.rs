@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::request::{content_length, too_large};
+use super::request::{content_length, find_header, has_token, too_large};
 use super::{Header, HttpError, Limits};
 
 /// A parsed HTTP/1.x response head.
@@ -19,10 +19,7 @@ pub struct ResponseHead {
 impl ResponseHead {
     /// First value of a header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| &v[..])
+        find_header(&self.headers, name)
     }
 
     /// First value of a header as text, if it is UTF-8.
@@ -55,13 +52,7 @@ impl ResponseHead {
 
     /// Whether the connection may carry another request afterwards.
     pub fn keep_alive(&self) -> bool {
-        let close = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-            .flat_map(|(_, v)| v.split(|b| *b == b','))
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
-        self.minor_version >= 1 && !close
+        self.minor_version >= 1 && !has_token(&self.headers, "connection", "close")
     }
 }
 

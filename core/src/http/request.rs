@@ -41,10 +41,7 @@ pub struct RequestHead {
 impl RequestHead {
     /// First value of a header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| &v[..])
+        find_header(&self.headers, name)
     }
 
     /// The path, without the query.
@@ -59,11 +56,7 @@ impl RequestHead {
 
     /// Whether a comma-separated header holds `token` (case-insensitive).
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .flat_map(|(_, v)| v.split(|b| *b == b','))
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        has_token(&self.headers, name, token)
     }
 
     /// Whether the client asks for a WebSocket upgrade.
@@ -90,6 +83,24 @@ impl RequestHead {
         let length = content_length(&self.headers)?;
         Ok(length.unwrap_or(0) > 0)
     }
+}
+
+/// The first value of header `name` (case-insensitive) in `headers`.
+pub(super) fn find_header<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| &v[..])
+}
+
+/// Whether a comma-separated header `name` in `headers` holds `token`
+/// (case-insensitive).
+pub(super) fn has_token(headers: &[Header], name: &str, token: &str) -> bool {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.split(|b| *b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// The `Content-Length` of `headers`, if any; conflicting or malformed

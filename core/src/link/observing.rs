@@ -23,6 +23,27 @@ pub(super) struct PendingAnswer {
     bytes_out: usize,
 }
 
+impl PendingAnswer {
+    /// The answer to `request`.
+    fn to(request: &InRequest, outcome: Outcome, ticket: Option<Ticket>, bytes_out: usize) -> Self {
+        Self {
+            ticket,
+            handler: request.handler,
+            subroute: request.subroute,
+            outcome,
+            started: request.started,
+            bytes_in: request.held,
+            bytes_out,
+        }
+    }
+
+    /// A refusal before any handler ran (answered in the control lane).
+    fn is_refusal(&self) -> bool {
+        self.ticket.is_none()
+            && matches!(self.outcome, Outcome::Overloaded | Outcome::UnknownHandler)
+    }
+}
+
 impl Link {
     fn observing(&self) -> bool {
         self.config.observer.enabled()
@@ -40,15 +61,8 @@ impl Link {
         if !self.observing() {
             return;
         }
-        self.answers.push_back(PendingAnswer {
-            ticket,
-            handler: request.handler,
-            subroute: request.subroute,
-            outcome,
-            started: request.started,
-            bytes_in: request.held,
-            bytes_out,
-        });
+        let answer = PendingAnswer::to(request, outcome, ticket, bytes_out);
+        self.answers.push_back(answer);
     }
 
     /// A request refused before any handler ran, answered in the control
@@ -75,15 +89,33 @@ impl Link {
         if !self.observing() {
             return;
         }
+        let answer = PendingAnswer::to(request, outcome, None, 0);
+        self.record_answer(&answer, outcome, None, now);
+    }
+
+    /// Records `a` with `outcome`; its answer was handed over at `handed`
+    /// (`None`: it never was), and it ended at `now`.
+    fn record_answer(
+        &self,
+        a: &PendingAnswer,
+        outcome: Outcome,
+        handed: Option<Instant>,
+        now: Instant,
+    ) {
+        let ttfb = handed.map(|t| t.saturating_duration_since(a.started));
         self.config.observer.request_served(&RequestServed {
             peer: self.remote.as_deref().unwrap_or_default(),
-            handler: request.handler,
-            subroute: request.subroute,
+            handler: a.handler,
+            subroute: a.subroute,
             outcome,
-            ttfb: None,
-            duration: now.saturating_duration_since(request.started),
-            bytes_in: request.held as u64,
-            bytes_out: 0,
+            ttfb,
+            duration: now.saturating_duration_since(a.started),
+            bytes_in: a.bytes_in as u64,
+            bytes_out: if handed.is_some() {
+                a.bytes_out as u64
+            } else {
+                0
+            },
         });
     }
 
@@ -103,17 +135,7 @@ impl Link {
                 break;
             }
             self.answers.pop_front();
-            let elapsed = now.saturating_duration_since(a.started);
-            self.config.observer.request_served(&RequestServed {
-                peer: self.remote.as_deref().unwrap_or_default(),
-                handler: a.handler,
-                subroute: a.subroute,
-                outcome: a.outcome,
-                ttfb: Some(elapsed),
-                duration: elapsed,
-                bytes_in: a.bytes_in as u64,
-                bytes_out: a.bytes_out as u64,
-            });
+            self.record_answer(&a, a.outcome, Some(now), now);
         }
     }
 
@@ -122,22 +144,12 @@ impl Link {
     pub(super) fn drop_answers(&mut self, now: Instant) {
         self.drop_first_outs();
         while let Some(a) = self.answers.pop_front() {
-            let outcome = match a.outcome {
-                refused @ (Outcome::Overloaded | Outcome::UnknownHandler) if a.ticket.is_none() => {
-                    refused
-                }
-                _ => Outcome::Disconnected,
+            let outcome = if a.is_refusal() {
+                a.outcome
+            } else {
+                Outcome::Disconnected
             };
-            self.config.observer.request_served(&RequestServed {
-                peer: self.remote.as_deref().unwrap_or_default(),
-                handler: a.handler,
-                subroute: a.subroute,
-                outcome,
-                ttfb: None,
-                duration: now.saturating_duration_since(a.started),
-                bytes_in: a.bytes_in as u64,
-                bytes_out: 0,
-            });
+            self.record_answer(&a, outcome, None, now);
         }
     }
 
@@ -145,10 +157,7 @@ impl Link {
     /// (being served, or answered and not handed over): what a crash of
     /// the process would leave unrecorded.
     pub fn unrecorded_requests(&self) -> usize {
-        let refusal = |a: &&PendingAnswer| {
-            a.ticket.is_none() && matches!(a.outcome, Outcome::Overloaded | Outcome::UnknownHandler)
-        };
-        let answered = self.answers.iter().filter(|a| !refusal(a)).count();
+        let answered = self.answers.iter().filter(|a| !a.is_refusal()).count();
         self.muxes.in_requests.len() + answered
     }
 
