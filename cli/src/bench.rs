@@ -59,22 +59,7 @@ pub(crate) fn run(opts: &Options) -> Result<(), String> {
                 let grid = grid_requests(&rt, c, opts, builtin::ECHO, false).await?;
                 print_row(kind, "grid request, inline handler", c, &grid, raw);
                 if opts.metrics {
-                    let observed = grid_requests(&rt, c, opts, builtin::ECHO, true).await?;
-                    print_row(
-                        kind,
-                        "grid request, inline handler, metrics on",
-                        c,
-                        &observed,
-                        raw,
-                    );
-                    // Off once more: the mean of both runs is the baseline.
-                    let again = grid_requests(&rt, c, opts, builtin::ECHO, false).await?;
-                    print_row(kind, "grid request, inline handler (again)", c, &again, raw);
-                    let off = (grid.rate + again.rate) / 2.0;
-                    println!(
-                        "| {kind:?} | metrics on / off | {c} | {:.3}× | | | |",
-                        observed.rate / off
-                    );
+                    metrics_overhead(&rt, kind, c, opts, raw).await?;
                 }
                 let spawned = grid_requests(&rt, c, opts, builtin::ECHO_SPAWNED, false).await?;
                 print_row(kind, "grid request, spawned handler", c, &spawned, raw);
@@ -82,6 +67,50 @@ pub(crate) fn run(opts: &Options) -> Result<(), String> {
             Ok::<(), String>(())
         })?;
     }
+    Ok(())
+}
+
+/// Rounds of metrics off and on, in the order off-on, on-off, off-on,
+/// on-off: the machine's drift falls on both sides alike, and the ratio
+/// is of the sums.
+const METRICS_ROUNDS: usize = 4;
+
+/// The inline handler with metrics off and on, alternating, and the ratio
+/// of the rates (the observer's cost).
+async fn metrics_overhead(
+    rt: &Arc<dyn Runtime>,
+    kind: RuntimeKind,
+    c: usize,
+    opts: &Options,
+    raw: Option<f64>,
+) -> Result<(), String> {
+    let (mut off, mut on) = (0.0, 0.0);
+    let mut ratios = Vec::new();
+    for round in 0..METRICS_ROUNDS {
+        let mut rates = [0.0; 2];
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for metrics in order {
+            let o = grid_requests(rt, c, opts, builtin::ECHO, metrics).await?;
+            let case = if metrics { "on" } else { "off" };
+            let case = format!("inline handler, metrics {case}, round {}", round + 1);
+            print_row(kind, &case, c, &o, raw);
+            rates[usize::from(metrics)] = o.rate;
+        }
+        off += rates[0];
+        on += rates[1];
+        ratios.push(rates[1] / rates[0]);
+    }
+    let (low, high) = ratios
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+    println!(
+        "| {kind:?} | metrics on / off, {METRICS_ROUNDS} rounds | {c} | {:.3}× (rounds {low:.3}–{high:.3}×) | | | |",
+        on / off
+    );
     Ok(())
 }
 

@@ -25,7 +25,6 @@
 //! assert!(text.ends_with("# EOF\n"));
 //! ```
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use gridmux_core::observe::{
@@ -37,7 +36,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+mod names;
 mod timing;
+
+use names::NameMap;
 
 use timing::{NewTiming, Timing};
 
@@ -144,8 +146,8 @@ struct PeerHandles {
 #[derive(Debug)]
 pub struct GridMetrics {
     registry: Registry,
-    peers: HashMap<Box<str>, Arc<str>>,
-    routes: HashMap<Box<str>, Arc<str>>,
+    peers: NameMap<Arc<str>>,
+    routes: NameMap<Arc<str>>,
     client: Arc<str>,
     other: Arc<str>,
     ttfb: Family<TtfbLabels, Timing, NewTiming>,
@@ -168,7 +170,7 @@ pub struct GridMetrics {
     /// Per handler id, made on first use.
     handlers: Vec<OnceLock<HandlerHandles>>,
     /// Per peer name (and `client` for the rest), made at construction.
-    peer_bytes: HashMap<Box<str>, PeerHandles>,
+    peer_bytes: NameMap<PeerHandles>,
     client_bytes: PeerHandles,
 }
 
@@ -272,7 +274,7 @@ impl GridMetrics {
             "File bytes moved by this process, by path: sendfile and copy (sent), splice and received_copy (received)",
             file_bytes.clone(),
         );
-        let shared = |names: &[_]| -> HashMap<Box<str>, Arc<str>> {
+        let shared = |names: &[_]| -> NameMap<Arc<str>> {
             names
                 .iter()
                 .map(|n: &String| (n.as_str().into(), Arc::from(n.as_str())))

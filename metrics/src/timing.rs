@@ -12,10 +12,28 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 
 use crate::BUCKETS;
 
-/// The bucket bounds in nanoseconds.
-fn bounds_ns() -> [u64; BUCKETS.len()] {
-    BUCKETS.map(|s| (s * 1e9).round() as u64)
-}
+/// The bucket bounds in nanoseconds (checked against [`BUCKETS`] in the
+/// tests).
+const BOUNDS_NS: [u64; BUCKETS.len()] = [
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
 
 /// The most one observation adds to the sum: an hour.
 const MAX_NS: u64 = 3_600_000_000_000;
@@ -37,7 +55,7 @@ impl Timing {
         // Anything past the last bound counts as one hour in the sum, so
         // that the sum cannot wrap (2^64 ns is 584 years of observations).
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).min(MAX_NS);
-        let bucket = bounds_ns().partition_point(|b| *b < ns);
+        let bucket = BOUNDS_NS.partition_point(|b| *b < ns);
         self.0.counts[bucket].fetch_add(1, Ordering::Relaxed);
         self.0.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
@@ -79,6 +97,12 @@ impl MetricConstructor<Timing> for NewTiming {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bounds_are_the_buckets_in_nanoseconds() {
+        let from_seconds = BUCKETS.map(|s| (s * 1e9).round() as u64);
+        assert_eq!(BOUNDS_NS, from_seconds);
+    }
 
     #[test]
     fn durations_land_in_the_first_bucket_whose_bound_they_do_not_pass() {
