@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gridmux_core::http::RequestHead;
-use gridmux_core::observe::{BodyPath, HttpServed};
+use gridmux_core::observe::{method_label, BodyPath, HttpServed};
 
 use crate::grid::Node;
 
@@ -79,14 +79,5 @@ impl HttpAnswer {
             bytes_out: self.bytes_out,
             body: self.body,
         });
-    }
-}
-
-/// `GET`, `HEAD` or `other` (a bounded label).
-pub(crate) fn method_label(method: &str) -> &'static str {
-    match method {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        _ => "other",
     }
 }

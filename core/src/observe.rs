@@ -196,6 +196,15 @@ pub struct HttpServed<'a> {
     pub body: BodyPath,
 }
 
+/// An HTTP method as a bounded label: `GET`, `HEAD` or `other`.
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        _ => "other",
+    }
+}
+
 /// What happened to a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkEvent<'a> {
@@ -230,6 +239,14 @@ pub enum LinkEvent<'a> {
         /// Payload bytes of the peer's exchanges the application holds
         /// (counted against `LinkConfig::max_inbound_bytes`).
         inbound_bytes: usize,
+    },
+    /// A WebSocket message went out carrying `messages` grid messages
+    /// (more than one: a merged batch).
+    Sent {
+        /// The peer.
+        peer: &'a str,
+        /// Grid messages in it.
+        messages: usize,
     },
     /// A link ping came back.
     PingRtt {

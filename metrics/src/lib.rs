@@ -41,7 +41,7 @@ mod timing;
 
 use names::NameMap;
 
-use timing::{NewTiming, Timing};
+use timing::{NewHistogram, Sizes, Timing};
 
 /// The content type of [`GridMetrics::encode`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -52,6 +52,10 @@ pub const BUCKETS: [f64; 18] = [
     0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// Buckets of `gridmux_link_batch_messages`: grid messages per WebSocket
+/// message (the default batch limit, 50, is one of them).
+pub const BATCH_BUCKETS: [u64; 10] = [1, 2, 4, 8, 16, 32, 50, 64, 128, 256];
 
 /// The label of a plane's name: a handler id (grid) or a route (HTTP).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -135,11 +139,12 @@ struct HandlerHandles {
     stream_msgs_out: Counter,
 }
 
-/// A peer's byte counters, resolved once.
+/// A peer's byte counters and batch sizes, resolved once.
 #[derive(Debug)]
 struct PeerHandles {
     bytes_in: Counter,
     bytes_out: Counter,
+    batch: Sizes,
 }
 
 /// A node's metrics. Cheap to share (`Arc`); see the crate docs.
@@ -150,18 +155,18 @@ pub struct GridMetrics {
     routes: NameMap<Arc<str>>,
     client: Arc<str>,
     other: Arc<str>,
-    ttfb: Family<TtfbLabels, Timing, NewTiming>,
-    duration: Family<TtfbLabels, Timing, NewTiming>,
+    ttfb: Family<TtfbLabels, Timing, NewHistogram>,
+    duration: Family<TtfbLabels, Timing, NewHistogram>,
     grid_requests: Family<HandlerOutcome, Counter>,
     calls: Family<HandlerOutcome, Counter>,
-    call_latency: Family<HandlerLabel, Timing, NewTiming>,
+    call_latency: Family<HandlerLabel, Timing, NewHistogram>,
     streams: Family<HandlerOutcome, Counter>,
     stream_messages: Family<HandlerDirection, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_body_bytes: Family<RouteBody, Counter>,
     links_connected: Family<PeerLabel, Counter>,
     links_lost: Family<PeerReason, Counter>,
-    ping_rtt: Family<PeerLabel, Timing, NewTiming>,
+    ping_rtt: Family<PeerLabel, Timing, NewHistogram>,
     dial_failures: Family<PeerLabel, Counter>,
     link_load: Family<PeerWhat, Gauge>,
     file_bytes: Family<PathLabel, Counter>,
@@ -170,21 +175,21 @@ pub struct GridMetrics {
     /// Per handler id, made on first use.
     handlers: Vec<OnceLock<HandlerHandles>>,
     /// Per peer name (and `client` for the rest), made at construction.
-    peer_bytes: NameMap<PeerHandles>,
-    client_bytes: PeerHandles,
+    peer_handles: NameMap<PeerHandles>,
+    client_handles: PeerHandles,
 }
 
 impl GridMetrics {
     /// Metrics of a node of the cluster `peers`, serving `file_routes`.
     pub fn new(peers: &[impl AsRef<str>], file_routes: &[impl AsRef<str>]) -> Self {
         let mut registry = Registry::with_prefix("gridmux");
-        let ttfb = Family::new_with_constructor(NewTiming);
+        let ttfb = Family::new_with_constructor(NewHistogram);
         registry.register(
             "ttfb_seconds",
             "Time to first byte of requests served: from the request complete to the first byte of its answer handed to the socket (the status line for answers without a body)",
             ttfb.clone(),
         );
-        let duration = Family::new_with_constructor(NewTiming);
+        let duration = Family::new_with_constructor(NewHistogram);
         registry.register(
             "request_duration_seconds",
             "Duration of requests served, from the request complete to their last byte handed over (or their end)",
@@ -208,7 +213,7 @@ impl GridMetrics {
             "Grid requests made to peers, by handler and outcome",
             calls.clone(),
         );
-        let call_latency = Family::new_with_constructor(NewTiming);
+        let call_latency = Family::new_with_constructor(NewHistogram);
         registry.register(
             "call_latency_seconds",
             "Latency of grid requests made, from queued to answered (or ended)",
@@ -250,7 +255,14 @@ impl GridMetrics {
             "Links that went down after being up, by peer and reason",
             links_lost.clone(),
         );
-        let ping_rtt = Family::new_with_constructor(NewTiming);
+        let batches: Family<PeerLabel, Sizes, NewHistogram> =
+            Family::new_with_constructor(NewHistogram);
+        registry.register(
+            "link_batch_messages",
+            "Grid messages per WebSocket message sent, by peer (more than one: merged)",
+            batches.clone(),
+        );
+        let ping_rtt = Family::new_with_constructor(NewHistogram);
         registry.register(
             "ping_rtt_seconds",
             "Round trip of link pings, by peer",
@@ -286,25 +298,26 @@ impl GridMetrics {
             .map(|r| format!("files/{}", r.as_ref()))
             .chain(["health", "upgrade", "metrics", "files", "other"].map(String::from))
             .collect();
-        let peer_handles = |peer: Arc<str>| PeerHandles {
+        let handles_of = |peer: Arc<str>| PeerHandles {
             bytes_in: grid_bytes.get_or_create_owned(&PeerDirection {
                 peer: peer.clone(),
                 direction: "in",
             }),
             bytes_out: grid_bytes.get_or_create_owned(&PeerDirection {
-                peer,
+                peer: peer.clone(),
                 direction: "out",
             }),
+            batch: batches.get_or_create_owned(&PeerLabel { peer }),
         };
-        let peer_bytes = peers
+        let peer_handles = peers
             .iter()
-            .map(|p| (p.as_str().into(), peer_handles(Arc::from(p.as_str()))))
+            .map(|p| (p.as_str().into(), handles_of(Arc::from(p.as_str()))))
             .collect();
-        let client_bytes = peer_handles(Arc::from("client"));
+        let client_handles = handles_of(Arc::from("client"));
         Self {
             handlers: (0..=u8::MAX).map(|_| OnceLock::new()).collect(),
-            peer_bytes,
-            client_bytes,
+            peer_handles,
+            client_handles,
             registry,
             peers: shared(&peers),
             routes: shared(&routes),
@@ -442,7 +455,10 @@ impl Observer for GridMetrics {
         }
         h.duration.observe(r.duration);
         h.served[r.outcome.index()].inc();
-        let bytes = self.peer_bytes.get(r.peer).unwrap_or(&self.client_bytes);
+        let bytes = self
+            .peer_handles
+            .get(r.peer)
+            .unwrap_or(&self.client_handles);
         bytes.bytes_in.inc_by(r.bytes_in);
         bytes.bytes_out.inc_by(r.bytes_out);
     }
@@ -456,7 +472,10 @@ impl Observer for GridMetrics {
         h.streams[r.outcome.index()].inc();
         h.stream_msgs_in.inc_by(r.msgs_in);
         h.stream_msgs_out.inc_by(r.msgs_out);
-        let bytes = self.peer_bytes.get(r.peer).unwrap_or(&self.client_bytes);
+        let bytes = self
+            .peer_handles
+            .get(r.peer)
+            .unwrap_or(&self.client_handles);
         bytes.bytes_in.inc_by(r.bytes_in);
         bytes.bytes_out.inc_by(r.bytes_out);
     }
@@ -496,6 +515,10 @@ impl Observer for GridMetrics {
             LinkEvent::DialFailed { peer } => {
                 let peer = self.peer(peer);
                 self.dial_failures.get_or_create(&PeerLabel { peer }).inc();
+            }
+            LinkEvent::Sent { peer, messages } => {
+                let handles = self.peer_handles.get(peer).unwrap_or(&self.client_handles);
+                handles.batch.observe(messages);
             }
             LinkEvent::PingRtt { peer, rtt } => {
                 let peer = self.peer(peer);
@@ -599,6 +622,24 @@ mod tests {
             "gridmux_grid_requests_total{handler=\"0\",outcome=\"unknown_handler\"} 255"
         ));
         assert!(!text.contains("handler=\"7\""));
+    }
+
+    #[test]
+    fn batch_sizes_are_counted_per_peer_with_clients_shared() {
+        let m = GridMetrics::new(&["a:1"], &[] as &[&str]);
+        for (peer, messages) in [("a:1", 1), ("a:1", 50), ("stranger", 3)] {
+            m.link_event(&LinkEvent::Sent { peer, messages });
+        }
+        let text = m.encode();
+        for line in [
+            "gridmux_link_batch_messages_count{peer=\"a:1\"} 2",
+            "gridmux_link_batch_messages_sum{peer=\"a:1\"} 51.0",
+            "gridmux_link_batch_messages_bucket{le=\"1.0\",peer=\"a:1\"} 1",
+            "gridmux_link_batch_messages_bucket{le=\"50.0\",peer=\"a:1\"} 2",
+            "gridmux_link_batch_messages_count{peer=\"client\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} not in {text}");
+        }
     }
 
     #[test]

@@ -123,6 +123,8 @@ pub struct Link {
     events: VecDeque<Event>,
     /// HTTP bytes written before the WebSocket exists (acceptor).
     raw_out: Option<Bytes>,
+    /// The upgrade request's answer in `raw_out`, for the observer.
+    upgrade_answer: Option<observing::UpgradeAnswer>,
     handshake_deadline: Option<Instant>,
     next_ping: Option<Instant>,
     last_pong: Instant,
@@ -178,6 +180,7 @@ impl Link {
             outbox: Outbox::new(crc),
             events: VecDeque::new(),
             raw_out: None,
+            upgrade_answer: None,
             next_ping: None,
             last_pong: now,
             stall_since: None,
@@ -383,6 +386,7 @@ impl Link {
         let before = out.len();
         if let Some(raw) = self.raw_out.take() {
             out.push(raw);
+            self.upgrade_answer_sent(now);
         }
         if let Some(ws) = &mut self.ws {
             while ws.queued_bytes() < WS_QUEUE_TARGET && ws.is_open() {
@@ -395,6 +399,12 @@ impl Link {
                 if let Err(e) = ws.send(ws::Message::binary(message)) {
                     debug!(error = %e, "websocket refused a grid message");
                     break;
+                }
+                if let Some(peer) = self.remote.as_deref() {
+                    let messages = self.outbox.last_batch();
+                    if self.config.observer.enabled() {
+                        (self.config.observer).link_event(&LinkEvent::Sent { peer, messages });
+                    }
                 }
             }
             while ws.poll_transmit(now, out) {}

@@ -7,7 +7,9 @@ use std::time::Instant;
 use super::outbox::Ticket;
 use super::{CallError, Link, Phase};
 use crate::mux::{InRequest, MuxId, OutRequest, StreamStats};
-use crate::observe::{CallMade, LinkEvent, Outcome, RequestServed, StreamServed};
+use crate::observe::{
+    BodyPath, CallMade, HttpServed, LinkEvent, Outcome, RequestServed, StreamServed,
+};
 use crate::wire::{Message, SubrouteId};
 
 /// A served request's answer, queued and not yet handed over.
@@ -44,9 +46,66 @@ impl PendingAnswer {
     }
 }
 
+/// The acceptor's HTTP answer to the upgrade request, not yet handed over.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct UpgradeAnswer {
+    method: &'static str,
+    status: u16,
+    started: Instant,
+    body_len: usize,
+}
+
 impl Link {
     fn observing(&self) -> bool {
         self.config.observer.enabled()
+    }
+
+    /// Queues `response`, the answer (`status`) to an upgrade request
+    /// complete at `now`; it is recorded on the `upgrade` route when
+    /// `poll_transmit` hands it over.
+    pub(super) fn answer_upgrade(
+        &mut self,
+        now: Instant,
+        method: &'static str,
+        status: u16,
+        response: bytes::Bytes,
+    ) {
+        let head_len = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(response.len(), |at| at + 4);
+        self.upgrade_answer = Some(UpgradeAnswer {
+            method,
+            status,
+            started: now,
+            body_len: response.len() - head_len,
+        });
+        self.raw_out = Some(response);
+    }
+
+    /// The upgrade answer was handed over at `now`: its whole answer went
+    /// at once, so its TTFB is its duration.
+    pub(super) fn upgrade_answer_sent(&mut self, now: Instant) {
+        let Some(a) = self.upgrade_answer.take() else {
+            return;
+        };
+        if !self.observing() {
+            return;
+        }
+        let ttfb = now.saturating_duration_since(a.started);
+        self.config.observer.http_served(&HttpServed {
+            route: "upgrade",
+            method: a.method,
+            status: a.status,
+            ttfb: Some(ttfb),
+            duration: ttfb,
+            bytes_out: a.body_len as u64,
+            body: if a.body_len == 0 {
+                BodyPath::None
+            } else {
+                BodyPath::Memory
+            },
+        });
     }
 
     /// `request` was answered with a message of `bytes_out` payload bytes,

@@ -53,6 +53,8 @@ pub(crate) struct Outbox {
     /// messages share one allocation.
     scratch: BytesMut,
     merged: MergedWriter,
+    /// Grid messages in the last WebSocket message given out.
+    last_batch: usize,
     crc: bool,
 }
 
@@ -67,6 +69,7 @@ impl Outbox {
             control_bytes: 0,
             scratch: BytesMut::new(),
             merged: MergedWriter::new(),
+            last_batch: 0,
             crc,
         }
     }
@@ -237,6 +240,7 @@ impl Outbox {
         max_bytes: usize,
     ) -> Option<Bytes> {
         let first = self.pop()?;
+        self.last_batch = 1;
         let next_fits = |len: usize, body: usize| body + len + 5 <= max_bytes;
         match self.peek_len() {
             Some(len) if max_messages > 1 && next_fits(len, first.len() + 5) => {}
@@ -252,7 +256,14 @@ impl Outbox {
                 self.merged.push(&frame);
             }
         }
+        self.last_batch = self.merged.len() as usize;
         Some(self.merged.finish_bytes())
+    }
+
+    /// How many grid messages the last [`next_ws_message`](Self::next_ws_message)
+    /// carried (more than one: merged).
+    pub(crate) fn last_batch(&self) -> usize {
+        self.last_batch
     }
 }
 

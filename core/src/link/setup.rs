@@ -16,6 +16,7 @@ use crate::auth::{decode_hex, decode_hex_tag, hex, Keyring};
 use crate::cluster::should_dial;
 use crate::http::RequestHead;
 use crate::mux::MuxHashing;
+use crate::observe;
 use crate::wire::{Connect, ConnectResponse, Frame, MergedFrames, Message, Op};
 use crate::ws::handshake::{self, UpgradeRequest};
 use crate::ws::{self, ClientRequest, Role};
@@ -318,7 +319,8 @@ impl Link {
         match valid {
             Ok(request) => link.upgrade(now, &request),
             Err(e) => {
-                link.raw_out = Some(handshake::reject_response(&e));
+                let method = observe::method_label(&head.method);
+                link.answer_upgrade(now, method, e.status(), handshake::reject_response(&e));
                 link.fail(now, LinkError::Refused(e.to_string()));
             }
         }
@@ -339,7 +341,8 @@ impl Link {
             }
             Err(e) => {
                 buf.clear();
-                self.raw_out = Some(handshake::reject_response(&e));
+                let response = handshake::reject_response(&e);
+                self.answer_upgrade(now, "other", e.status(), response);
                 self.fail(now, LinkError::Refused(e.to_string()));
                 return;
             }
@@ -354,13 +357,14 @@ impl Link {
             Ok((claimed, membership)) => {
                 let nonce = self.accept_nonce;
                 let nonce_hex = hex(&nonce);
-                self.raw_out = Some(handshake::accept_response_with(
+                let response = handshake::accept_response_with(
                     request,
                     &[
                         (NONCE_HEADER, &nonce_hex),
                         (NODE_HEADER, &self.config.local),
                     ],
-                ));
+                );
+                self.answer_upgrade(now, "GET", 101, response);
                 let mut endpoint =
                     ws::Endpoint::upgraded(self.config.ws.clone(), Role::Server, None);
                 // Until the dialer has proven itself, its messages stay
@@ -379,7 +383,7 @@ impl Link {
                 self.phase = Phase::AwaitConnect(Box::new(setup));
             }
             Err(rejection) => {
-                self.raw_out = Some(rejection.response());
+                self.answer_upgrade(now, "GET", rejection.status, rejection.response());
                 let reason = rejection.reason;
                 self.fail(
                     now,
@@ -628,7 +632,7 @@ impl Link {
         self.next_ping = Some(now + self.config.ping_interval);
         let remote = self.remote.clone().unwrap_or_default();
         debug!(%remote, "link connected");
-        self.link_event(&crate::observe::LinkEvent::Connected { peer: &remote });
+        self.link_event(&observe::LinkEvent::Connected { peer: &remote });
         self.events.push_back(Event::Connected {
             remote,
             remote_id,

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use gridmux::{FileLimits, MetricsAccess};
 
+use gridmux_core::cluster::should_dial;
+
 use crate::file_plane::helpers::{raw, signed, FileRoot, Signing};
 use crate::harness::{suite, Env};
 
@@ -189,12 +191,21 @@ async fn a_scrape_counts_what_was_served(env: Env) {
             );
         }
     }
-    assert!(
-        value(
-            &s,
-            &format!("gridmux_links_connected_total{{peer=\"{}\"}}", c.names[0])
-        ) >= 1.0
+    let connected = value(
+        &s,
+        &format!("gridmux_links_connected_total{{peer=\"{}\"}}", c.names[0]),
     );
+    assert!(connected >= 1.0);
+    // The link's upgrade is an HTTP answer of the acceptor's, with a TTFB.
+    let accepted = if should_dial(&c.names[0], &c.names[1]) {
+        connected
+    } else {
+        0.0
+    };
+    let upgrades = "gridmux_http_requests_total{route=\"upgrade\",method=\"GET\",status=\"101\"}";
+    assert_eq!(value(&s, upgrades), accepted);
+    let upgrade_ttfb = "gridmux_ttfb_seconds_count{plane=\"http\",handler=\"\",route=\"upgrade\"}";
+    assert_eq!(value(&s, upgrade_ttfb), accepted);
     strict_parse(&text);
     c.shutdown().await;
 }

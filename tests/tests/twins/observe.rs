@@ -11,7 +11,9 @@ use gridmux_core::cluster::should_dial;
 use gridmux_core::fuzzing::LinkPair;
 use gridmux_core::link::Event;
 use gridmux_core::link::StreamOpts;
-use gridmux_core::observe::{CallMade, LinkEvent, Observer, Outcome, RequestServed, StreamServed};
+use gridmux_core::observe::{
+    CallMade, HttpServed, LinkEvent, Observer, Outcome, RequestServed, StreamServed,
+};
 use gridmux_core::wire::{ErrorCode, ErrorPayload};
 
 use crate::*;
@@ -20,6 +22,9 @@ use crate::*;
 /// out, bytes in and out.
 type StreamRow = (u8, Outcome, Option<Duration>, Duration, u64, u64, u64, u64);
 
+/// An HTTP record: route, method, status, TTFB, duration, body bytes.
+type HttpRow = (String, &'static str, u16, Option<Duration>, Duration, u64);
+
 /// What a side recorded, owned.
 #[derive(Debug, Default)]
 struct Recorded {
@@ -27,12 +32,24 @@ struct Recorded {
     served: Vec<(u8, Outcome, Option<Duration>, Duration, u64, u64)>,
     calls: Vec<(u8, Outcome, Duration)>,
     links: Vec<String>,
+    http: Vec<HttpRow>,
 }
 
 #[derive(Debug, Default)]
 struct Recorder(Mutex<Recorded>);
 
 impl Observer for Recorder {
+    fn http_served(&self, r: &HttpServed<'_>) {
+        let row = (
+            r.route.to_owned(),
+            r.method,
+            r.status,
+            r.ttfb,
+            r.duration,
+            r.bytes_out,
+        );
+        self.0.lock().unwrap().http.push(row);
+    }
     fn stream_served(&self, r: &StreamServed<'_>) {
         let row = (
             r.handler,
@@ -69,6 +86,7 @@ impl Observer for Recorder {
             LinkEvent::Connected { peer } => format!("connected {peer}"),
             LinkEvent::Lost { peer, reason } => format!("lost {peer} {reason}"),
             LinkEvent::PingRtt { .. } => "ping".to_owned(),
+            LinkEvent::Sent { messages, .. } => format!("sent {messages}"),
             LinkEvent::DialFailed { peer } => format!("dial failed {peer}"),
             LinkEvent::Load {
                 open_streams,
@@ -416,4 +434,82 @@ fn ext_observe_each_link_ping_samples_the_links_load() {
     let loads: Vec<&String> = links.iter().filter(|l| l.starts_with("load")).collect();
     assert!(!loads.is_empty(), "{links:?}");
     assert_eq!(loads[0], "load 0 1 5", "{links:?}");
+}
+
+#[test]
+fn ext_observe_each_websocket_message_sent_records_its_batch_size() {
+    let (mut p, rec) = observed_pair();
+    // Nothing of the set-up is counted: it goes before the peer is known.
+    let before = rec[DIALER].0.lock().unwrap().links.clone();
+    assert!(!before.iter().any(|l| l.starts_with("sent")), "{before:?}");
+    // Five requests queued before the link transmits go as one merged
+    // WebSocket message; then one request goes alone.
+    for _ in 0..5 {
+        (p.links[DIALER])
+            .request(p.now, 1, None, Bytes::from_static(b"x"), None)
+            .unwrap();
+    }
+    p.drive();
+    (p.links[DIALER])
+        .request(p.now, 1, None, Bytes::from_static(b"y"), None)
+        .unwrap();
+    p.drive();
+    let links = rec[DIALER].0.lock().unwrap().links.clone();
+    let sent: Vec<&String> = links.iter().filter(|l| l.starts_with("sent")).collect();
+    assert_eq!(sent, ["sent 5", "sent 1"], "{links:?}");
+}
+
+/// A pair not yet connected whose sides record into `[dialer, acceptor]`;
+/// the dialer's configuration is `tweak`ed.
+fn observed_pair_before_setup(
+    tweak_dialer: impl Fn(&mut gridmux_core::link::LinkConfig),
+) -> (LinkPair, [Arc<Recorder>; 2]) {
+    let recorders = [Arc::new(Recorder::default()), Arc::new(Recorder::default())];
+    let mut configs = LinkPair::configs("a:1", "b:1", |_| {});
+    for (side, config) in configs.iter_mut().enumerate() {
+        let c = Arc::make_mut(config);
+        c.observer = recorders[side].clone();
+        if side == DIALER {
+            tweak_dialer(c);
+        }
+    }
+    (LinkPair::new(configs, origin(), 1), recorders)
+}
+
+#[test]
+fn ext_observe_the_upgrade_answer_is_an_http_record_with_its_ttfb() {
+    let (mut p, rec) = observed_pair_before_setup(|_| {});
+    // The upgrade request reaches the acceptor; its answer leaves 2 ms on.
+    let mut out = gridmux_core::ws::Transmit::new();
+    while p.links[DIALER].poll_transmit(p.now, &mut out) {}
+    let mut input = bytes::BytesMut::new();
+    for chunk in out.chunks() {
+        input.extend_from_slice(chunk);
+    }
+    p.links[ACCEPTOR].handle_input(p.now, &mut input);
+    p.now += 2 * MS;
+    p.drive();
+    assert!(p.links.iter().all(|l| l.is_connected()));
+    let http = rec[ACCEPTOR].0.lock().unwrap().http.clone();
+    assert_eq!(
+        http,
+        vec![("upgrade".to_owned(), "GET", 101, Some(2 * MS), 2 * MS, 0)]
+    );
+    // The dialer serves no HTTP.
+    assert!(rec[DIALER].0.lock().unwrap().http.is_empty());
+}
+
+#[test]
+fn ext_observe_a_refused_upgrade_is_recorded_with_its_status_and_body() {
+    let (mut p, rec) = observed_pair_before_setup(|c| {
+        c.keys = Arc::new(gridmux_core::auth::Keyring::new(["a guess"]).unwrap());
+    });
+    p.drive();
+    assert!(!p.links.iter().any(|l| l.is_connected()));
+    let http = rec[ACCEPTOR].0.lock().unwrap().http.clone();
+    assert_eq!(http.len(), 1, "{http:?}");
+    let (route, method, status, ttfb, _, body) = &http[0];
+    assert_eq!((route.as_str(), *method, *status), ("upgrade", "GET", 401));
+    assert_eq!(*ttfb, Some(Duration::ZERO));
+    assert_eq!(*body, "unauthorized\n".len() as u64);
 }
