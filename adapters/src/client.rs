@@ -11,8 +11,9 @@ use gridmux_core::auth::{AuthError, Keyring};
 use gridmux_core::cluster::ReconnectSchedule;
 use gridmux_core::link::LinkConfig;
 
+use crate::builder::{new_link_config, ConfigEdit};
 use crate::files::FileLimits;
-use crate::grid::{new_link_config, ConfigEdit, Node, PeerSlot, Running};
+use crate::grid::{Node, PeerSlot, Running};
 use crate::handler::Handlers;
 use crate::runtime::Runtime;
 use crate::{dial, Error, Peer, StartError};

@@ -55,6 +55,7 @@
 //! # Ok(()) }
 //! ```
 
+mod builder;
 mod client;
 mod dial;
 mod dispatch;
@@ -76,10 +77,11 @@ mod signal;
 mod stream;
 mod websocket;
 
+pub use builder::{GridBuilder, MetricsAccess, StartError};
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, HandlerError};
 pub use files::{FetchError, FileBody, FileError, FileHandler, FileLimits, FileRegion, Signer};
-pub use grid::{Grid, GridBuilder, MetricsAccess, StartError};
+pub use grid::Grid;
 pub use handler::Context;
 pub use peer::{Call, OpenStream, Peer, Request, RequestFuture};
 pub use send_file::{send_file, send_file_with_stall_timeout};

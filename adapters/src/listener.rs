@@ -17,9 +17,10 @@ use rand::rngs::StdRng;
 use rand::SeedableRng as _;
 use tracing::{debug, info_span, warn, Instrument as _};
 
+use crate::builder::MetricsAccess;
 use crate::driver::Driver;
 use crate::files::{self, serve::Served};
-use crate::grid::{MetricsAccess, Node};
+use crate::grid::Node;
 use crate::http_record::{HttpAnswer, RouteLabel};
 use crate::io::{read_some, shutdown, write_all};
 use crate::runtime::{Listener, Socket};

@@ -30,15 +30,19 @@ use std::sync::{Arc, Mutex, OnceLock};
 use gridmux_core::observe::{
     CallMade, HttpServed, LinkEvent, Observer, Outcome, RequestServed, StreamServed,
 };
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+mod labels;
 mod names;
 mod timing;
 
+use labels::{
+    HandlerDirection, HandlerLabel, HandlerOutcome, HttpLabels, PathLabel, PeerDirection,
+    PeerLabel, PeerReason, PeerWhat, RouteBody, TtfbLabels,
+};
 use names::NameMap;
 
 use timing::{NewHistogram, Sizes, Timing};
@@ -57,72 +61,6 @@ pub const BUCKETS: [f64; 18] = [
 /// message (the default batch limit, 50, is one of them).
 pub const BATCH_BUCKETS: [u64; 10] = [1, 2, 4, 8, 16, 32, 50, 64, 128, 256];
 
-/// The label of a plane's name: a handler id (grid) or a route (HTTP).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct TtfbLabels {
-    plane: &'static str,
-    handler: Option<u8>,
-    route: Option<Arc<str>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct HandlerOutcome {
-    handler: u8,
-    outcome: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct HandlerDirection {
-    handler: u8,
-    direction: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct HandlerLabel {
-    handler: u8,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct PeerDirection {
-    peer: Arc<str>,
-    direction: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct PeerLabel {
-    peer: Arc<str>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct PeerWhat {
-    peer: Arc<str>,
-    what: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct PeerReason {
-    peer: Arc<str>,
-    reason: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct HttpLabels {
-    route: Arc<str>,
-    method: &'static str,
-    status: u16,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct RouteBody {
-    route: Arc<str>,
-    body: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct PathLabel {
-    path: &'static str,
-}
-
 /// The metrics of one handler id, resolved once (the hot path takes no
 /// family lock and hashes no label set).
 #[derive(Debug)]
@@ -139,6 +77,22 @@ struct HandlerHandles {
     stream_msgs_out: Counter,
 }
 
+/// An HTTP route's name and its timings, made on its first record.
+#[derive(Debug)]
+struct RouteSlot {
+    name: Arc<str>,
+    timings: OnceLock<[Timing; 2]>,
+}
+
+impl RouteSlot {
+    fn new(name: &str) -> Self {
+        Self {
+            name: Arc::from(name),
+            timings: OnceLock::new(),
+        }
+    }
+}
+
 /// A peer's byte counters and batch sizes, resolved once.
 #[derive(Debug)]
 struct PeerHandles {
@@ -152,9 +106,9 @@ struct PeerHandles {
 pub struct GridMetrics {
     registry: Registry,
     peers: NameMap<Arc<str>>,
-    routes: NameMap<Arc<str>>,
+    routes: NameMap<RouteSlot>,
     client: Arc<str>,
-    other: Arc<str>,
+    other: RouteSlot,
     ttfb: Family<TtfbLabels, Timing, NewHistogram>,
     duration: Family<TtfbLabels, Timing, NewHistogram>,
     grid_requests: Family<HandlerOutcome, Counter>,
@@ -320,9 +274,12 @@ impl GridMetrics {
             client_handles,
             registry,
             peers: shared(&peers),
-            routes: shared(&routes),
+            routes: routes
+                .iter()
+                .map(|r| (r.as_str().into(), RouteSlot::new(r)))
+                .collect(),
             client: Arc::from("client"),
-            other: Arc::from("other"),
+            other: RouteSlot::new("other"),
             ttfb,
             duration,
             grid_requests,
@@ -435,8 +392,21 @@ impl GridMetrics {
         self.peers.get(name).unwrap_or(&self.client).clone()
     }
 
-    fn route(&self, name: &str) -> Arc<str> {
-        self.routes.get(name).unwrap_or(&self.other).clone()
+    /// Route `name`'s label and its TTFB and duration histograms.
+    fn route(&self, name: &str) -> (&Arc<str>, &[Timing; 2]) {
+        let slot = self.routes.get(name).unwrap_or(&self.other);
+        let timings = slot.timings.get_or_init(|| {
+            let labels = TtfbLabels {
+                plane: "http",
+                handler: None,
+                route: Some(slot.name.clone()),
+            };
+            [
+                self.ttfb.get_or_create_owned(&labels),
+                self.duration.get_or_create_owned(&labels),
+            ]
+        });
+        (&slot.name, timings)
     }
 }
 
@@ -530,16 +500,11 @@ impl Observer for GridMetrics {
     }
 
     fn http_served(&self, r: &HttpServed<'_>) {
-        let route = self.route(r.route);
-        let labels = TtfbLabels {
-            plane: "http",
-            handler: None,
-            route: Some(route.clone()),
-        };
-        if let Some(ttfb) = r.ttfb {
-            self.ttfb.get_or_create(&labels).observe(ttfb);
+        let (route, [ttfb, duration]) = self.route(r.route);
+        if let Some(t) = r.ttfb {
+            ttfb.observe(t);
         }
-        self.duration.get_or_create(&labels).observe(r.duration);
+        duration.observe(r.duration);
         self.http_requests
             .get_or_create(&HttpLabels {
                 route: route.clone(),
@@ -550,7 +515,7 @@ impl Observer for GridMetrics {
         if r.bytes_out > 0 {
             self.http_body_bytes
                 .get_or_create(&RouteBody {
-                    route,
+                    route: route.clone(),
                     body: r.body.as_str(),
                 })
                 .inc_by(r.bytes_out);
@@ -559,129 +524,4 @@ impl Observer for GridMetrics {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use gridmux_core::observe::BodyPath;
-
-    use super::*;
-
-    fn served(peer: &str, handler: u8) -> RequestServed<'_> {
-        RequestServed {
-            peer,
-            handler,
-            subroute: None,
-            outcome: Outcome::Ok,
-            ttfb: Some(Duration::from_micros(30)),
-            duration: Duration::from_micros(40),
-            bytes_in: 1,
-            bytes_out: 2,
-        }
-    }
-
-    #[test]
-    fn labels_stay_bounded_whatever_callers_send() {
-        let m = GridMetrics::new(&["a:1", "b:1"], &["data"]);
-        for i in 0..1000 {
-            m.request_served(&served(&format!("client-{i}"), 1));
-            let route = format!("files/unregistered-{i}");
-            m.http_served(&HttpServed {
-                route: &route,
-                method: "GET",
-                status: 404,
-                ttfb: Some(Duration::from_micros(10)),
-                duration: Duration::from_micros(10),
-                bytes_out: 0,
-                body: BodyPath::None,
-            });
-            m.link_event(&LinkEvent::DialFailed { peer: &route });
-        }
-        let text = m.encode();
-        assert!(!text.contains("client-"), "a client's name became a label");
-        assert!(
-            !text.contains("unregistered"),
-            "an unknown route became a label"
-        );
-        assert!(text
-            .contains("gridmux_grid_payload_bytes_total{peer=\"client\",direction=\"in\"} 1000"));
-        assert!(text.contains("route=\"other\""));
-        assert!(text.contains("gridmux_dial_failures_total{peer=\"client\"} 1000"));
-    }
-
-    #[test]
-    fn requests_for_handlers_not_served_share_one_label() {
-        let m = GridMetrics::new(&["a:1"], &[] as &[&str]);
-        for id in 1..=255u8 {
-            m.request_served(&RequestServed {
-                outcome: Outcome::UnknownHandler,
-                ..served("a:1", id)
-            });
-        }
-        let text = m.encode();
-        assert!(text.contains(
-            "gridmux_grid_requests_total{handler=\"0\",outcome=\"unknown_handler\"} 255"
-        ));
-        assert!(!text.contains("handler=\"7\""));
-    }
-
-    #[test]
-    fn batch_sizes_are_counted_per_peer_with_clients_shared() {
-        let m = GridMetrics::new(&["a:1"], &[] as &[&str]);
-        for (peer, messages) in [("a:1", 1), ("a:1", 50), ("stranger", 3)] {
-            m.link_event(&LinkEvent::Sent { peer, messages });
-        }
-        let text = m.encode();
-        for line in [
-            "gridmux_link_batch_messages_count{peer=\"a:1\"} 2",
-            "gridmux_link_batch_messages_sum{peer=\"a:1\"} 51.0",
-            "gridmux_link_batch_messages_bucket{le=\"1.0\",peer=\"a:1\"} 1",
-            "gridmux_link_batch_messages_bucket{le=\"50.0\",peer=\"a:1\"} 2",
-            "gridmux_link_batch_messages_count{peer=\"client\"} 1",
-        ] {
-            assert!(text.contains(line), "{line} not in {text}");
-        }
-    }
-
-    #[test]
-    fn the_load_gauges_follow_the_last_sample_and_drop_with_the_link() {
-        let m = GridMetrics::new(&["a:1"], &[] as &[&str]);
-        let load = |n| LinkEvent::Load {
-            peer: "a:1",
-            open_streams: n,
-            open_requests: 2 * n,
-            queued_bytes: 3 * n,
-            inbound_bytes: 4 * n,
-        };
-        m.link_event(&load(5));
-        m.link_event(&load(7));
-        let text = m.encode();
-        assert!(text.contains("gridmux_link_load{peer=\"a:1\",what=\"open_streams\"} 7"));
-        assert!(text.contains("gridmux_link_load{peer=\"a:1\",what=\"inbound_bytes\"} 28"));
-        m.link_event(&LinkEvent::Lost {
-            peer: "a:1",
-            reason: "websocket",
-        });
-        let text = m.encode();
-        assert!(text.contains("gridmux_link_load{peer=\"a:1\",what=\"queued_bytes\"} 0"));
-    }
-
-    #[test]
-    fn a_histogram_count_is_its_inf_bucket_and_the_sum_is_in_seconds() {
-        let m = GridMetrics::new(&["a:1"], &[] as &[&str]);
-        m.request_served(&served("a:1", 7));
-        m.request_served(&served("a:1", 7));
-        let text = m.encode();
-        let labels = "plane=\"grid\",handler=\"7\",route=\"\"";
-        assert!(text.contains(&format!("gridmux_ttfb_seconds_count{{{labels}}} 2")));
-        assert!(text.contains(&format!(
-            "gridmux_ttfb_seconds_bucket{{le=\"+Inf\",{labels}}} 2"
-        )));
-        assert!(text.contains(&format!(
-            "gridmux_ttfb_seconds_bucket{{le=\"0.000025\",{labels}}} 0"
-        )));
-        assert!(text.contains(&format!(
-            "gridmux_ttfb_seconds_bucket{{le=\"0.00005\",{labels}}} 2"
-        )));
-        assert!(text.contains(&format!("gridmux_ttfb_seconds_sum{{{labels}}} 0.00006")));
-    }
-}
+mod tests;
