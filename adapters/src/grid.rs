@@ -328,6 +328,12 @@ impl Grid {
         self.node.metrics.as_ref().map(|(m, _)| m.encode())
     }
 
+    /// The node's metrics, if it keeps them ([`GridBuilder::metrics`]):
+    /// to read histograms back ([`GridMetrics::grid_ttfb`] and friends).
+    pub fn metrics(&self) -> Option<Arc<GridMetrics>> {
+        self.node.metrics.as_ref().map(|(m, _)| m.clone())
+    }
+
     /// This node's name.
     pub fn local(&self) -> &str {
         &self.node.local

@@ -37,6 +37,7 @@ use prometheus_client::registry::Registry;
 
 mod labels;
 mod names;
+mod snapshot;
 mod timing;
 
 use labels::{
@@ -44,6 +45,7 @@ use labels::{
     PeerLabel, PeerReason, PeerWhat, RouteBody, TtfbLabels,
 };
 use names::NameMap;
+pub use snapshot::Snapshot;
 
 use timing::{NewHistogram, Sizes, Timing};
 
@@ -297,6 +299,22 @@ impl GridMetrics {
             file_bytes,
             file_seen: Mutex::new(gridmux_sendfile::Counters::default()),
         }
+    }
+
+    /// The TTFB histogram of grid requests served by handler `id`.
+    pub fn grid_ttfb(&self, id: u8) -> Snapshot {
+        self.handler(id).ttfb.snapshot()
+    }
+
+    /// The TTFB histogram of streams served by handler `id`.
+    pub fn stream_ttfb(&self, id: u8) -> Snapshot {
+        self.handler(id).stream_ttfb.snapshot()
+    }
+
+    /// The TTFB histogram of HTTP answers on `route` (`health`,
+    /// `upgrade`, `files/<name>`, …; an unknown one is `other`).
+    pub fn http_ttfb(&self, route: &str) -> Snapshot {
+        self.route(route).1[0].snapshot()
     }
 
     /// The metrics as OpenMetrics text (ends with `# EOF`); serve it with

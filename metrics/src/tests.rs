@@ -125,3 +125,29 @@ fn a_histogram_count_is_its_inf_bucket_and_the_sum_is_in_seconds() {
     )));
     assert!(text.contains(&format!("gridmux_ttfb_seconds_sum{{{labels}}} 0.00006")));
 }
+
+#[test]
+fn snapshots_read_the_histograms_back() {
+    let m = GridMetrics::new(&["a:1"], &["data"]);
+    let before = m.grid_ttfb(7);
+    m.request_served(&served("a:1", 7));
+    m.request_served(&served("a:1", 7));
+    let after = m.grid_ttfb(7);
+    let new = after.since(&before);
+    assert_eq!(new.count(), 2);
+    // Both in the 25–50 µs bucket: the median is its middle.
+    assert_eq!(new.quantile(0.5), Some(Duration::from_nanos(37_500)));
+    assert!((new.sum_seconds - 0.00006).abs() < 1e-12);
+    assert_eq!(m.stream_ttfb(7).count(), 0);
+    m.http_served(&HttpServed {
+        route: "files/data",
+        method: "GET",
+        status: 200,
+        ttfb: Some(Duration::from_micros(700)),
+        duration: Duration::from_millis(3),
+        bytes_out: 10,
+        body: BodyPath::Sendfile,
+    });
+    assert_eq!(m.http_ttfb("files/data").count(), 1);
+    assert_eq!(m.http_ttfb("nowhere").count(), 0);
+}

@@ -12,7 +12,7 @@ use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::family::MetricConstructor;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
-use crate::{BATCH_BUCKETS, BUCKETS};
+use crate::{Snapshot, BATCH_BUCKETS, BUCKETS};
 
 /// The bucket bounds in nanoseconds (checked against [`BUCKETS`] in the
 /// tests).
@@ -70,6 +70,17 @@ impl<const N: usize> Buckets<N> {
         self.sum.fetch_add(value, Ordering::Relaxed);
     }
 
+    fn snapshot(&self, upper: &'static [f64], unit: f64) -> Snapshot {
+        let counts = (self.counts.iter().chain([&self.above]))
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        Snapshot {
+            bounds: upper,
+            counts,
+            sum_seconds: self.sum.load(Ordering::Relaxed) as f64 / unit,
+        }
+    }
+
     fn encode(
         &self,
         upper: &[f64; N],
@@ -100,6 +111,11 @@ impl Timing {
         // that the sum cannot wrap (2^64 ns is 584 years of observations).
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).min(MAX_NS);
         self.0.observe(&BOUNDS_NS, ns);
+    }
+
+    /// Its counts now.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        self.0.snapshot(&BUCKETS, 1e9)
     }
 }
 
