@@ -240,14 +240,6 @@ pub enum LinkEvent<'a> {
         /// (counted against `LinkConfig::max_inbound_bytes`).
         inbound_bytes: usize,
     },
-    /// A WebSocket message went out carrying `messages` grid messages
-    /// (more than one: a merged batch).
-    Sent {
-        /// The peer.
-        peer: &'a str,
-        /// Grid messages in it.
-        messages: usize,
-    },
     /// A link ping came back.
     PingRtt {
         /// The peer.
@@ -278,9 +270,15 @@ pub trait Observer: Send + Sync + Debug {
     fn call_made(&self, record: &CallMade<'_>) {
         let _ = record;
     }
-    /// A link event.
+    /// A link event (rare: connections, losses, pings).
     fn link_event(&self, event: &LinkEvent<'_>) {
         let _ = event;
+    }
+    /// A WebSocket message went to `peer` carrying `messages` grid
+    /// messages (more than one: a merged batch). Called for every message
+    /// sent: the hottest of these methods.
+    fn batch_sent(&self, peer: &str, messages: usize) {
+        let _ = (peer, messages);
     }
     /// An HTTP request on the node's port ended.
     fn http_served(&self, record: &HttpServed<'_>) {

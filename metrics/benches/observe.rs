@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use gridmux_core::observe::{CallMade, Observer, Outcome, RequestServed};
+use gridmux_core::observe::{BodyPath, CallMade, HttpServed, Observer, Outcome, RequestServed};
 use gridmux_metrics::GridMetrics;
 
 fn observe(c: &mut Criterion) {
@@ -32,6 +32,21 @@ fn observe(c: &mut Criterion) {
             metrics.request_served(black_box(&served));
             metrics.call_made(black_box(&call));
         });
+    });
+    c.bench_function("batch sent", |b| {
+        b.iter(|| metrics.batch_sent(black_box(&peer), black_box(7)));
+    });
+    let http = HttpServed {
+        route: "files/files",
+        method: "GET",
+        status: 200,
+        ttfb: Some(Duration::from_micros(120)),
+        duration: Duration::from_millis(2),
+        bytes_out: 1 << 20,
+        body: BodyPath::Sendfile,
+    };
+    c.bench_function("http served", |b| {
+        b.iter(|| metrics.http_served(black_box(&http)));
     });
 }
 

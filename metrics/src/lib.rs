@@ -37,6 +37,7 @@ use prometheus_client::registry::Registry;
 
 mod labels;
 mod names;
+mod routes;
 mod snapshot;
 mod timing;
 
@@ -45,6 +46,7 @@ use labels::{
     PeerLabel, PeerReason, PeerWhat, RouteBody, TtfbLabels,
 };
 use names::NameMap;
+use routes::{HttpFamilies, RouteSlot};
 pub use snapshot::Snapshot;
 
 use timing::{NewHistogram, Sizes, Timing};
@@ -77,22 +79,6 @@ struct HandlerHandles {
     streams: [Counter; Outcome::ALL.len()],
     stream_msgs_in: Counter,
     stream_msgs_out: Counter,
-}
-
-/// An HTTP route's name and its timings, made on its first record.
-#[derive(Debug)]
-struct RouteSlot {
-    name: Arc<str>,
-    timings: OnceLock<[Timing; 2]>,
-}
-
-impl RouteSlot {
-    fn new(name: &str) -> Self {
-        Self {
-            name: Arc::from(name),
-            timings: OnceLock::new(),
-        }
-    }
 }
 
 /// A peer's byte counters and batch sizes, resolved once.
@@ -314,7 +300,7 @@ impl GridMetrics {
     /// The TTFB histogram of HTTP answers on `route` (`health`,
     /// `upgrade`, `files/<name>`, …; an unknown one is `other`).
     pub fn http_ttfb(&self, route: &str) -> Snapshot {
-        self.route(route).1[0].snapshot()
+        self.route(route).timings(&self.http_families())[0].snapshot()
     }
 
     /// The metrics as OpenMetrics text (ends with `# EOF`); serve it with
@@ -410,21 +396,18 @@ impl GridMetrics {
         self.peers.get(name).unwrap_or(&self.client).clone()
     }
 
-    /// Route `name`'s label and its TTFB and duration histograms.
-    fn route(&self, name: &str) -> (&Arc<str>, &[Timing; 2]) {
-        let slot = self.routes.get(name).unwrap_or(&self.other);
-        let timings = slot.timings.get_or_init(|| {
-            let labels = TtfbLabels {
-                plane: "http",
-                handler: None,
-                route: Some(slot.name.clone()),
-            };
-            [
-                self.ttfb.get_or_create_owned(&labels),
-                self.duration.get_or_create_owned(&labels),
-            ]
-        });
-        (&slot.name, timings)
+    /// Route `name`'s slot (an unknown one is `other`'s).
+    fn route(&self, name: &str) -> &RouteSlot {
+        self.routes.get(name).unwrap_or(&self.other)
+    }
+
+    fn http_families(&self) -> HttpFamilies<'_> {
+        HttpFamilies {
+            ttfb: &self.ttfb,
+            duration: &self.duration,
+            requests: &self.http_requests,
+            bodies: &self.http_body_bytes,
+        }
     }
 }
 
@@ -504,10 +487,6 @@ impl Observer for GridMetrics {
                 let peer = self.peer(peer);
                 self.dial_failures.get_or_create(&PeerLabel { peer }).inc();
             }
-            LinkEvent::Sent { peer, messages } => {
-                let handles = self.peer_handles.get(peer).unwrap_or(&self.client_handles);
-                handles.batch.observe(messages);
-            }
             LinkEvent::PingRtt { peer, rtt } => {
                 let peer = self.peer(peer);
                 self.ping_rtt
@@ -517,26 +496,21 @@ impl Observer for GridMetrics {
         }
     }
 
+    fn batch_sent(&self, peer: &str, messages: usize) {
+        let handles = self.peer_handles.get(peer).unwrap_or(&self.client_handles);
+        handles.batch.observe(messages);
+    }
+
     fn http_served(&self, r: &HttpServed<'_>) {
-        let (route, [ttfb, duration]) = self.route(r.route);
+        let (route, families) = (self.route(r.route), self.http_families());
+        let [ttfb, duration] = route.timings(&families);
         if let Some(t) = r.ttfb {
             ttfb.observe(t);
         }
         duration.observe(r.duration);
-        self.http_requests
-            .get_or_create(&HttpLabels {
-                route: route.clone(),
-                method: r.method,
-                status: r.status,
-            })
-            .inc();
+        route.count_request(&families, r.method, r.status);
         if r.bytes_out > 0 {
-            self.http_body_bytes
-                .get_or_create(&RouteBody {
-                    route: route.clone(),
-                    body: r.body.as_str(),
-                })
-                .inc_by(r.bytes_out);
+            route.count_body(&families, r.body, r.bytes_out);
         }
     }
 }

@@ -69,7 +69,7 @@ fn requests_for_handlers_not_served_share_one_label() {
 fn batch_sizes_are_counted_per_peer_with_clients_shared() {
     let m = GridMetrics::new(&["a:1"], &[] as &[&str]);
     for (peer, messages) in [("a:1", 1), ("a:1", 50), ("stranger", 3)] {
-        m.link_event(&LinkEvent::Sent { peer, messages });
+        m.batch_sent(peer, messages);
     }
     let text = m.encode();
     for line in [

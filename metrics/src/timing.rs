@@ -37,8 +37,10 @@ const BOUNDS_NS: [u64; BUCKETS.len()] = [
     10_000_000_000,
 ];
 
-/// The most one duration adds to the sum: an hour.
-const MAX_NS: u64 = 3_600_000_000_000;
+/// The most one duration adds to the sum: a day (a longer one, a stream
+/// open for days, counts as one day in `_sum`, and in the `+Inf` bucket as
+/// itself). The sum of nanoseconds wraps only after 213,000 of those.
+const MAX_NS: u64 = 86_400_000_000_000;
 
 /// Integer buckets: `bounds` in the unit observed, shown divided by `unit`.
 #[derive(Debug)]
@@ -107,8 +109,8 @@ pub(crate) struct Timing(Arc<Buckets<{ BUCKETS.len() }>>);
 impl Timing {
     /// Counts `d`.
     pub(crate) fn observe(&self, d: Duration) {
-        // Anything past the last bound counts as one hour in the sum, so
-        // that the sum cannot wrap (2^64 ns is 584 years of observations).
+        // Capped at MAX_NS in the sum, so that the sum cannot wrap early
+        // (2^64 ns is 584 years of observations).
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).min(MAX_NS);
         self.0.observe(&BOUNDS_NS, ns);
     }

@@ -84,7 +84,6 @@ pub use event::{CallError, CommandError, Event, LinkError};
 pub use upgrade::{authorize_upgrade, UpgradeRejection, CLIENT_ROLE, NODE_HEADER, NONCE_HEADER};
 
 use crate::mux::{MuxHashing, MuxId, MuxTable, Origin, TimerQueue};
-use crate::observe::LinkEvent;
 use crate::wire::Message;
 use crate::ws::{self, Transmit};
 use outbox::{Lane, Outbox};
@@ -406,7 +405,7 @@ impl Link {
                 if let Some(peer) = self.remote.as_deref() {
                     let messages = self.outbox.last_batch();
                     if self.config.observer.enabled() {
-                        (self.config.observer).link_event(&LinkEvent::Sent { peer, messages });
+                        self.config.observer.batch_sent(peer, messages);
                     }
                 }
             }

@@ -196,9 +196,10 @@ impl Link {
                 request
             }
             Err(e) => {
+                let method = method_label_of(buf);
                 buf.clear();
                 let response = handshake::reject_response(&e);
-                self.answer_upgrade(now, "other", e.status(), response);
+                self.answer_upgrade(now, method, e.status(), response);
                 self.fail(now, LinkError::Refused(e.to_string()));
                 return;
             }
@@ -495,4 +496,12 @@ impl Link {
             membership,
         });
     }
+}
+
+/// The method label of a request head that did not parse: its first
+/// token (`GET`, `HEAD`, or `other`).
+fn method_label_of(head: &[u8]) -> &'static str {
+    let start = &head[..head.len().min(8)];
+    let token = start.split(|b| *b == b' ').next().unwrap_or_default();
+    observe::method_label(std::str::from_utf8(token).unwrap_or_default())
 }

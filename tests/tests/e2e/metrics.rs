@@ -196,16 +196,37 @@ async fn a_scrape_counts_what_was_served(env: Env) {
         &format!("gridmux_links_connected_total{{peer=\"{}\"}}", c.names[0]),
     );
     assert!(connected >= 1.0);
-    // The link's upgrade is an HTTP answer of the acceptor's, with a TTFB.
-    let accepted = if should_dial(&c.names[0], &c.names[1]) {
-        connected
+    // The link's upgrade is an HTTP answer of the acceptor's, with a TTFB;
+    // a refused one (no gridmux headers) is recorded with its status.
+    let acceptor = if should_dial(&c.names[0], &c.names[1]) {
+        1
     } else {
-        0.0
+        0
     };
-    let upgrades = "gridmux_http_requests_total{route=\"upgrade\",method=\"GET\",status=\"101\"}";
-    assert_eq!(value(&s, upgrades), accepted);
+    let refused_upgrade = format!(
+        "GET {} HTTP/1.1\r\nHost: n\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        gridmux_core::link::DEFAULT_PATH
+    );
+    assert_eq!(raw(&c.names[acceptor], &refused_upgrade).status, 401);
+    let a = samples(&c.grids[acceptor].metrics_text().unwrap());
+    let connected = value(
+        &a,
+        &format!(
+            "gridmux_links_connected_total{{peer=\"{}\"}}",
+            c.names[1 - acceptor]
+        ),
+    );
+    assert!(connected >= 1.0);
+    let upgrades = |status| {
+        format!(
+            "gridmux_http_requests_total{{route=\"upgrade\",method=\"GET\",status=\"{status}\"}}"
+        )
+    };
+    assert_eq!(value(&a, &upgrades(101)), connected);
+    assert_eq!(value(&a, &upgrades(401)), 1.0);
     let upgrade_ttfb = "gridmux_ttfb_seconds_count{plane=\"http\",handler=\"\",route=\"upgrade\"}";
-    assert_eq!(value(&s, upgrade_ttfb), accepted);
+    assert_eq!(value(&a, upgrade_ttfb), connected + 1.0);
     strict_parse(&text);
     c.shutdown().await;
 }

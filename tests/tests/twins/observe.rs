@@ -39,6 +39,13 @@ struct Recorded {
 struct Recorder(Mutex<Recorded>);
 
 impl Observer for Recorder {
+    fn batch_sent(&self, _peer: &str, messages: usize) {
+        self.0
+            .lock()
+            .unwrap()
+            .links
+            .push(format!("sent {messages}"));
+    }
     fn http_served(&self, r: &HttpServed<'_>) {
         let row = (
             r.route.to_owned(),
@@ -86,7 +93,6 @@ impl Observer for Recorder {
             LinkEvent::Connected { peer } => format!("connected {peer}"),
             LinkEvent::Lost { peer, reason } => format!("lost {peer} {reason}"),
             LinkEvent::PingRtt { .. } => "ping".to_owned(),
-            LinkEvent::Sent { messages, .. } => format!("sent {messages}"),
             LinkEvent::DialFailed { peer } => format!("dial failed {peer}"),
             LinkEvent::Load {
                 open_streams,
@@ -439,7 +445,8 @@ fn ext_observe_each_link_ping_samples_the_links_load() {
 #[test]
 fn ext_observe_each_websocket_message_sent_records_its_batch_size() {
     let (mut p, rec) = observed_pair();
-    // Nothing of the set-up is counted: it goes before the peer is known.
+    // Nothing of the set-up is counted: its frames bypass the grid's
+    // send queue.
     let before = rec[DIALER].0.lock().unwrap().links.clone();
     assert!(!before.iter().any(|l| l.starts_with("sent")), "{before:?}");
     // Five requests queued before the link transmits go as one merged
@@ -512,4 +519,21 @@ fn ext_observe_a_refused_upgrade_is_recorded_with_its_status_and_body() {
     assert_eq!((route.as_str(), *method, *status), ("upgrade", "GET", 401));
     assert_eq!(*ttfb, Some(Duration::ZERO));
     assert_eq!(*body, "unauthorized\n".len() as u64);
+}
+
+#[test]
+fn ext_observe_an_upgrade_that_does_not_parse_keeps_its_method_label() {
+    let (mut p, rec) = observed_pair_before_setup(|_| {});
+    // Not an upgrade at all: 426, and still a GET.
+    let mut input = bytes::BytesMut::from(&b"GET /gridmux/v1 HTTP/1.1\r\nHost: b:1\r\n\r\n"[..]);
+    p.links[ACCEPTOR].handle_input(p.now, &mut input);
+    let mut out = gridmux_core::ws::Transmit::new();
+    while p.links[ACCEPTOR].poll_transmit(p.now, &mut out) {}
+    assert!(out.to_vec().starts_with(b"HTTP/1.1 426"));
+    let http = rec[ACCEPTOR].0.lock().unwrap().http.clone();
+    assert_eq!(http.len(), 1, "{http:?}");
+    assert_eq!(
+        (http[0].0.as_str(), http[0].1, http[0].2),
+        ("upgrade", "GET", 426)
+    );
 }
