@@ -121,28 +121,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "tokio")]
         runtime: RuntimeKind,
     },
-    /// Measures request latency and rate on one loopback link, beside a
-    /// raw TCP ping-pong on the same runtime.
-    Bench {
-        /// Payload size in bytes.
-        #[arg(long, default_value_t = 512)]
-        payload: usize,
-        /// Concurrency levels to measure.
-        #[arg(long, value_delimiter = ',', default_value = "1,256")]
-        concurrency: Vec<usize>,
-        /// Seconds per measurement.
-        #[arg(long, default_value_t = 3.0)]
-        seconds: f64,
-        /// Runtimes to measure.
-        #[arg(long, value_enum, value_delimiter = ',', default_value = "tokio,smol")]
-        runtime: Vec<RuntimeKind>,
-        /// Skip the raw TCP baseline.
-        #[arg(long)]
-        no_baseline: bool,
-        /// Also measure with metrics on (the observer's cost).
-        #[arg(long)]
-        metrics: bool,
-    },
+    /// The main job: an in-process cluster on loopback runs every plane,
+    /// beside raw TCP baselines and peers (yamux, tokio-tungstenite,
+    /// fastwebsockets), and prints a table (Ctrl-C prints what was
+    /// measured so far).
+    Bench(bench::Args),
 }
 
 /// A duration such as `500ms`, `10s`, `2m` (a bare number is seconds).
@@ -199,7 +182,7 @@ fn main() -> ExitCode {
     let default_filter = match cli.command {
         Command::Node { .. } => "info",
         Command::Cluster { .. }
-        | Command::Bench { .. }
+        | Command::Bench(_)
         | Command::Call(_)
         | Command::Fetch(_)
         | Command::BenchFiles(_)
@@ -257,21 +240,7 @@ fn main() -> ExitCode {
             seconds,
             runtime,
         } => cluster::run(nodes, std::time::Duration::from_secs(seconds), runtime),
-        Command::Bench {
-            payload,
-            concurrency,
-            seconds,
-            runtime,
-            no_baseline,
-            metrics,
-        } => bench::run(&bench::Options {
-            metrics,
-            payload,
-            concurrency,
-            duration: std::time::Duration::from_secs_f64(seconds),
-            runtimes: runtime,
-            baseline: !no_baseline,
-        }),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,289 @@
+//! `gridmux bench`, the main job: an in-process cluster on loopback runs
+//! every plane of gridmux (unary and typed requests, streams, the file
+//! plane, WebSocket echo, a cold mesh) beside same-run baselines (raw TCP
+//! ping-pong, pipelined and bulk) and the peers a user would otherwise
+//! pick (yamux, tokio-tungstenite, fastwebsockets), and reports each row
+//! with its throughput, latency quantiles, TTFB from the nodes' own
+//! metrics, CPU per GiB and errors.
+//!
+//! ```no_run
+//! use gridmux_bench::{run, Options, RuntimeKind, Workload};
+//!
+//! let options = Options {
+//!     only: Some(Workload::Unary),
+//!     quick: true,
+//!     ..Options::new(RuntimeKind::Tokio)
+//! };
+//! let report = run(&options);
+//! println!("{}", report.table());
+//! assert_eq!(report.errors(), 0);
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gridmux::runtime::{Runtime, SmolRuntime, TokioRuntime};
+use gridmux::CancelSignal;
+
+pub mod builtin;
+mod cluster;
+mod measure;
+mod overhead;
+mod peers;
+mod progress;
+mod raw_tcp;
+mod report;
+mod sys;
+mod unary;
+mod yamux_peer;
+
+pub use report::{Report, Row};
+
+use measure::Window;
+use progress::{Live, Progress};
+
+/// The async runtime the cluster runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeKind {
+    /// tokio, multi-threaded.
+    Tokio,
+    /// smol, an executor thread per core.
+    Smol,
+}
+
+impl RuntimeKind {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tokio => "tokio",
+            Self::Smol => "smol",
+        }
+    }
+}
+
+/// A part of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// Unary and typed requests, with raw TCP and yamux.
+    Unary,
+    /// The metrics' cost (not in a full run): off and on, alternating.
+    Metrics,
+}
+
+impl Workload {
+    /// Every workload of a full run, in its order.
+    pub const ALL: [Self; 1] = [Self::Unary];
+
+    /// The workload named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Unary, Self::Metrics]
+            .into_iter()
+            .find(|w| w.as_str() == name)
+    }
+
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unary => "unary",
+            Self::Metrics => "metrics",
+        }
+    }
+
+    fn planned(self, options: &Options) -> usize {
+        match self {
+            Self::Unary => unary::planned(options.quick),
+            Self::Metrics => overhead::planned(),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The runtime.
+    pub runtime: RuntimeKind,
+    /// Nodes in the cluster (at least 2).
+    pub nodes: usize,
+    /// Counted time per row (after a warm-up).
+    pub duration: Duration,
+    /// One workload only.
+    pub only: Option<Workload>,
+    /// A short run (fewer rows, shorter windows).
+    pub quick: bool,
+    /// Ends the run early; the rows measured so far are reported.
+    pub stop: CancelSignal,
+    /// Draw progress bars (on standard error, when it is a terminal).
+    pub progress: bool,
+}
+
+impl Options {
+    /// The defaults: 3 nodes, 1 s per row, every workload.
+    pub fn new(runtime: RuntimeKind) -> Self {
+        Self {
+            runtime,
+            nodes: 3,
+            duration: Duration::from_secs(1),
+            only: None,
+            quick: false,
+            stop: CancelSignal::new(),
+            progress: false,
+        }
+    }
+
+    fn window(&self) -> Window {
+        if self.quick {
+            Window {
+                warm_up: Duration::from_millis(150),
+                duration: self.duration.min(Duration::from_millis(400)),
+            }
+        } else {
+            Window {
+                warm_up: Duration::from_millis(300),
+                duration: self.duration,
+            }
+        }
+    }
+}
+
+/// What a workload runs with.
+pub(crate) struct Ctx<'a> {
+    pub(crate) rt: Arc<dyn Runtime>,
+    pub(crate) kind: RuntimeKind,
+    pub(crate) nodes: usize,
+    pub(crate) quick: bool,
+    pub(crate) window: Window,
+    pub(crate) stop: CancelSignal,
+    pub(crate) live: Live,
+    pub(crate) rows: &'a mut Vec<Row>,
+}
+
+impl Ctx<'_> {
+    /// Whether the run was stopped.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Adds a row; returns a copy to compare later rows with.
+    pub(crate) fn push(&mut self, row: Row) -> Row {
+        self.live.row_done();
+        self.rows.push(row.clone());
+        row
+    }
+}
+
+/// Runs the benchmark and reports what it measured (all of it, or what
+/// was measured before `stop` or a failure; a failure ends its workload
+/// and is reported as a row with an error).
+pub fn run(options: &Options) -> Report {
+    let workloads: Vec<Workload> = match options.only {
+        Some(w) => vec![w],
+        None => Workload::ALL.to_vec(),
+    };
+    let progress = Progress::new(options.progress);
+    let mut rows = Vec::new();
+    let rows_ref = &mut rows;
+    let progress = &progress;
+    block_on(options.runtime, |rt| async move {
+        for workload in workloads {
+            if options.stop.is_cancelled() {
+                break;
+            }
+            let live = progress.workload(workload.as_str(), workload.planned(options));
+            let mut cx = Ctx {
+                rt: rt.clone(),
+                kind: options.runtime,
+                nodes: options.nodes.max(2),
+                quick: options.quick,
+                window: options.window(),
+                stop: options.stop.clone(),
+                live,
+                rows: &mut *rows_ref,
+            };
+            let result = match workload {
+                Workload::Unary => unary::run(&mut cx).await,
+                Workload::Metrics => overhead::run(&mut cx).await,
+            };
+            cx.live.finish();
+            if let Err(e) = result {
+                rows_ref.push(failed(workload, e));
+            }
+        }
+    });
+    Report {
+        unix_time: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        runtime: options.runtime.as_str().to_owned(),
+        nodes: options.nodes.max(2),
+        machine: machine(),
+        rows,
+        interrupted: options.stop.is_cancelled(),
+    }
+}
+
+/// A row for a workload that failed.
+fn failed(workload: Workload, error: String) -> Row {
+    let mut row = failed_row(workload.as_str(), "failed");
+    row.first_error = Some(error);
+    row
+}
+
+/// An empty row with one error, to fill in.
+pub(crate) fn failed_row(workload: &'static str, case: &str) -> Row {
+    Row {
+        workload,
+        case: case.to_owned(),
+        system: "gridmux".to_owned(),
+        concurrency: 0,
+        ops_per_s: 0.0,
+        mib_per_s: None,
+        p50_us: None,
+        p99_us: None,
+        p999_us: None,
+        ttfb_p50_us: None,
+        ttfb_p99_us: None,
+        cpu_s_per_gib: None,
+        errors: 1,
+        first_error: None,
+        versus: Vec::new(),
+        note: None,
+    }
+}
+
+/// The CPU model and the number of cores.
+fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{model}, {cores} cores")
+}
+
+/// Runs `body` to completion on `kind`, giving it the runtime.
+pub fn block_on<T, F, Fut>(kind: RuntimeKind, body: F) -> T
+where
+    F: FnOnce(Arc<dyn Runtime>) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    match kind {
+        RuntimeKind::Tokio => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            let out = rt.block_on(async { body(Arc::new(TokioRuntime::current())).await });
+            rt.shutdown_timeout(Duration::from_secs(1));
+            out
+        }
+        RuntimeKind::Smol => {
+            // An executor on one thread per core, as tokio's.
+            smol::block_on(body(Arc::new(SmolRuntime::new())))
+        }
+    }
+}
