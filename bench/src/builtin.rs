@@ -43,7 +43,7 @@ impl Typed {
             id,
             name: "bucket/object-0001".to_owned(),
             values: (0..16).map(|i| i * 1000 + 7).collect(),
-            done: id % 2 == 0,
+            done: id.is_multiple_of(2),
         }
     }
 }

@@ -27,14 +27,18 @@ use gridmux::CancelSignal;
 
 pub mod builtin;
 mod cluster;
+mod files;
 mod measure;
+mod mesh;
 mod overhead;
 mod peers;
 mod progress;
 mod raw_tcp;
 mod report;
+mod streams;
 mod sys;
 mod unary;
+mod websocket;
 mod yamux_peer;
 
 pub use report::{Report, Row};
@@ -66,18 +70,35 @@ impl RuntimeKind {
 pub enum Workload {
     /// Unary and typed requests, with raw TCP and yamux.
     Unary,
+    /// Streams one-way and two-way, with raw TCP bulk.
+    Streams,
+    /// The file plane (sendfile, copy, splice), with raw TCP bulk.
+    Files,
+    /// WebSocket echo, with tokio-tungstenite and fastwebsockets.
+    Websocket,
+    /// A mesh linking up from cold, and its memory per link.
+    Mesh,
     /// The metrics' cost (not in a full run): off and on, alternating.
     Metrics,
 }
 
 impl Workload {
     /// Every workload of a full run, in its order.
-    pub const ALL: [Self; 1] = [Self::Unary];
+    /// The mesh goes first: its memory is measured as the RSS the cluster
+    /// adds, which memory freed by earlier rows would hide.
+    pub const ALL: [Self; 5] = [
+        Self::Mesh,
+        Self::Unary,
+        Self::Streams,
+        Self::Files,
+        Self::Websocket,
+    ];
 
     /// The workload named `name`.
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Unary, Self::Metrics]
+        Self::ALL
             .into_iter()
+            .chain([Self::Metrics])
             .find(|w| w.as_str() == name)
     }
 
@@ -85,6 +106,10 @@ impl Workload {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unary => "unary",
+            Self::Streams => "streams",
+            Self::Files => "files",
+            Self::Websocket => "websocket",
+            Self::Mesh => "mesh",
             Self::Metrics => "metrics",
         }
     }
@@ -92,6 +117,10 @@ impl Workload {
     fn planned(self, options: &Options) -> usize {
         match self {
             Self::Unary => unary::planned(options.quick),
+            Self::Streams => streams::planned(options.quick),
+            Self::Files => files::planned(),
+            Self::Websocket => websocket::planned(options.quick),
+            Self::Mesh => mesh::planned(),
             Self::Metrics => overhead::planned(),
         }
     }
@@ -108,6 +137,8 @@ pub struct Options {
     pub duration: Duration,
     /// One workload only.
     pub only: Option<Workload>,
+    /// Nodes of the mesh workload (default 32; 8 with `quick`).
+    pub mesh_nodes: Option<usize>,
     /// A short run (fewer rows, shorter windows).
     pub quick: bool,
     /// Ends the run early; the rows measured so far are reported.
@@ -124,10 +155,16 @@ impl Options {
             nodes: 3,
             duration: Duration::from_secs(1),
             only: None,
+            mesh_nodes: None,
             quick: false,
             stop: CancelSignal::new(),
             progress: false,
         }
+    }
+
+    fn mesh_nodes(&self) -> usize {
+        let default = if self.quick { 8 } else { 32 };
+        self.mesh_nodes.unwrap_or(default).max(2)
     }
 
     fn window(&self) -> Window {
@@ -201,6 +238,10 @@ pub fn run(options: &Options) -> Report {
             };
             let result = match workload {
                 Workload::Unary => unary::run(&mut cx).await,
+                Workload::Streams => streams::run(&mut cx).await,
+                Workload::Files => files::run(&mut cx).await,
+                Workload::Websocket => websocket::run(&mut cx).await,
+                Workload::Mesh => mesh::run(&mut cx, options.mesh_nodes()).await,
                 Workload::Metrics => overhead::run(&mut cx).await,
             };
             cx.live.finish();

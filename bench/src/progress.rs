@@ -42,21 +42,13 @@ impl Progress {
 }
 
 /// One workload's bar.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Live {
     bar: ProgressBar,
     case: String,
 }
 
 impl Live {
-    /// A bar that draws nothing (for rows run outside a workload).
-    pub(crate) fn hidden() -> Self {
-        Self {
-            bar: ProgressBar::hidden(),
-            case: String::new(),
-        }
-    }
-
     /// The row now running.
     pub(crate) fn case(&mut self, case: &str) {
         case.clone_into(&mut self.case);

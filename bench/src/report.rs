@@ -86,7 +86,7 @@ impl Row {
     }
 
     /// Compared with `other` (by throughput: MiB/s where both have it).
-    pub(crate) fn versus(mut self, other: &Row) -> Self {
+    pub(crate) fn versus(mut self, other: &Self) -> Self {
         let ratio = match (self.mib_per_s, other.mib_per_s) {
             (Some(a), Some(b)) if b > 0.0 => a / b,
             _ if other.ops_per_s > 0.0 => self.ops_per_s / other.ops_per_s,

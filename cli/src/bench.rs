@@ -14,13 +14,15 @@ pub(crate) struct Args {
     /// The runtime the cluster runs on.
     #[arg(long, value_enum, default_value = "tokio")]
     runtime: RuntimeKind,
-    /// Nodes in the cluster.
-    #[arg(long, default_value_t = 3)]
-    nodes: usize,
+    /// Nodes in the cluster (default 3; with `--only mesh`, the mesh's
+    /// nodes, default 32).
+    #[arg(long)]
+    nodes: Option<usize>,
     /// Counted time per row, after a warm-up (`500ms`, `2s`).
     #[arg(long, default_value = "1s", value_parser = crate::parse_duration)]
     duration: std::time::Duration,
-    /// Run one workload only: unary, metrics (the metrics' cost).
+    /// Run one workload only: unary, streams, files, websocket, mesh, or
+    /// metrics (the metrics' cost, not part of a full run).
     #[arg(long, value_parser = parse_workload)]
     only: Option<Workload>,
     /// A short run (about 20 s): fewer rows, shorter windows.
@@ -32,20 +34,28 @@ pub(crate) struct Args {
 }
 
 fn parse_workload(name: &str) -> Result<Workload, String> {
-    Workload::from_name(name).ok_or_else(|| format!("no workload {name:?} (unary, metrics)"))
+    Workload::from_name(name).ok_or_else(|| {
+        format!("no workload {name:?} (unary, streams, files, websocket, mesh, metrics)")
+    })
 }
 
 pub(crate) fn run(args: &Args) -> Result<(), String> {
-    if args.nodes < 2 {
+    if args.nodes.is_some_and(|n| n < 2) {
         return Err("--nodes: at least 2".into());
     }
+    let mesh_only = args.only == Some(Workload::Mesh);
     let stop = rt::interrupt()?;
     let options = Options {
         runtime: match args.runtime {
             RuntimeKind::Tokio => gridmux_bench::RuntimeKind::Tokio,
             RuntimeKind::Smol => gridmux_bench::RuntimeKind::Smol,
         },
-        nodes: args.nodes,
+        nodes: if mesh_only {
+            3
+        } else {
+            args.nodes.unwrap_or(3)
+        },
+        mesh_nodes: if mesh_only { args.nodes } else { None },
         duration: args.duration,
         only: args.only,
         quick: args.quick,

@@ -1,0 +1,232 @@
+//! The file plane: a file warm in the page cache fetched whole over
+//! loopback, from a node sending with `sendfile`, from one sending by
+//! copy, and received with `splice` into a file; beside raw TCP bulk.
+//! CPU is the whole process's (client and server both run here).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use gridmux::sendfile::{DirResolver, Method, Options as TransferOptions};
+use gridmux::{CancelSignal, FileLimits, Peer};
+
+use crate::cluster::Cluster;
+use crate::measure::Measured;
+use crate::progress::Live;
+use crate::raw_tcp;
+use crate::report::Row;
+use crate::sys;
+use crate::Ctx;
+
+/// The file route.
+const ROUTE: &str = "bench";
+
+/// Rows this workload makes.
+pub(crate) fn planned() -> usize {
+    4
+}
+
+/// Removes the benchmark's directory when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// How a fetch is taken.
+#[derive(Debug, Clone, Copy)]
+enum Receive {
+    /// Read into memory and dropped.
+    Memory,
+    /// Written into a file with `splice`.
+    File,
+}
+
+pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
+    let len: u64 = if cx.quick { 64 << 20 } else { 256 << 20 };
+    let dir = std::env::temp_dir().join(format!("gridmux-bench-{}", std::process::id()));
+    let _scratch = Scratch(dir.clone());
+    std::fs::create_dir_all(dir.join("served")).map_err(|e| e.to_string())?;
+    make_file(&dir.join("served/blob"), len)?;
+    let served = dir.join("served");
+    let limits = |method| FileLimits {
+        transfer: TransferOptions {
+            method,
+            ..TransferOptions::default()
+        },
+        ..FileLimits::default()
+    };
+    let cluster = Cluster::linked(&cx.rt, 3, |i, b| {
+        let method = match i {
+            1 => Method::Sendfile,
+            2 => Method::Copy,
+            _ => return b,
+        };
+        match DirResolver::new(&served) {
+            Ok(resolver) => b.files(ROUTE, resolver).file_limits(limits(method)),
+            Err(_) => b,
+        }
+    })
+    .await?;
+    cx.live.case("raw TCP bulk");
+    let m = raw_tcp::bulk(&cx.rt, 64 * 1024, cx.window, &cx.stop, &cx.live).await?;
+    let bulk = cx.push(Row::of(
+        "file",
+        "64 KiB writes",
+        "raw TCP bulk",
+        1,
+        &m,
+        true,
+    ));
+    let mib = len >> 20;
+    let cases = [
+        (
+            1,
+            Receive::Memory,
+            format!("{mib} MiB, sendfile"),
+            "gridmux",
+        ),
+        (2, Receive::Memory, format!("{mib} MiB, copy"), "gridmux"),
+        (
+            1,
+            Receive::File,
+            format!("{mib} MiB, sendfile → splice into a file"),
+            "gridmux",
+        ),
+    ];
+    let mut sendfile_row: Option<Row> = None;
+    let mut copy_cpu = None;
+    for (node, receive, case, system) in cases {
+        if cx.stopped() {
+            break;
+        }
+        cx.live.case(&case);
+        let peer = cluster.peer(0, node)?;
+        let route = format!("files/{ROUTE}");
+        let before = cluster.grids[node].metrics().map(|m| m.http_ttfb(&route));
+        let target = dir.join("received");
+        let m = fetches(
+            &peer,
+            receive,
+            len,
+            &target,
+            cx.window.duration,
+            &cx.stop,
+            &cx.live,
+        )
+        .await;
+        let mut row = Row::of("file", case, system, 1, &m, true);
+        if let (Some(before), Some(metrics)) = (before, cluster.grids[node].metrics()) {
+            let t = metrics.http_ttfb(&route).since(&before);
+            row = row.ttfb(t.quantile(0.5), t.quantile(0.99));
+        }
+        row = row.versus(&bulk);
+        match (node, receive) {
+            (2, _) => copy_cpu = row.cpu_s_per_gib,
+            (1, Receive::Memory) => sendfile_row = Some(row.clone()),
+            _ => {}
+        }
+        cx.push(row);
+    }
+    if let (Some(row), Some(copy)) = (sendfile_row, copy_cpu) {
+        if let (Some(cpu), Some(last)) = (
+            row.cpu_s_per_gib,
+            cx.rows.iter_mut().rev().find(|r| r.case.ends_with("copy")),
+        ) {
+            last.note = Some(format!(
+                "CPU-s/GiB, sendfile ÷ copy: {:.2}× (both ends in this process)",
+                cpu / copy.max(1e-9)
+            ));
+        }
+    }
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// Fetches the file once to warm up, then again until `duration` has
+/// passed (at least once).
+async fn fetches(
+    peer: &Peer,
+    receive: Receive,
+    len: u64,
+    target: &Path,
+    duration: Duration,
+    stop: &CancelSignal,
+    live: &Live,
+) -> Measured {
+    let mut m = Measured::default();
+    if let Err(e) = fetch_once(peer, receive, len, target).await {
+        m.errors += 1;
+        m.first_error = Some(e);
+        return m;
+    }
+    let (start, cpu0) = (Instant::now(), sys::cpu_seconds());
+    while m.ops == 0 || (start.elapsed() < duration && !stop.is_cancelled()) {
+        let t0 = Instant::now();
+        match fetch_once(peer, receive, len, target).await {
+            Ok(()) => {
+                m.ops += 1;
+                m.bytes += len;
+                let nanos = t0.elapsed().as_nanos();
+                m.latencies.push(u32::try_from(nanos).unwrap_or(u32::MAX));
+                live.rate(m.bytes as f64 / (1 << 20) as f64 / start.elapsed().as_secs_f64());
+            }
+            Err(e) => {
+                m.errors += 1;
+                m.first_error = Some(e);
+                break;
+            }
+        }
+    }
+    m.elapsed = start.elapsed();
+    m.cpu_seconds = sys::cpu_seconds() - cpu0;
+    m.latencies.sort_unstable();
+    m
+}
+
+/// One whole fetch, checked for its length.
+async fn fetch_once(peer: &Peer, receive: Receive, len: u64, target: &Path) -> Result<(), String> {
+    let got = match receive {
+        Receive::Memory => {
+            let mut body = peer
+                .fetch(ROUTE, "blob", None)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut buf = vec![0; 1 << 20];
+            let mut got = 0u64;
+            loop {
+                match body.read(&mut buf).await.map_err(|e| e.to_string())? {
+                    0 => break got,
+                    n => got += n as u64,
+                }
+            }
+        }
+        Receive::File => {
+            let file = std::fs::File::create(target).map_err(|e| e.to_string())?;
+            peer.fetch_to_file(ROUTE, "blob", None, &file, 0)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+    };
+    if got == len {
+        Ok(())
+    } else {
+        Err(format!("fetched {got} bytes of {len}"))
+    }
+}
+
+/// Writes `len` bytes of a pattern to `path` (so they are in the page
+/// cache).
+fn make_file(path: &Path, len: u64) -> Result<(), String> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let chunk: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        file.write_all(&chunk[..n]).map_err(|e| e.to_string())?;
+        left -= n as u64;
+    }
+    Ok(())
+}
