@@ -176,6 +176,13 @@ fn prometheus_config(
     Ok(())
 }
 
+/// Whether logs on standard error may carry ANSI colours: it is a terminal
+/// and `NO_COLOR` is unset or empty (<https://no-color.org>).
+fn colours_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A node logs its links; the cluster and bench commands print tables.
@@ -195,6 +202,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colours_wanted())
         .init();
     let result = match cli.command {
         Command::Node {

@@ -23,6 +23,8 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 grep -q 'link up' "$dir/$a.log" || fail "the nodes never linked"
+# Logs to a file carry no colour codes.
+! grep -q $'\x1b\[' "$dir/$a.log" || fail "ANSI escapes in a log written to a file"
 kill -TERM "${pids[0]}"
 status=0
 wait "${pids[0]}" || status=$?

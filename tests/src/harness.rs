@@ -25,14 +25,33 @@ pub fn arg_value(args: &[String], name: &str) -> Option<String> {
         .cloned()
 }
 
-/// Installs a `tracing` subscriber reading `RUST_LOG` (default `warn`).
+/// Installs a `tracing` subscriber reading `RUST_LOG` (default `warn`),
+/// with colours only on a terminal and without `NO_COLOR`.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(colours_wanted())
         .try_init();
+}
+
+/// Whether logs on standard error may carry ANSI colours: it is a terminal
+/// and `NO_COLOR` is unset or empty (<https://no-color.org>).
+pub fn colours_wanted() -> bool {
+    use std::io::IsTerminal;
+    io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// If `args` ask for help (`--help` or `-h`), prints `usage` (the binary's
+/// doc line) and returns `true`: the binary then exits without starting.
+pub fn help_requested(args: &[String], usage: &str) -> bool {
+    let asked = args.iter().skip(1).any(|a| a == "--help" || a == "-h");
+    if asked {
+        println!("{usage}");
+    }
+    asked
 }
 
 /// Endpoint limits of the Autobahn harnesses: large enough for group 9,

@@ -10,12 +10,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use gridmux_tests::harness::{arg_value, init_tracing};
+use gridmux_tests::harness::{arg_value, help_requested, init_tracing};
 use gridmux_tests::sim::{self, Failure, Faults};
+
+/// What `--help` prints: the usage above.
+const USAGE: &str = "`sim --seeds N --start S [--nodes K] [--faults none|all] [--threads T] [--once]`: runs N seeds of the deterministic cluster simulation from seed S, each twice to check determinism (`--once`: a single run, for long soaks), and prints `sim: N passed, M failed`. A failure prints its seed, the violated invariant, the last events and the command that replays it. Exits non-zero on any failure.";
 
 fn main() -> ExitCode {
     init_tracing();
     let args: Vec<String> = std::env::args().collect();
+    if help_requested(&args, USAGE) {
+        return ExitCode::SUCCESS;
+    }
     let number = |name: &str, default: u64| -> Result<u64, String> {
         arg_value(&args, name).map_or(Ok(default), |v| {
             v.parse()

@@ -11,15 +11,21 @@ use gridmux::runtime::Runtime;
 use gridmux::WebSocket;
 use gridmux_core::ws::{ClientRequest, Event, Message};
 use gridmux_tests::harness::{
-    arg_value, block_on, harness_config, init_tracing, within, ws_authority,
+    arg_value, block_on, harness_config, help_requested, init_tracing, within, ws_authority,
 };
 
 /// The longest a single case may take.
 const CASE_LIMIT: Duration = Duration::from_secs(60);
 
+/// What `--help` prints: the usage above.
+const USAGE: &str = "`ws-autobahn-client --server ws://127.0.0.1:PORT --agent NAME [--runtime tokio|smol]`: the standard Autobahn TestSuite client loop (client role) on `gridmux::WebSocket`: `/getCaseCount`, then `/runCase?case=N&agent=A` echoing every message, then `/updateReports?agent=A`.";
+
 fn main() -> std::io::Result<()> {
     init_tracing();
     let args: Vec<String> = std::env::args().collect();
+    if help_requested(&args, USAGE) {
+        return Ok(());
+    }
     let server = arg_value(&args, "--server").unwrap_or_else(|| "ws://127.0.0.1:9001".into());
     let agent = arg_value(&args, "--agent").unwrap_or_else(|| "gridmux".into());
     let runtime = arg_value(&args, "--runtime").unwrap_or_else(|| "tokio".into());

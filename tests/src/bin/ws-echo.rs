@@ -9,11 +9,19 @@ use std::time::Duration;
 
 use gridmux::WebSocket;
 use gridmux_core::ws::Event;
-use gridmux_tests::harness::{arg_value, block_on, harness_config, init_tracing, within};
+use gridmux_tests::harness::{
+    arg_value, block_on, harness_config, help_requested, init_tracing, within,
+};
+
+/// What `--help` prints: the usage above.
+const USAGE: &str = "`ws-echo --listen 127.0.0.1:PORT [--idle-secs N] [--runtime tokio|smol]`: a WebSocket echo server on `gridmux::WebSocket`, for the Autobahn TestSuite (server role). Exits after `--idle-secs` (default 120) without a new connection.";
 
 fn main() -> std::io::Result<()> {
     init_tracing();
     let args: Vec<String> = std::env::args().collect();
+    if help_requested(&args, USAGE) {
+        return Ok(());
+    }
     let listen = arg_value(&args, "--listen").unwrap_or_else(|| "127.0.0.1:9002".into());
     let runtime = arg_value(&args, "--runtime").unwrap_or_else(|| "tokio".into());
     let idle = Duration::from_secs(
