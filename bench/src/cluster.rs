@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gridmux::runtime::Runtime;
-use gridmux::{Grid, GridBuilder, MetricsAccess, Peer};
+use gridmux::{CancelSignal, Grid, GridBuilder, MetricsAccess, Peer};
 
 use crate::builtin;
 
@@ -58,23 +58,34 @@ impl Cluster {
         Ok(Self { grids, names })
     }
 
-    /// Starts `n` nodes and waits until every pair is linked.
+    /// Starts `n` nodes and waits until every pair is linked (or `stop`).
     pub(crate) async fn linked(
         rt: &Arc<dyn Runtime>,
         n: usize,
+        stop: &CancelSignal,
         extra: impl Fn(usize, GridBuilder) -> GridBuilder,
     ) -> Result<Self, String> {
         let cluster = Self::start(rt, n, extra)?;
-        cluster.wait_linked(Duration::from_secs(30)).await?;
+        if let Err(e) = cluster.wait_linked(Duration::from_secs(30), stop).await {
+            cluster.shutdown().await;
+            return Err(e);
+        }
         Ok(cluster)
     }
 
-    /// Waits until every node has a link to every other.
-    pub(crate) async fn wait_linked(&self, timeout: Duration) -> Result<(), String> {
+    /// Waits until every node has a link to every other, for at most
+    /// `timeout`; `stop` ends the wait (an error).
+    pub(crate) async fn wait_linked(
+        &self,
+        timeout: Duration,
+        stop: &CancelSignal,
+    ) -> Result<(), String> {
         for grid in &self.grids {
-            grid.wait_all_connected(timeout)
-                .await
-                .map_err(|e| format!("{} did not link up: {e}", grid.local()))?;
+            match stop.run(grid.wait_all_connected(timeout)).await {
+                None => return Err("stopped while the cluster linked up".into()),
+                Some(Err(e)) => return Err(format!("{} did not link up: {e}", grid.local())),
+                Some(Ok(())) => {}
+            }
         }
         Ok(())
     }

@@ -34,6 +34,31 @@ impl Drop for Scratch {
     }
 }
 
+/// The scratch directories' names: this prefix and the process id.
+const SCRATCH_PREFIX: &str = "gridmux-bench-";
+
+/// Removes scratch directories of benchmark processes that are gone (a
+/// second Ctrl-C exits at once, without cleaning up).
+fn remove_stale_scratch() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        if !alive && Path::new("/proc/self").exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// How a fetch is taken.
 #[derive(Debug, Clone, Copy)]
 enum Receive {
@@ -45,11 +70,12 @@ enum Receive {
 
 pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
     let len: u64 = if cx.quick { 64 << 20 } else { 256 << 20 };
-    let dir = std::env::temp_dir().join(format!("gridmux-bench-{}", std::process::id()));
+    remove_stale_scratch();
+    let dir = std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{}", std::process::id()));
     let _scratch = Scratch(dir.clone());
-    std::fs::create_dir_all(dir.join("served")).map_err(|e| e.to_string())?;
-    make_file(&dir.join("served/blob"), len)?;
     let served = dir.join("served");
+    std::fs::create_dir_all(&served).map_err(|e| format!("{}: {e}", served.display()))?;
+    make_file(&served.join("blob"), len)?;
     let limits = |method| FileLimits {
         transfer: TransferOptions {
             method,
@@ -57,7 +83,7 @@ pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
         },
         ..FileLimits::default()
     };
-    let cluster = Cluster::linked(&cx.rt, 3, |i, b| {
+    let cluster = Cluster::linked(&cx.rt, 3, &cx.stop, |i, b: gridmux::GridBuilder| {
         let method = match i {
             1 => Method::Sendfile,
             2 => Method::Copy,
@@ -103,25 +129,15 @@ pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
         }
         cx.live.case(&case);
         let peer = cluster.peer(0, node)?;
-        let route = format!("files/{ROUTE}");
-        let before = cluster.grids[node].metrics().map(|m| m.http_ttfb(&route));
         let target = dir.join("received");
-        let m = fetches(
-            &peer,
-            receive,
-            len,
-            &target,
-            cx.window.duration,
-            &cx.stop,
-            &cx.live,
-        )
-        .await;
+        let (window, stop, live) = (cx.window.duration, &cx.stop, &cx.live);
+        let m = fetches(&peer, receive, len, &target, window, stop, live).await;
+        // A handful of fetches: too few for TTFB quantiles.
         let mut row = Row::of("file", case, system, 1, &m, true);
-        if let (Some(before), Some(metrics)) = (before, cluster.grids[node].metrics()) {
-            let t = metrics.http_ttfb(&route).since(&before);
-            row = row.ttfb(t.quantile(0.5), t.quantile(0.99));
+        if matches!(receive, Receive::Memory) {
+            // Writing into a file is other work than the bulk reader's.
+            row = row.versus(&bulk);
         }
-        row = row.versus(&bulk);
         match (node, receive) {
             (2, _) => copy_cpu = row.cpu_s_per_gib,
             (1, Receive::Memory) => sendfile_row = Some(row.clone()),
@@ -130,14 +146,14 @@ pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
         cx.push(row);
     }
     if let (Some(row), Some(copy)) = (sendfile_row, copy_cpu) {
-        if let (Some(cpu), Some(last)) = (
-            row.cpu_s_per_gib,
-            cx.rows.iter_mut().rev().find(|r| r.case.ends_with("copy")),
-        ) {
+        let copy_row = cx.rows.iter_mut().rev().find(|r| r.case.ends_with("copy"));
+        if let (Some(cpu), Some(last)) = (row.cpu_s_per_gib, copy_row) {
+            let ratio = cpu / copy.max(1e-9);
             last.note = Some(format!(
-                "CPU-s/GiB, sendfile ÷ copy: {:.2}× (both ends in this process)",
-                cpu / copy.max(1e-9)
+                "CPU-s/GiB, sendfile ÷ copy: {ratio:.2}× (both ends in this process)"
             ));
+            last.figures
+                .push(("sendfile_over_copy_cpu".to_owned(), ratio));
         }
     }
     cluster.shutdown().await;
@@ -162,7 +178,7 @@ async fn fetches(
         return m;
     }
     let (start, cpu0) = (Instant::now(), sys::cpu_seconds());
-    while m.ops == 0 || (start.elapsed() < duration && !stop.is_cancelled()) {
+    while !stop.is_cancelled() && (m.ops == 0 || start.elapsed() < duration) {
         let t0 = Instant::now();
         match fetch_once(peer, receive, len, target).await {
             Ok(()) => {

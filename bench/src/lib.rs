@@ -200,9 +200,17 @@ impl Ctx<'_> {
         self.stop.is_cancelled()
     }
 
-    /// Adds a row; returns a copy to compare later rows with.
-    pub(crate) fn push(&mut self, row: Row) -> Row {
+    /// Adds a row; returns a copy to compare later rows with. A row cut
+    /// short by a stop is marked so; one that measured nothing before the
+    /// stop is left out.
+    pub(crate) fn push(&mut self, mut row: Row) -> Row {
         self.live.row_done();
+        if self.stopped() {
+            row.partial = true;
+            if row.ops_per_s <= 0.0 && row.errors == 0 {
+                return row;
+            }
+        }
         self.rows.push(row.clone());
         row
     }
@@ -255,8 +263,15 @@ pub fn run(options: &Options) -> Report {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         runtime: options.runtime.as_str().to_owned(),
-        nodes: options.nodes.max(2),
+        nodes: if options.only == Some(Workload::Mesh) {
+            options.mesh_nodes()
+        } else {
+            options.nodes.max(2)
+        },
         machine: machine(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        duration_s: options.window().duration.as_secs_f64(),
+        quick: options.quick,
         rows,
         interrupted: options.stop.is_cancelled(),
     }
@@ -264,31 +279,10 @@ pub fn run(options: &Options) -> Report {
 
 /// A row for a workload that failed.
 fn failed(workload: Workload, error: String) -> Row {
-    let mut row = failed_row(workload.as_str(), "failed");
+    let mut row = Row::blank(workload.as_str(), "failed");
+    row.errors = 1;
     row.first_error = Some(error);
     row
-}
-
-/// An empty row with one error, to fill in.
-pub(crate) fn failed_row(workload: &'static str, case: &str) -> Row {
-    Row {
-        workload,
-        case: case.to_owned(),
-        system: "gridmux".to_owned(),
-        concurrency: 0,
-        ops_per_s: 0.0,
-        mib_per_s: None,
-        p50_us: None,
-        p99_us: None,
-        p999_us: None,
-        ttfb_p50_us: None,
-        ttfb_p99_us: None,
-        cpu_s_per_gib: None,
-        errors: 1,
-        first_error: None,
-        versus: Vec::new(),
-        note: None,
-    }
 }
 
 /// The CPU model and the number of cores.

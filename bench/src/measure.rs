@@ -81,14 +81,34 @@ struct Shared {
 }
 
 /// Runs `concurrency` workers over `window`; `make_op(w)` gives worker
-/// `w` its operation, which returns the bytes it moved. A worker whose
-/// operation fails counts the error and stops. `stop` ends the row early.
+/// `w` its operation, which returns the bytes it moved. An operation counts
+/// if it starts after the warm-up and ends within the window. A worker
+/// whose operation fails counts the error and stops. `stop` ends the row
+/// early.
 pub(crate) async fn closed_loop<F, Fut>(
     rt: &Arc<dyn Runtime>,
     concurrency: usize,
     window: Window,
     stop: &CancelSignal,
     live: &Live,
+    make_op: impl FnMut(usize) -> F,
+) -> Measured
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<u64, String>> + Send,
+{
+    closed_loop_marked(rt, concurrency, window, stop, live, &mut || {}, make_op).await
+}
+
+/// [`closed_loop`], calling `at_count` when the counted window starts
+/// (to snapshot histograms at the same moment).
+pub(crate) async fn closed_loop_marked<F, Fut>(
+    rt: &Arc<dyn Runtime>,
+    concurrency: usize,
+    window: Window,
+    stop: &CancelSignal,
+    live: &Live,
+    at_count: &mut (dyn FnMut() + Send),
     mut make_op: impl FnMut(usize) -> F,
 ) -> Measured
 where
@@ -117,9 +137,10 @@ where
                 if result.is_ok() {
                     shared.seen.fetch_add(1, Ordering::Relaxed);
                 }
+                let t1 = Instant::now();
                 match result {
-                    Ok(bytes) if t0 >= counted_from => {
-                        let nanos = t0.elapsed().as_nanos();
+                    Ok(bytes) if t0 >= counted_from && t1 <= end => {
+                        let nanos = t1.duration_since(t0).as_nanos();
                         mine.push(u32::try_from(nanos).unwrap_or(u32::MAX));
                         shared.ops.fetch_add(1, Ordering::Relaxed);
                         shared.bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -137,7 +158,7 @@ where
             finished.cancel();
         }));
     }
-    let (cpu0, counted) = watch(rt, counted_from, end, stop, live, &shared.seen).await;
+    let (cpu0, counted) = watch(rt, counted_from, end, stop, live, &shared.seen, at_count).await;
     let cpu = sys::cpu_seconds() - cpu0;
     for d in done {
         d.cancelled().await;
@@ -166,6 +187,7 @@ pub(crate) async fn watch(
     stop: &CancelSignal,
     live: &Live,
     seen: &AtomicU64,
+    at_count: &mut (dyn FnMut() + Send),
 ) -> (f64, Duration) {
     let tick = Duration::from_millis(250);
     let mut cpu0 = None;
@@ -173,6 +195,7 @@ pub(crate) async fn watch(
     loop {
         let now = Instant::now();
         if now >= counted_from && cpu0.is_none() {
+            at_count();
             cpu0 = Some(sys::cpu_seconds());
         }
         if now >= end || stop.is_cancelled() {

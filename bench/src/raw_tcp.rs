@@ -195,7 +195,7 @@ pub(crate) async fn pipelined(
             m.first_error = Some("an answer nobody sent".into());
             break;
         };
-        if now >= counted_from {
+        if now >= counted_from && now <= end {
             if cpu0_at.get().is_none() {
                 cpu0_at.set(Some(crate::sys::cpu_seconds()));
             }

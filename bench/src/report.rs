@@ -30,10 +30,11 @@ pub struct Row {
     pub p99_us: Option<f64>,
     /// 99.9th percentile latency, µs.
     pub p999_us: Option<f64>,
-    /// Median TTFB from the serving nodes' metrics histograms, µs.
-    pub ttfb_p50_us: Option<f64>,
-    /// 99th percentile TTFB from the histograms, µs.
-    pub ttfb_p99_us: Option<f64>,
+    /// Median TTFB from the serving nodes' metrics histograms, µs: the
+    /// upper bound of its bucket (the median is at most this).
+    pub ttfb_p50_le_us: Option<f64>,
+    /// 99th percentile TTFB, µs: the upper bound of its bucket.
+    pub ttfb_p99_le_us: Option<f64>,
     /// CPU seconds of the whole process per GiB moved.
     pub cpu_s_per_gib: Option<f64>,
     /// Failed operations (must be 0).
@@ -43,8 +44,13 @@ pub struct Row {
     /// The rows this one is compared with, and the ratio of throughputs
     /// (this ÷ that).
     pub versus: Vec<(String, f64)>,
-    /// Anything else (mesh times and memory).
+    /// Anything else, in words.
     pub note: Option<String>,
+    /// Named figures beyond the columns (mesh times and memory, CPU
+    /// ratios), for scripts.
+    pub figures: Vec<(String, f64)>,
+    /// Stopped (Ctrl-C) before its window ended: a shorter measurement.
+    pub partial: bool,
 }
 
 impl Row {
@@ -68,34 +74,51 @@ impl Row {
             p50_us: us(m.latency(0.5)),
             p99_us: us(m.latency(0.99)),
             p999_us: us(m.latency(0.999)),
-            ttfb_p50_us: None,
-            ttfb_p99_us: None,
+            ttfb_p50_le_us: None,
+            ttfb_p99_le_us: None,
             cpu_s_per_gib: if bytes { m.cpu_per_gib() } else { None },
             errors: m.errors,
             first_error: m.first_error.clone(),
             versus: Vec::new(),
             note: None,
+            figures: Vec::new(),
+            partial: false,
         }
     }
 
-    /// With TTFB quantiles.
-    pub(crate) fn ttfb(mut self, p50: Option<Duration>, p99: Option<Duration>) -> Self {
-        self.ttfb_p50_us = p50.map(|d| d.as_secs_f64() * 1e6);
-        self.ttfb_p99_us = p99.map(|d| d.as_secs_f64() * 1e6);
+    /// An empty row of `workload`, to fill in.
+    pub(crate) fn blank(workload: &'static str, case: impl Into<String>) -> Self {
+        Self::of(workload, case, "gridmux", 0, &Measured::default(), false)
+    }
+
+    /// With the TTFB quantiles of `t` (observations of this row only), if
+    /// it has enough of them to mean something.
+    pub(crate) fn ttfb(mut self, t: &gridmux::metrics::Snapshot) -> Self {
+        if t.count() >= MIN_TTFB_SAMPLES {
+            let us = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e6);
+            self.ttfb_p50_le_us = us(t.quantile_bound(0.5));
+            self.ttfb_p99_le_us = us(t.quantile_bound(0.99));
+        }
         self
     }
 
-    /// Compared with `other` (by throughput: MiB/s where both have it).
+    /// Compared with `other` (by throughput: MiB/s where both have it);
+    /// nothing when either measured nothing.
     pub(crate) fn versus(mut self, other: &Self) -> Self {
+        if self.ops_per_s <= 0.0 || other.ops_per_s <= 0.0 {
+            return self;
+        }
         let ratio = match (self.mib_per_s, other.mib_per_s) {
             (Some(a), Some(b)) if b > 0.0 => a / b,
-            _ if other.ops_per_s > 0.0 => self.ops_per_s / other.ops_per_s,
-            _ => 0.0,
+            _ => self.ops_per_s / other.ops_per_s,
         };
         self.versus.push((other.system.clone(), ratio));
         self
     }
 }
+
+/// TTFB quantiles need at least this many observations.
+const MIN_TTFB_SAMPLES: u64 = 100;
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +131,12 @@ pub struct Report {
     pub nodes: usize,
     /// The CPU model and cores.
     pub machine: String,
+    /// gridmux's version.
+    pub version: String,
+    /// Counted time per row, seconds.
+    pub duration_s: f64,
+    /// A `--quick` run.
+    pub quick: bool,
     /// The rows, in the order they ran.
     pub rows: Vec<Row>,
     /// Whether it was stopped before the end.
@@ -118,6 +147,13 @@ impl Report {
     /// Failed operations in all rows.
     pub fn errors(&self) -> u64 {
         self.rows.iter().map(|r| r.errors).sum()
+    }
+
+    /// Rows that measured nothing though the run was not stopped in them.
+    pub fn empty_rows(&self) -> usize {
+        (self.rows.iter())
+            .filter(|r| r.ops_per_s <= 0.0 && r.errors == 0 && !r.partial)
+            .count()
     }
 
     /// The table, as Markdown.
@@ -136,7 +172,7 @@ impl Report {
             }
         );
         out.push_str(
-            "\n| workload | case | system | in flight | ops/s | MiB/s | p50 | p99 | p99.9 | TTFB p50 | TTFB p99 | CPU-s/GiB | errors | vs |\n\
+            "\n| workload | case | system | in flight | ops/s | MiB/s | p50 | p99 | p99.9 | TTFB p50 ≤ | TTFB p99 ≤ | CPU-s/GiB | errors | vs |\n\
              |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         let us = |v: Option<f64>| v.map_or("—".to_owned(), fmt_us);
@@ -151,11 +187,16 @@ impl Report {
                     .collect();
                 parts.join(", ")
             };
+            let case = if r.partial {
+                format!("{} (stopped early)", r.case)
+            } else {
+                r.case.clone()
+            };
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.workload,
-                r.case,
+                case,
                 r.system,
                 r.concurrency,
                 si(r.ops_per_s),
@@ -163,8 +204,8 @@ impl Report {
                 us(r.p50_us),
                 us(r.p99_us),
                 us(r.p999_us),
-                us(r.ttfb_p50_us),
-                us(r.ttfb_p99_us),
+                us(r.ttfb_p50_le_us),
+                us(r.ttfb_p99_le_us),
                 num(r.cpu_s_per_gib, 2),
                 r.errors,
                 versus,
@@ -231,6 +272,9 @@ mod tests {
             runtime: "tokio".into(),
             nodes: 3,
             machine: "test".into(),
+            version: "0".into(),
+            duration_s: 1.0,
+            quick: false,
             rows: vec![base, r],
             interrupted: false,
         };
@@ -238,5 +282,24 @@ mod tests {
         assert_eq!(v["rows"].as_array().unwrap().len(), 2);
         assert!(report.table().contains("| unary | 512 B | gridmux |"));
         assert_eq!(report.errors(), 0);
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn rows_that_measured_nothing_have_no_ratio_and_few_ttfb_samples_show_none() {
+        let empty = Row::blank("unary", "x");
+        let mut some = Row::blank("unary", "x");
+        some.ops_per_s = 10.0;
+        assert!(some.clone().versus(&empty).versus.is_empty());
+        assert!(empty.versus(&some).versus.is_empty());
+        let mut t = gridmux::metrics::Snapshot::empty(&gridmux::metrics::BUCKETS);
+        t.counts[1] = 5;
+        assert_eq!(some.clone().ttfb(&t).ttfb_p50_le_us, None);
+        t.counts[1] = 500;
+        assert_eq!(some.ttfb(&t).ttfb_p50_le_us, Some(50.0));
     }
 }

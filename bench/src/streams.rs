@@ -1,8 +1,14 @@
 //! Streams on one link: one-way (the caller sends, a sink counts) and
 //! two-way (the handler echoes every message back), with 512 B and 64 KiB
-//! messages, beside raw TCP bulk on one connection.
+//! messages, beside raw TCP bulk on one connection. Few streams are
+//! opened, so there are no TTFB quantiles here, and no latency columns: a
+//! stream operation is a hand-over to or from a buffer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::lock::Mutex;
 use gridmux::CancelSignal;
 
 use crate::builtin::{COUNT, SINK};
@@ -10,7 +16,6 @@ use crate::cluster::Cluster;
 use crate::measure::closed_loop;
 use crate::raw_tcp;
 use crate::report::Row;
-use crate::unary::ttfb;
 use crate::Ctx;
 
 /// Message sizes of a run.
@@ -27,6 +32,14 @@ pub(crate) fn planned(quick: bool) -> usize {
     1 + 2 * sizes(quick).len()
 }
 
+/// A row without latency columns.
+fn no_latency(mut row: Row) -> Row {
+    row.p50_us = None;
+    row.p99_us = None;
+    row.p999_us = None;
+    row
+}
+
 pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
     cx.live.case("raw TCP bulk");
     let m = raw_tcp::bulk(&cx.rt, 64 * 1024, cx.window, &cx.stop, &cx.live).await?;
@@ -38,7 +51,13 @@ pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
         &m,
         true,
     ));
-    let cluster = Cluster::linked(&cx.rt, 2, |_, b| b).await?;
+    let cluster = Cluster::linked(&cx.rt, 2, &cx.stop, |_, b| b).await?;
+    let result = measure_streams(cx, &cluster, &bulk).await;
+    cluster.shutdown().await;
+    result
+}
+
+async fn measure_streams(cx: &mut Ctx<'_>, cluster: &Cluster, bulk: &Row) -> Result<(), String> {
     let peer = cluster.peer(0, 1)?;
     for size in sizes(cx.quick) {
         if cx.stopped() {
@@ -49,6 +68,8 @@ pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
         } else {
             format!("{size} B")
         };
+        let message = Bytes::from(vec![0x5a; size]);
+
         // One-way: each operation is one message handed to the stream
         // (flow control holds the sender to the sink's pace).
         cx.live.case(&format!("one-way {label}"));
@@ -56,12 +77,13 @@ pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
             .open_stream(SINK, Bytes::new())
             .await
             .map_err(|e| e.to_string())?;
-        let tx = std::sync::Arc::new(futures::lock::Mutex::new(tx));
-        let message = Bytes::from(vec![0x5a; size]);
+        let tx = Arc::new(Mutex::new(tx));
+        // Everything sent, warm-up included: what the sink must count.
+        let sent = Arc::new(AtomicU64::new(0));
         let m = closed_loop(&cx.rt, 1, cx.window, &cx.stop, &cx.live, |_| {
-            let (tx, message) = (tx.clone(), message.clone());
+            let (tx, message, sent) = (tx.clone(), message.clone(), sent.clone());
             move || {
-                let (tx, message) = (tx.clone(), message.clone());
+                let (tx, message, sent) = (tx.clone(), message.clone(), sent.clone());
                 async move {
                     let len = message.len() as u64;
                     tx.lock()
@@ -69,12 +91,13 @@ pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
                         .send(message)
                         .await
                         .map_err(|e| e.to_string())?;
+                    sent.fetch_add(len, Ordering::Relaxed);
                     Ok(len)
                 }
             }
         })
         .await;
-        let Ok(tx) = std::sync::Arc::try_unwrap(tx) else {
+        let Ok(tx) = Arc::try_unwrap(tx) else {
             return Err("the stream sender is still shared".into());
         };
         tx.into_inner().finish().map_err(|e| e.to_string())?;
@@ -83,25 +106,27 @@ pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?
             .ok_or("the sink ended without its count")?;
-        let mut row = Row::of("stream", format!("one-way {label}"), "gridmux", 1, &m, true);
-        if taken < m.bytes {
+        let sent = sent.load(Ordering::Relaxed);
+        let case = format!("one-way {label}");
+        let mut row = no_latency(Row::of("stream", case, "gridmux", 1, &m, true));
+        if taken != sent {
             row.errors += 1;
-            row.first_error = Some(format!("the sink took {taken} bytes of {}", m.bytes));
+            row.first_error = Some(format!("the sink took {taken} bytes of {sent} sent"));
         }
         if size >= 64 * 1024 {
-            row = row.versus(&bulk);
+            row = row.versus(bulk);
         }
         cx.push(row);
+        if cx.stopped() {
+            break;
+        }
 
         // Two-way: a sender keeps the stream full; each operation is one
         // echoed message received.
         cx.live.case(&format!("two-way {label}"));
-        let before = ttfb(&cluster, |m| m.stream_ttfb(COUNT));
+        let count = gridmux::codec::to_bytes(&0u32).map_err(|e| e.to_string())?;
         let (mut tx, rx) = peer
-            .open_stream(
-                COUNT,
-                gridmux::codec::to_bytes(&0u32).map_err(|e| e.to_string())?,
-            )
+            .open_stream(COUNT, count)
             .await
             .map_err(|e| e.to_string())?;
         let sending = CancelSignal::new();
@@ -113,7 +138,7 @@ pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
                 let _ = tx.finish();
             }));
         }
-        let rx = std::sync::Arc::new(futures::lock::Mutex::new(rx));
+        let rx = Arc::new(Mutex::new(rx));
         let m = closed_loop(&cx.rt, 1, cx.window, &cx.stop, &cx.live, |_| {
             let rx = rx.clone();
             move || {
@@ -129,20 +154,8 @@ pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
         })
         .await;
         sending.cancel();
-        // A stream's TTFB is recorded when it ends.
-        drop(rx);
-        let row = Row::of("stream", format!("two-way {label}"), "gridmux", 1, &m, true);
-        let mut t = ttfb(&cluster, |m| m.stream_ttfb(COUNT)).since(&before);
-        for _ in 0..40 {
-            if t.count() > 0 {
-                break;
-            }
-            let pause = std::time::Instant::now() + std::time::Duration::from_millis(25);
-            gridmux::runtime::sleep_until(&*cx.rt, pause).await;
-            t = ttfb(&cluster, |m| m.stream_ttfb(COUNT)).since(&before);
-        }
-        cx.push(row.ttfb(t.quantile(0.5), t.quantile(0.99)));
+        let case = format!("two-way {label} (MiB/s each way)");
+        cx.push(no_latency(Row::of("stream", case, "gridmux", 1, &m, true)));
     }
-    cluster.shutdown().await;
     Ok(())
 }

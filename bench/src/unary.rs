@@ -7,9 +7,10 @@ use gridmux::metrics::{GridMetrics, Snapshot};
 
 use crate::builtin::{Typed, ECHO, TYPED};
 use crate::cluster::Cluster;
-use crate::measure::closed_loop;
+use crate::measure::{closed_loop_marked, Measured};
 use crate::report::Row;
 use crate::{raw_tcp, yamux_peer, Ctx};
+use gridmux::Peer;
 
 /// In flight for the pipelined and yamux baselines.
 const FLOOR_IN_FLIGHT: usize = 256;
@@ -26,11 +27,11 @@ pub(crate) fn cases(quick: bool) -> (Vec<usize>, Vec<usize>) {
 /// Rows this workload makes.
 pub(crate) fn planned(quick: bool) -> usize {
     let (sizes, concurrencies) = cases(quick);
-    sizes.len() * (3 + concurrencies.len()) + 1
+    sizes.len() * (4 + concurrencies.len()) + 1
 }
 
 pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
-    let cluster = Cluster::linked(&cx.rt, cx.nodes, |_, b| b).await?;
+    let cluster = Cluster::linked(&cx.rt, cx.nodes, &cx.stop, |_, b| b).await?;
     let pairs = cluster.pairs()?;
     let (sizes, concurrencies) = cases(cx.quick);
     for size in sizes {
@@ -78,48 +79,50 @@ pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
             &m,
             false,
         ));
+        // Across every link at each concurrency; then at 256 over one link,
+        // the row that stands beside the one-connection floors.
         for &c in &concurrencies {
             if cx.stopped() {
                 break;
             }
             cx.live.case(&format!("gridmux {size} B ×{c}"));
-            let before = ttfb(&cluster, |m| m.grid_ttfb(ECHO));
-            let payload = Bytes::from(vec![0x5a; size]);
-            let m = closed_loop(&cx.rt, c, cx.window, &cx.stop, &cx.live, |w| {
-                let peer = pairs[w % pairs.len()].clone();
-                let payload = payload.clone();
-                move || {
-                    let request = peer.request(ECHO, payload.clone());
-                    let expected = payload.len();
-                    async move {
-                        let answer = request.await.map_err(|e| e.to_string())?;
-                        if answer.len() != expected {
-                            return Err(format!(
-                                "answer of {} bytes, not {expected}",
-                                answer.len()
-                            ));
-                        }
-                        Ok(expected as u64)
-                    }
-                }
-            })
-            .await;
-            let t = ttfb(&cluster, |m| m.grid_ttfb(ECHO)).since(&before);
-            let mut row = Row::of("unary", format!("{size} B"), "gridmux", c, &m, false)
-                .ttfb(t.quantile(0.5), t.quantile(0.99));
-            row = if c == 1 {
-                row.versus(&ping_pong)
-            } else {
-                row.versus(&pipelined).versus(&yamux)
-            };
+            let (m, t) = echo(cx, &cluster, &pairs, size, c).await;
+            let row = Row::of(
+                "unary",
+                format!("{size} B, across the links"),
+                "gridmux",
+                c,
+                &m,
+                false,
+            )
+            .ttfb(&t);
+            cx.push(if c == 1 { row.versus(&ping_pong) } else { row });
+        }
+        if !cx.stopped() {
+            cx.live
+                .case(&format!("gridmux {size} B ×{FLOOR_IN_FLIGHT}, one link"));
+            let one = &pairs[..1];
+            let (m, t) = echo(cx, &cluster, one, size, FLOOR_IN_FLIGHT).await;
+            let row = Row::of(
+                "unary",
+                format!("{size} B, one link"),
+                "gridmux",
+                FLOOR_IN_FLIGHT,
+                &m,
+                false,
+            )
+            .ttfb(&t)
+            .versus(&pipelined)
+            .versus(&yamux);
             cx.push(row);
         }
     }
     if !cx.stopped() {
         let c = 64;
         cx.live.case(&format!("gridmux typed ×{c}"));
-        let before = ttfb(&cluster, |m| m.grid_ttfb(TYPED));
-        let m = closed_loop(&cx.rt, c, cx.window, &cx.stop, &cx.live, |w| {
+        let mut before = None;
+        let mut mark = || before = Some(ttfb(&cluster, |m| m.grid_ttfb(TYPED)));
+        let m = closed_loop_marked(&cx.rt, c, cx.window, &cx.stop, &cx.live, &mut mark, |w| {
             let peer = pairs[w % pairs.len()].clone();
             let mut id = w as u64;
             move || {
@@ -136,13 +139,53 @@ pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
             }
         })
         .await;
-        let t = ttfb(&cluster, |m| m.grid_ttfb(TYPED)).since(&before);
-        let row = Row::of("unary", "typed (MessagePack)", "gridmux", c, &m, false)
-            .ttfb(t.quantile(0.5), t.quantile(0.99));
+        let t = since(ttfb(&cluster, |m| m.grid_ttfb(TYPED)), before);
+        let row = Row::of("unary", "typed (MessagePack)", "gridmux", c, &m, false).ttfb(&t);
         cx.push(row);
     }
     cluster.shutdown().await;
     Ok(())
+}
+
+/// Echo requests of `size` bytes, `c` in flight, spread over `pairs`;
+/// with the TTFB histogram of the counted window.
+async fn echo(
+    cx: &Ctx<'_>,
+    cluster: &Cluster,
+    pairs: &[Peer],
+    size: usize,
+    c: usize,
+) -> (Measured, Snapshot) {
+    let payload = Bytes::from(vec![0x5a; size]);
+    let mut before = None;
+    let mut mark = || before = Some(ttfb(cluster, |m| m.grid_ttfb(ECHO)));
+    let m = closed_loop_marked(&cx.rt, c, cx.window, &cx.stop, &cx.live, &mut mark, |w| {
+        let peer = pairs[w % pairs.len()].clone();
+        let payload = payload.clone();
+        move || {
+            let request = peer.request(ECHO, payload.clone());
+            let expected = payload.len();
+            async move {
+                let answer = request.await.map_err(|e| e.to_string())?;
+                if answer.len() != expected {
+                    return Err(format!("answer of {} bytes, not {expected}", answer.len()));
+                }
+                Ok(expected as u64)
+            }
+        }
+    })
+    .await;
+    let t = since(ttfb(cluster, |m| m.grid_ttfb(ECHO)), before);
+    (m, t)
+}
+
+/// `now` less `before` (taken when the window started; none: it never
+/// started, and nothing counts).
+pub(crate) fn since(now: Snapshot, before: Option<Snapshot>) -> Snapshot {
+    match before {
+        Some(b) => now.since(&b),
+        None => Snapshot::empty(now.bounds),
+    }
 }
 
 /// One histogram summed over every node of the cluster.

@@ -19,7 +19,7 @@ use crate::measure::{closed_loop, Measured, Window};
 use crate::peers::on_tokio;
 use crate::progress::Live;
 use crate::report::Row;
-use crate::Ctx;
+use crate::{Ctx, RuntimeKind};
 
 /// The cases of a run: message sizes and connections.
 pub(crate) fn cases(quick: bool) -> (Vec<usize>, Vec<usize>) {
@@ -57,8 +57,19 @@ pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
             let m =
                 on_tokio(async move { fastws_echo(size, n, window, &stop, &live).await }).await??;
             let fast = Row::of("websocket", case.clone(), "fastwebsockets", n, &m, true);
-            let mut ours = ours.versus(&fast).versus(&tungstenite);
+            // The peers run on tokio: beside gridmux on smol, a ratio
+            // would compare the runtimes, not the WebSocket layers.
+            let mut ours = if cx.kind == RuntimeKind::Tokio {
+                ours.versus(&fast).versus(&tungstenite)
+            } else {
+                ours
+            };
             let (mut fast, mut tungstenite) = (fast, tungstenite);
+            if cx.kind != RuntimeKind::Tokio {
+                for row in [&mut fast, &mut tungstenite] {
+                    row.system.push_str(" (on tokio)");
+                }
+            }
             if size < 64 * 1024 {
                 // CPU per GiB says little about small messages.
                 for row in [&mut ours, &mut fast, &mut tungstenite] {

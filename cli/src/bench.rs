@@ -43,6 +43,13 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
     if args.nodes.is_some_and(|n| n < 2) {
         return Err("--nodes: at least 2".into());
     }
+    if args.duration < std::time::Duration::from_millis(100) {
+        return Err("--duration: at least 100ms".into());
+    }
+    // A path that cannot be written fails now, not after the run.
+    if let Some(path) = &args.json {
+        std::fs::write(path, "").map_err(|e| format!("--json {}: {e}", path.display()))?;
+    }
     let mesh_only = args.only == Some(Workload::Mesh);
     let stop = rt::interrupt()?;
     let options = Options {
@@ -67,8 +74,13 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
     if let Some(path) = &args.json {
         std::fs::write(path, report.json()).map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    let empty = report.empty_rows();
     match report.errors() {
-        0 => Ok(()),
-        n => Err(format!("{n} operations failed")),
+        0 if empty == 0 => Ok(()),
+        0 => Err(format!("{empty} row(s) measured nothing")),
+        1 => Err("1 operation failed (see the first error under the table)".into()),
+        n => Err(format!(
+            "{n} operations failed (see the first errors under the table)"
+        )),
     }
 }

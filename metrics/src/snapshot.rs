@@ -44,6 +44,25 @@ impl Snapshot {
         }
     }
 
+    /// The upper bound of the bucket that holds the `q` quantile: the
+    /// quantile is at most this. `None` without observations, or when it
+    /// lies above every bound.
+    pub fn quantile_bound(&self, q: f64) -> Option<Duration> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * total as f64).max(1.0);
+        let mut below = 0u64;
+        for (i, &n) in self.counts.iter().enumerate() {
+            below += n;
+            if below as f64 >= rank {
+                return self.bounds.get(i).map(|b| Duration::from_secs_f64(*b));
+            }
+        }
+        None
+    }
+
     /// The `q` quantile (0 ≤ q ≤ 1), interpolated linearly inside its
     /// bucket (the first bucket starts at 0); `None` without observations.
     /// An answer in the bucket above every bound is the highest bound.
@@ -86,6 +105,8 @@ mod tests {
         assert_eq!(s.quantile(1.0), Some(Duration::from_millis(2)));
         assert_eq!(s.quantile(0.0), Some(Duration::from_millis(1)));
         assert_eq!(Snapshot::empty(BOUNDS).quantile(0.5), None);
+        assert_eq!(s.quantile_bound(0.5), Some(Duration::from_millis(2)));
+        assert_eq!(Snapshot::empty(BOUNDS).quantile_bound(0.5), None);
     }
 
     #[test]
@@ -96,6 +117,8 @@ mod tests {
             sum_seconds: 50.0,
         };
         assert_eq!(later.quantile(0.99), Some(Duration::from_millis(4)));
+        assert_eq!(later.quantile_bound(0.05), Some(Duration::from_millis(1)));
+        assert_eq!(later.quantile_bound(0.99), None);
         let earlier = Snapshot {
             bounds: BOUNDS,
             counts: vec![1, 0, 0, 0],
