@@ -23,7 +23,7 @@ assert all(r["ops_per_s"] > 0 for r in rows), [r["case"] for r in rows if r["ops
 assert any(r["versus"] for r in rows)
 assert not report["interrupted"]
 PY
-    grep -q '| unary | 512 B | gridmux |' "$dir/$runtime.txt" || fail "no table"
+    grep -q '| unary | 512 B, one link | gridmux |' "$dir/$runtime.txt" || fail "no table"
 done
 echo "gridmux bench --quick: every workload on tokio and smol, 0 errors, JSON parses"
 
