@@ -18,7 +18,7 @@ use tracing::{debug, trace, Instrument as _};
 use crate::grid::Node;
 use crate::handler::{Context, Placement};
 use crate::runtime::BoxFuture;
-use crate::shared::{wake, CallSlot, LinkState, SharedLink, StreamSlot};
+use crate::shared::{wake, LinkState, SharedLink, StreamSlot};
 use crate::signal::CancelSignal;
 use crate::HandlerError;
 
@@ -78,14 +78,8 @@ pub(crate) fn route(
             return Some(Notice::Closed(reason));
         }
         Event::Response { mux, result } => {
-            if let Some(slot) = st.calls.get_mut(&mux) {
-                if let CallSlot::Waiting(waker) = slot {
-                    let waker = waker.take();
-                    *slot = CallSlot::Done(result);
-                    if let Some(w) = waker {
-                        w.wake();
-                    }
-                }
+            if let Some(slot) = st.calls.remove(&mux) {
+                slot.complete(result);
             }
         }
         Event::Request {

@@ -18,7 +18,7 @@ use crate::files::{self, FetchError, FileBody};
 use crate::grid::{Node, PeerSlot};
 use crate::handler::{decode, encode};
 use crate::runtime;
-use crate::shared::{register, CallSlot, SharedLink, StreamSlot};
+use crate::shared::{AnswerSlot, SharedLink, StreamSlot};
 use crate::stream::{self, StreamReceiver, StreamSender};
 use crate::Error;
 
@@ -185,12 +185,14 @@ impl Request {
         let mux = st
             .link
             .request(now, self.handler, self.subroute, self.payload, deadline)?;
-        st.calls.insert(mux, CallSlot::Waiting(Some(waker.clone())));
+        let answer = AnswerSlot::new(waker);
+        st.calls.insert(mux, answer.clone());
         st.flush();
         drop(st);
         Ok(Pending {
             link,
             mux,
+            answer,
             answered: false,
         })
     }
@@ -222,6 +224,8 @@ enum State {
 struct Pending {
     link: Arc<SharedLink>,
     mux: MuxId,
+    /// Where its answer arrives.
+    answer: Arc<AnswerSlot>,
     answered: bool,
 }
 
@@ -241,23 +245,16 @@ impl Future for RequestFuture {
             State::Done => return Poll::Ready(Err(Error::Canceled)),
         };
         let mut pending = pending;
-        let mut st = pending.link.lock();
-        let result = match st.calls.get_mut(&pending.mux) {
-            Some(CallSlot::Waiting(waker)) => {
-                register(waker, cx.waker());
-                drop(st);
+        match pending.answer.poll(cx) {
+            Poll::Pending => {
                 self.0 = State::Sent(pending);
-                return Poll::Pending;
+                Poll::Pending
             }
-            Some(CallSlot::Done(_)) => match st.calls.remove(&pending.mux) {
-                Some(CallSlot::Done(result)) => result.map_err(Into::into),
-                _ => unreachable!("matched above"),
-            },
-            None => Err(Error::Disconnected),
-        };
-        drop(st);
-        pending.answered = true;
-        Poll::Ready(result)
+            Poll::Ready(result) => {
+                pending.answered = true;
+                Poll::Ready(result.map_err(Into::into))
+            }
+        }
     }
 }
 
@@ -267,7 +264,12 @@ impl Drop for Pending {
             return;
         }
         let mut st = self.link.lock();
-        if let Some(CallSlot::Waiting(_)) = st.calls.remove(&self.mux) {
+        // Still in the table: not answered yet, so cancel it. (Answered
+        // and not taken: the link is already done with it, and the id may
+        // belong to a later request.)
+        let ours = (st.calls.get(&self.mux)).is_some_and(|s| Arc::ptr_eq(s, &self.answer));
+        if ours {
+            st.calls.remove(&self.mux);
             st.link.cancel(Instant::now(), self.mux);
             st.flush();
         }

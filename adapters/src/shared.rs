@@ -55,13 +55,67 @@ impl SharedLink {
     }
 }
 
-/// The answer slot of one of our requests.
-#[derive(Debug)]
-pub(crate) enum CallSlot {
-    /// Waiting; the waker of the caller's task.
-    Waiting(Option<Waker>),
-    /// Answered.
-    Done(Result<Bytes, CallError>),
+/// The answer slot of one of our requests, shared by the caller and the
+/// link: the caller waits on it without taking the link's lock (which the
+/// driver holds while it works through a batch of input).
+#[derive(Debug, Default)]
+pub(crate) struct AnswerSlot(Mutex<Answer>);
+
+#[derive(Debug, Default)]
+struct Answer {
+    /// The caller's task, while it waits.
+    waker: Option<Waker>,
+    /// The answer, until the caller takes it.
+    result: Option<Result<Bytes, CallError>>,
+    /// An answer was given (the first one counts).
+    given: bool,
+}
+
+impl AnswerSlot {
+    /// A slot whose caller is `waker`'s task.
+    pub(crate) fn new(waker: &Waker) -> Arc<Self> {
+        let slot = Self::default();
+        slot.answer().waker = Some(waker.clone());
+        Arc::new(slot)
+    }
+
+    fn answer(&self) -> MutexGuard<'_, Answer> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Gives the answer and wakes the caller (a second answer is ignored).
+    pub(crate) fn complete(&self, result: Result<Bytes, CallError>) {
+        let waker = {
+            let mut a = self.answer();
+            if a.given {
+                return;
+            }
+            a.given = true;
+            a.result = Some(result);
+            a.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// The answer, once given (taken once); else registers the caller.
+    pub(crate) fn poll(
+        &self,
+        cx: &std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Bytes, CallError>> {
+        let mut a = self.answer();
+        match a.result.take() {
+            Some(result) => std::task::Poll::Ready(result),
+            None if a.given => std::task::Poll::Ready(Err(CallError::Disconnected)),
+            None => {
+                register(&mut a.waker, cx.waker());
+                std::task::Poll::Pending
+            }
+        }
+    }
 }
 
 /// The mailbox of one stream (either role).
@@ -90,8 +144,9 @@ pub(crate) struct StreamSlot {
 pub(crate) struct LinkState {
     /// The sans-IO link.
     pub(crate) link: Link,
-    /// Our pending requests.
-    pub(crate) calls: MuxMap<CallSlot>,
+    /// Our requests not yet answered (the link removes a slot as it
+    /// answers it).
+    pub(crate) calls: MuxMap<Arc<AnswerSlot>>,
     /// Open streams, both roles.
     pub(crate) streams: MuxMap<StreamSlot>,
     /// Exchanges we serve, with the signal that cancels their handler.
@@ -161,14 +216,8 @@ impl LinkState {
 
     /// Ends every exchange that still waits (the link is gone).
     pub(crate) fn end_everything(&mut self) {
-        for slot in self.calls.values_mut() {
-            if let CallSlot::Waiting(waker) = slot {
-                let waker = waker.take();
-                *slot = CallSlot::Done(Err(CallError::Disconnected));
-                if let Some(w) = waker {
-                    w.wake();
-                }
-            }
+        for (_, slot) in self.calls.drain() {
+            slot.complete(Err(CallError::Disconnected));
         }
         for slot in self.streams.values_mut() {
             if slot.end.is_none() {
