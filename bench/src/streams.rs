@@ -77,7 +77,9 @@ async fn measure_streams(cx: &mut Ctx<'_>, cluster: &Cluster, bulk: &Row) -> Res
             .open_stream(SINK, Bytes::new())
             .await
             .map_err(|e| e.to_string())?;
-        let tx = Arc::new(Mutex::new(tx));
+        // Taken out at the end to finish it: the workers' tasks (and their
+        // clones of this) may outlive the measurement for a moment.
+        let tx = Arc::new(Mutex::new(Some(tx)));
         // Everything sent, warm-up included: what the sink must count.
         let sent = Arc::new(AtomicU64::new(0));
         let m = closed_loop(&cx.rt, 1, cx.window, &cx.stop, &cx.live, |_| {
@@ -86,21 +88,19 @@ async fn measure_streams(cx: &mut Ctx<'_>, cluster: &Cluster, bulk: &Row) -> Res
                 let (tx, message, sent) = (tx.clone(), message.clone(), sent.clone());
                 async move {
                     let len = message.len() as u64;
-                    tx.lock()
-                        .await
-                        .send(message)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let mut tx = tx.lock().await;
+                    let tx = tx.as_mut().ok_or("the stream was finished")?;
+                    tx.send(message).await.map_err(|e| e.to_string())?;
                     sent.fetch_add(len, Ordering::Relaxed);
                     Ok(len)
                 }
             }
         })
         .await;
-        let Ok(tx) = Arc::try_unwrap(tx) else {
-            return Err("the stream sender is still shared".into());
+        let Some(tx) = tx.lock().await.take() else {
+            return Err("the stream sender is gone".into());
         };
-        tx.into_inner().finish().map_err(|e| e.to_string())?;
+        tx.finish().map_err(|e| e.to_string())?;
         let taken: u64 = rx
             .recv_typed()
             .await
