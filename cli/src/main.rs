@@ -2,8 +2,10 @@
 
 mod bench;
 mod bench_files;
-mod builtin;
+
 mod call;
+
+use gridmux_bench::builtin;
 mod cluster;
 mod fetch;
 mod node;
@@ -38,7 +40,8 @@ enum RuntimeKind {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs one node with the built-in handlers (1 echo, 2 checksum,
-    /// 3 counting stream) until Ctrl-C.
+    /// 3 counting stream, 4 spawned echo, 5 typed echo, 6 sink stream)
+    /// until Ctrl-C.
     Node {
         /// Address to listen on; also the node's name unless --name is given.
         #[arg(long)]
