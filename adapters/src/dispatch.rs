@@ -53,6 +53,18 @@ impl std::fmt::Debug for Notice {
     }
 }
 
+/// Takes a closed link out of the peer table, once, before any caller
+/// learns that it is gone: a caller woken with `Disconnected` (its answer
+/// completes without the link's lock) must not find it there.
+fn leave_table(st: &mut LinkState, link: &Arc<SharedLink>, node: &Arc<Node>) {
+    if std::mem::replace(&mut st.left_table, true) {
+        return;
+    }
+    if let Some(remote) = &st.remote {
+        node.link_closed(remote, link);
+    }
+}
+
 /// Routes one event. Runs with the link locked.
 pub(crate) fn route(
     st: &mut LinkState,
@@ -69,16 +81,16 @@ pub(crate) fn route(
             return Some(Notice::Connected(remote, membership));
         }
         Event::Closed(reason) => {
+            leave_table(st, link, node);
             st.end_everything();
-            // Leave the peer table now, under the link's lock, so that no
-            // caller woken by `end_everything` finds this link there.
-            if let Some(remote) = &st.remote {
-                node.link_closed(remote, link);
-            }
             return Some(Notice::Closed(reason));
         }
         Event::Response { mux, result } => {
             if let Some(slot) = st.calls.remove(&mux) {
+                if st.link.is_closed() {
+                    // The closing link's `Disconnected` answers.
+                    leave_table(st, link, node);
+                }
                 slot.complete(result);
             }
         }

@@ -157,10 +157,12 @@ impl Session for LinkSession {
 
     fn abort(&mut self) {
         let mut st = self.link.lock();
-        if st.link.is_closed() {
-            return;
+        // Closed by a handle but not driven since: its last events (the
+        // callers' `Disconnected`, `Closed`) are still queued, and routed
+        // here all the same.
+        if !st.link.is_closed() {
+            st.link.close(Instant::now());
         }
-        st.link.close(Instant::now());
         let mut notices = Vec::new();
         self.route(&mut st, &mut notices);
         drop(st);

@@ -40,6 +40,7 @@ impl SharedLink {
                 driver: None,
                 queue_waiters: Vec::new(),
                 next_generation: 0,
+                left_table: false,
             }),
             span,
         })
@@ -161,6 +162,8 @@ pub(crate) struct LinkState {
     pub(crate) queue_waiters: Vec<Waker>,
     /// The generation of the next stream slot.
     next_generation: u64,
+    /// The closed link left the node's peer table.
+    pub(crate) left_table: bool,
 }
 
 impl LinkState {

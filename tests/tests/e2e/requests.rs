@@ -24,6 +24,7 @@ suite!(
     unknown_peer,
     panicking_handlers,
     message_size_limit,
+    a_caller_told_disconnected_finds_the_link_gone,
 );
 
 const ECHO: u8 = 78;
@@ -329,4 +330,39 @@ async fn message_size_limit(env: Env) {
     );
     assert_eq!(peer.request(ECHO, "ok").await.unwrap().len(), 4);
     c.shutdown().await;
+}
+
+/// A caller whose request ended with `Disconnected` does not find the dead
+/// link still in the peer table (it left the table before any caller was
+/// woken): `is_connected` is false, and `wait_connected` waits for the
+/// next link instead of failing at once.
+async fn a_caller_told_disconnected_finds_the_link_gone(env: Env) {
+    let flag = Flag::default();
+    let mut stale = 0;
+    for _round in 0..5 {
+        let c = env.cluster(2, |_, b| handlers(b, &flag)).await;
+        let peer = c.peer(0, 1);
+        let mut calls = Vec::new();
+        for _ in 0..64 {
+            let p = peer.clone();
+            calls.push(env.spawn(async move {
+                let r = p.request(BLOCK, "x").await;
+                (r, p.is_connected())
+            }));
+        }
+        env.sleep(Duration::from_millis(100)).await;
+        c.grids[1].shutdown(Duration::from_secs(1)).await;
+        for call in calls {
+            let (r, connected) = env.within(Duration::from_secs(5), call).await;
+            assert_eq!(r, Err(Error::Disconnected));
+            if connected {
+                stale += 1;
+            }
+        }
+        c.shutdown().await;
+    }
+    assert_eq!(
+        stale, 0,
+        "callers that saw the dead link still in the peer table"
+    );
 }
