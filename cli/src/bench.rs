@@ -53,10 +53,7 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
     let mesh_only = args.only == Some(Workload::Mesh);
     let stop = rt::interrupt()?;
     let options = Options {
-        runtime: match args.runtime {
-            RuntimeKind::Tokio => gridmux_bench::RuntimeKind::Tokio,
-            RuntimeKind::Smol => gridmux_bench::RuntimeKind::Smol,
-        },
+        runtime: args.runtime.into(),
         nodes: if mesh_only {
             3
         } else {

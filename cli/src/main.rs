@@ -37,6 +37,15 @@ enum RuntimeKind {
     Smol,
 }
 
+impl From<RuntimeKind> for gridmux_bench::RuntimeKind {
+    fn from(kind: RuntimeKind) -> Self {
+        match kind {
+            RuntimeKind::Tokio => Self::Tokio,
+            RuntimeKind::Smol => Self::Smol,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs one node with the built-in handlers (1 echo, 2 checksum,

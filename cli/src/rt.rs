@@ -4,32 +4,19 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gridmux::runtime::{Runtime, SmolRuntime, TokioRuntime};
+use gridmux::runtime::Runtime;
 use gridmux::CancelSignal;
 
 use crate::RuntimeKind;
 
-/// Runs `body` to completion on `kind`, giving it the runtime.
+/// Runs `body` to completion on `kind`, giving it the runtime (the
+/// benchmark's runtimes: tokio multi-threaded, smol a thread per core).
 pub(crate) fn block_on<T, F, Fut>(kind: RuntimeKind, body: F) -> T
 where
     F: FnOnce(Arc<dyn Runtime>) -> Fut,
     Fut: Future<Output = T>,
 {
-    match kind {
-        RuntimeKind::Tokio => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("a tokio runtime");
-            let out = rt.block_on(async { body(Arc::new(TokioRuntime::current())).await });
-            rt.shutdown_timeout(Duration::from_secs(1));
-            out
-        }
-        RuntimeKind::Smol => {
-            // An executor on one thread per core, as tokio's.
-            smol::block_on(body(Arc::new(SmolRuntime::new())))
-        }
-    }
+    gridmux_bench::block_on(kind.into(), body)
 }
 
 /// A signal that fires on Ctrl-C (SIGINT) or SIGTERM (how systemd and

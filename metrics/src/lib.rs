@@ -89,6 +89,14 @@ struct PeerHandles {
     batch: Sizes,
 }
 
+impl PeerHandles {
+    /// Counts payload bytes of an exchange served.
+    fn count_payload(&self, bytes_in: u64, bytes_out: u64) {
+        self.bytes_in.inc_by(bytes_in);
+        self.bytes_out.inc_by(bytes_out);
+    }
+}
+
 /// A node's metrics. Cheap to share (`Arc`); see the crate docs.
 #[derive(Debug)]
 pub struct GridMetrics {
@@ -392,6 +400,11 @@ impl GridMetrics {
         }
     }
 
+    /// The handles of peer `name` (anyone else's: `client`'s).
+    fn peer_handles_of(&self, name: &str) -> &PeerHandles {
+        self.peer_handles.get(name).unwrap_or(&self.client_handles)
+    }
+
     fn peer(&self, name: &str) -> Arc<str> {
         self.peers.get(name).unwrap_or(&self.client).clone()
     }
@@ -426,12 +439,8 @@ impl Observer for GridMetrics {
         }
         h.duration.observe(r.duration);
         h.served[r.outcome.index()].inc();
-        let bytes = self
-            .peer_handles
-            .get(r.peer)
-            .unwrap_or(&self.client_handles);
-        bytes.bytes_in.inc_by(r.bytes_in);
-        bytes.bytes_out.inc_by(r.bytes_out);
+        self.peer_handles_of(r.peer)
+            .count_payload(r.bytes_in, r.bytes_out);
     }
 
     fn stream_served(&self, r: &StreamServed<'_>) {
@@ -443,12 +452,8 @@ impl Observer for GridMetrics {
         h.streams[r.outcome.index()].inc();
         h.stream_msgs_in.inc_by(r.msgs_in);
         h.stream_msgs_out.inc_by(r.msgs_out);
-        let bytes = self
-            .peer_handles
-            .get(r.peer)
-            .unwrap_or(&self.client_handles);
-        bytes.bytes_in.inc_by(r.bytes_in);
-        bytes.bytes_out.inc_by(r.bytes_out);
+        self.peer_handles_of(r.peer)
+            .count_payload(r.bytes_in, r.bytes_out);
     }
 
     fn call_made(&self, r: &CallMade<'_>) {
@@ -497,8 +502,7 @@ impl Observer for GridMetrics {
     }
 
     fn batch_sent(&self, peer: &str, messages: usize) {
-        let handles = self.peer_handles.get(peer).unwrap_or(&self.client_handles);
-        handles.batch.observe(messages);
+        self.peer_handles_of(peer).batch.observe(messages);
     }
 
     fn http_served(&self, r: &HttpServed<'_>) {
