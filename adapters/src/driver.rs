@@ -23,7 +23,8 @@ use tracing::debug;
 
 use crate::runtime::{Runtime, Socket, Timer};
 
-/// Bytes read per `read` call (the buffer is refilled when less is left).
+/// Room made for reads when the input buffer has less than `MIN_READ`
+/// spare (reads go straight into its spare capacity).
 const READ_CHUNK: usize = 64 * 1024;
 /// Smallest spare room worth a read.
 const MIN_READ: usize = 4 * 1024;
@@ -134,9 +135,6 @@ struct Io {
     fresh_input: bool,
     /// The session held input back in the last round.
     held: bool,
-    /// Zeroed room that reads go into; split off into `input` (no copy
-    /// while both come from one allocation).
-    spare: BytesMut,
     /// Bytes taken from the connection and not yet written.
     out: Transmit,
     read_done: bool,
@@ -176,7 +174,6 @@ impl<S: Session> Driver<S> {
             fresh_input: !input.is_empty(),
             held: false,
             input,
-            spare: BytesMut::new(),
             out: Transmit::new(),
             read_done: false,
             eof_pending: false,
@@ -207,15 +204,10 @@ impl Io {
                 return true;
             }
             budget -= 1;
-            if self.spare.len() < MIN_READ {
-                self.spare = BytesMut::zeroed(READ_CHUNK);
-            }
-            match self.socket.try_read(&mut self.spare) {
+            self.make_room();
+            match self.socket.try_read_spare(&mut self.input) {
                 Ok(0) => self.read_end(None),
-                Ok(n) => {
-                    self.input.unsplit(self.spare.split_to(n));
-                    self.fresh_input = true;
-                }
+                Ok(_) => self.fresh_input = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     match self.socket.poll_readable(cx) {
                         Poll::Ready(Ok(())) => {}
@@ -228,6 +220,25 @@ impl Io {
             }
         }
         false
+    }
+
+    /// Gives `input` at least `MIN_READ` spare bytes to read into. The
+    /// buffer is reused when nothing else holds it (what is left, a
+    /// partial frame, moves to its front); else a new one takes what is
+    /// left: `READ_CHUNK`, or the next power of two above it, so a frame
+    /// larger than a chunk is copied a bounded number of times in all.
+    fn make_room(&mut self) {
+        let len = self.input.len();
+        if self.input.capacity() - len >= MIN_READ
+            || self
+                .input
+                .try_reclaim(READ_CHUNK.saturating_sub(len).max(MIN_READ))
+        {
+            return;
+        }
+        let mut fresh = BytesMut::with_capacity(READ_CHUNK.max(len + MIN_READ).next_power_of_two());
+        fresh.extend_from_slice(&self.input);
+        self.input = fresh;
     }
 
     fn read_end(&mut self, error: Option<io::Error>) {

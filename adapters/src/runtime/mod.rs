@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
+
 #[cfg(feature = "smol")]
 pub use self::smol::SmolRuntime;
 #[cfg(feature = "tokio")]
@@ -157,6 +159,14 @@ pub trait Socket: Send + Sync + Debug {
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// One non-blocking read; `Ok(0)` is end of stream.
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// One non-blocking read into `buf`'s spare capacity (nothing is
+    /// zeroed or copied first), appended to `buf`; `Ok(0)` is end of
+    /// stream (or no spare capacity). The default receives on
+    /// [`as_fd`](Self::as_fd) directly, right for a runtime that caches no
+    /// readiness; one that does (tokio) must learn of a `WouldBlock`.
+    fn try_read_spare(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        recv_into_spare(self.as_fd(), buf)
+    }
     /// One non-blocking vectored write.
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
     /// The socket's descriptor, for calls the runtime need not wrap
@@ -174,6 +184,25 @@ pub trait Socket: Send + Sync + Debug {
     fn try_read_with(&self, op: &mut dyn FnMut() -> io::Result<usize>) -> io::Result<usize> {
         op()
     }
+}
+
+/// Receives once on `fd` into `buf`'s spare capacity and appends what
+/// came.
+pub(crate) fn recv_into_spare(fd: BorrowedFd<'_>, buf: &mut BytesMut) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let n = socket2::SockRef::from(&fd).recv(spare)?;
+    debug_assert!(n <= spare.len());
+    let n = n.min(spare.len());
+    #[expect(
+        unsafe_code,
+        reason = "BytesMut has no safe way to extend over received bytes"
+    )]
+    // SAFETY: `recv` wrote (initialised) the first `n` bytes of the spare
+    // capacity, and `n` is within it.
+    unsafe {
+        buf.set_len(buf.len() + n);
+    }
+    Ok(n)
 }
 
 /// A bound TCP listener.

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use bytes::BytesMut;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::time::Sleep;
@@ -92,6 +93,27 @@ impl Socket for TcpStream {
         Self::try_read(self, buf)
     }
 
+    fn try_read_spare(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        // A read that did not fill the spare room took everything the
+        // socket had: tokio is told (as its own `poll_read` does), so the
+        // next read answers `WouldBlock` without a system call until the
+        // next readiness event. tokio clears only if no event came since
+        // the read began, so no wake-up is lost.
+        let room = buf.capacity() - buf.len();
+        let mut short = None;
+        let read = self.try_io(
+            tokio::io::Interest::READABLE,
+            || match super::recv_into_spare(AsFd::as_fd(self), buf) {
+                Ok(n) if n > 0 && n < room => {
+                    short = Some(n);
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                other => other,
+            },
+        );
+        short.map_or(read, Ok)
+    }
+
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         Self::try_write_vectored(self, bufs)
     }
@@ -120,5 +142,79 @@ impl Listener for TcpListener {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         Self::local_addr(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::io::Write as _;
+    use std::task::Poll;
+
+    use bytes::BytesMut;
+    use tokio::net::TcpStream;
+
+    use super::Socket;
+
+    /// A loopback pair: a tokio stream and the blocking std end feeding it.
+    async fn pair() -> (TcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ours = TcpStream::connect(addr).await.unwrap();
+        let (theirs, _) = listener.accept().unwrap();
+        (ours, theirs)
+    }
+
+    /// Waits until `socket` reports readable (bounded by the test's timeout).
+    async fn readable(socket: &TcpStream) {
+        poll_fn(|cx| Socket::poll_readable(socket, cx))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_short_read_lands_in_spare_room_and_the_next_waits_for_more() {
+        let (ours, mut theirs) = pair().await;
+        theirs.write_all(b"hello").unwrap();
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(b">");
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                readable(&ours).await;
+                match ours.try_read_spare(&mut buf) {
+                    Ok(n) => break assert_eq!(n, 5),
+                    Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
+                }
+            }
+        })
+        .await
+        .expect("the bytes arrive");
+        assert_eq!(&buf[..], b">hello");
+        // Everything was taken: readiness is cleared, so the next read
+        // waits (no system call) ...
+        let e = ours.try_read_spare(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+        let pending = poll_fn(|cx| Poll::Ready(Socket::poll_readable(&ours, cx).is_pending()));
+        assert!(pending.await, "nothing new to read");
+        // ... and bytes sent later wake it: no wake-up is lost.
+        theirs.write_all(b"!").unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), readable(&ours))
+            .await
+            .expect("readiness comes back when bytes arrive");
+        assert_eq!(ours.try_read_spare(&mut buf).unwrap(), 1);
+        assert_eq!(&buf[..], b">hello!");
+        // End of stream reads as 0.
+        drop(theirs);
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                readable(&ours).await;
+                match ours.try_read_spare(&mut buf) {
+                    Ok(n) => break assert_eq!(n, 0),
+                    Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
+                }
+            }
+        })
+        .await
+        .expect("end of stream");
     }
 }
