@@ -224,19 +224,25 @@ impl Io {
 
     /// Gives `input` at least `MIN_READ` spare bytes to read into. The
     /// buffer is reused when nothing else holds it (what is left, a
-    /// partial frame, moves to its front); else a new one takes what is
-    /// left: `READ_CHUNK`, or the next power of two above it, so a frame
-    /// larger than a chunk is copied a bounded number of times in all.
+    /// partial frame, moves to its front) and it is not much larger than
+    /// what is left needs; else a new one takes what is left: `READ_CHUNK`,
+    /// or the next power of two above it, so a frame larger than a chunk
+    /// is copied a bounded number of times in all, and the buffer of a
+    /// large frame is let go once the frames after it are small again.
     fn make_room(&mut self) {
         let len = self.input.len();
-        if self.input.capacity() - len >= MIN_READ
-            || self
-                .input
-                .try_reclaim(READ_CHUNK.saturating_sub(len).max(MIN_READ))
+        let fits = READ_CHUNK.max(len + MIN_READ).next_power_of_two();
+        // Oversized for what is left: a large frame came before.
+        let oversized = self.input.capacity() > 2 * fits;
+        if !oversized
+            && (self.input.capacity() - len >= MIN_READ
+                || self
+                    .input
+                    .try_reclaim(READ_CHUNK.saturating_sub(len).max(MIN_READ)))
         {
             return;
         }
-        let mut fresh = BytesMut::with_capacity(READ_CHUNK.max(len + MIN_READ).next_power_of_two());
+        let mut fresh = BytesMut::with_capacity(fits);
         fresh.extend_from_slice(&self.input);
         self.input = fresh;
     }
@@ -398,3 +404,7 @@ impl<S: Session> Drop for Driver<S> {
         }
     }
 }
+
+#[cfg(all(test, feature = "tokio"))]
+#[path = "driver_tests.rs"]
+mod tests;

@@ -159,13 +159,17 @@ pub trait Socket: Send + Sync + Debug {
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// One non-blocking read; `Ok(0)` is end of stream.
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
-    /// One non-blocking read into `buf`'s spare capacity (nothing is
-    /// zeroed or copied first), appended to `buf`; `Ok(0)` is end of
-    /// stream (or no spare capacity). The default receives on
-    /// [`as_fd`](Self::as_fd) directly, right for a runtime that caches no
-    /// readiness; one that does (tokio) must learn of a `WouldBlock`.
+    /// One non-blocking read into `buf`'s spare capacity, appended to
+    /// `buf`; `Ok(0)` is end of stream. `buf` must have spare capacity
+    /// (else `InvalidInput`). The default goes through
+    /// [`try_read`](Self::try_read) with a copy; the built-in runtimes
+    /// read into the spare room directly (nothing zeroed or copied).
     fn try_read_spare(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        recv_into_spare(self.as_fd(), buf)
+        let room = check_spare(buf)?;
+        let mut chunk = [0u8; 16 * 1024];
+        let n = self.try_read(&mut chunk[..room.min(16 * 1024)])?;
+        buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
     }
     /// One non-blocking vectored write.
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
@@ -186,9 +190,22 @@ pub trait Socket: Send + Sync + Debug {
     }
 }
 
+/// The spare room of `buf`: an error if none (a read into no room would
+/// answer 0, which means end of stream).
+fn check_spare(buf: &BytesMut) -> io::Result<usize> {
+    match buf.capacity() - buf.len() {
+        0 => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no spare capacity to read into",
+        )),
+        room => Ok(room),
+    }
+}
+
 /// Receives once on `fd` into `buf`'s spare capacity and appends what
 /// came.
 pub(crate) fn recv_into_spare(fd: BorrowedFd<'_>, buf: &mut BytesMut) -> io::Result<usize> {
+    check_spare(buf)?;
     let spare = buf.spare_capacity_mut();
     let n = socket2::SockRef::from(&fd).recv(spare)?;
     debug_assert!(n <= spare.len());

@@ -4,6 +4,8 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
+
+use bytes::BytesMut;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -158,6 +160,12 @@ impl Socket for SmolSocket {
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut stream = self.0.get_ref();
         stream.read(buf)
+    }
+
+    fn try_read_spare(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        // async-io caches no readiness: a direct receive is what its own
+        // reads do.
+        super::recv_into_spare(self.0.get_ref().as_fd(), buf)
     }
 
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

@@ -14,6 +14,10 @@ use tokio::time::Sleep;
 
 use super::{BoxFuture, Listener, Runtime, Socket, Timer};
 
+/// Whether a short read may clear tokio's readiness: not when mio polls
+/// with level-triggered `poll(2)` (tokio makes the same exception).
+const CLEAR_ON_SHORT_READ: bool = !cfg!(mio_unsupported_force_poll_poll);
+
 /// Runs gridmux on a tokio runtime (multi-thread or current-thread, with
 /// IO and time enabled).
 #[derive(Debug, Clone)]
@@ -95,16 +99,19 @@ impl Socket for TcpStream {
 
     fn try_read_spare(&self, buf: &mut BytesMut) -> io::Result<usize> {
         // A read that did not fill the spare room took everything the
-        // socket had: tokio is told (as its own `poll_read` does), so the
-        // next read answers `WouldBlock` without a system call until the
-        // next readiness event. tokio clears only if no event came since
-        // the read began, so no wake-up is lost.
+        // socket had: tokio is told (as its own `poll_read` does, and only
+        // where it does: with epoll or kqueue), so the next read answers
+        // `WouldBlock` without a system call until the next readiness
+        // event. tokio clears only if no event came since the read began,
+        // so no wake-up is lost. (As with tokio's own reads, a short read
+        // that stopped at TCP urgent data waits for the peer's next
+        // segment; gridmux never sends urgent data.)
         let room = buf.capacity() - buf.len();
         let mut short = None;
         let read = self.try_io(
             tokio::io::Interest::READABLE,
             || match super::recv_into_spare(AsFd::as_fd(self), buf) {
-                Ok(n) if n > 0 && n < room => {
+                Ok(n) if n > 0 && n < room && CLEAR_ON_SHORT_READ => {
                     short = Some(n);
                     Err(io::ErrorKind::WouldBlock.into())
                 }

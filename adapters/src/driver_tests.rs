@@ -1,0 +1,144 @@
+//! The driver's reads against a real loopback socket (tokio).
+
+use std::future::poll_fn;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use gridmux_core::ws::Transmit;
+
+use super::Io;
+use crate::runtime::{Runtime, Socket, TokioRuntime};
+
+async fn pair() -> (tokio::net::TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ours = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (theirs, _) = listener.accept().unwrap();
+    (ours, theirs)
+}
+
+fn io(socket: Arc<dyn Socket>) -> Io {
+    let runtime: Arc<dyn Runtime> = Arc::new(TokioRuntime::current());
+    Io {
+        runtime,
+        socket,
+        timer: None,
+        fresh_input: false,
+        held: false,
+        input: BytesMut::new(),
+        out: Transmit::new(),
+        read_done: false,
+        eof_pending: false,
+        write_error: None,
+        write_failed: false,
+        linger_until: None,
+    }
+}
+
+/// Reads as the driver does until `done` holds (at most 20 s).
+async fn read_until(io: &mut Io, mut done: impl FnMut(&Io) -> bool) {
+    let reading = poll_fn(|cx| loop {
+        let budget_spent = io.read(cx);
+        if done(io) {
+            return Poll::Ready(());
+        }
+        if !budget_spent {
+            return Poll::Pending;
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(20), reading)
+        .await
+        .expect("bytes wait in the socket while the reader sleeps");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_frame_s_buffer_is_let_go_once_frames_are_small_again() {
+    const BIG: usize = 8 << 20;
+    const SMALL: usize = 1000;
+    let (ours, mut theirs) = pair().await;
+    let writer = std::thread::spawn(move || {
+        theirs.write_all(&vec![1u8; BIG]).unwrap();
+        for _ in 0..BIG / SMALL + 100 {
+            theirs.write_all(&[2u8; SMALL]).unwrap();
+        }
+        theirs
+    });
+    let mut io = io(Arc::new(ours));
+    read_until(&mut io, |io| io.input.len() >= BIG).await;
+    drop(io.input.split_to(BIG).freeze());
+    let mut got = 0;
+    while got < BIG {
+        read_until(&mut io, |io| io.input.len() >= SMALL).await;
+        let n = io.input.len() / SMALL * SMALL;
+        got += n;
+        drop(io.input.split_to(n).freeze());
+    }
+    let _theirs = writer.join().unwrap();
+    let capacity = io.input.capacity();
+    assert!(capacity <= 1 << 20, "the reader keeps {capacity} bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_of_stream_right_after_a_short_read_is_seen() {
+    for round in 0..50 {
+        let (ours, mut theirs) = pair().await;
+        let mut io = io(Arc::new(ours));
+        theirs.write_all(b"hello").unwrap();
+        read_until(&mut io, |io| io.input.len() >= 5).await;
+        if round % 2 == 0 {
+            theirs.shutdown(std::net::Shutdown::Write).unwrap();
+        } else {
+            theirs.write_all(b"!").unwrap();
+            drop(theirs);
+        }
+        read_until(&mut io, |io| io.read_done).await;
+        assert!(io.eof_pending);
+    }
+}
+
+/// A socket of someone else's runtime that only forwards the required
+/// methods to a tokio stream.
+#[derive(Debug)]
+struct Forwarding(tokio::net::TcpStream);
+
+impl Socket for Forwarding {
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Socket::poll_readable(&self.0, cx)
+    }
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Socket::poll_writable(&self.0, cx)
+    }
+    fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        Socket::try_read(&self.0, buf)
+    }
+    fn try_write_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        Socket::try_write_vectored(&self.0, bufs)
+    }
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        Socket::as_fd(&self.0)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_without_its_own_spare_read_reads_through_try_read() {
+    let (ours, mut theirs) = pair().await;
+    let mut io = io(Arc::new(Forwarding(ours)));
+    theirs.write_all(b"hi").unwrap();
+    read_until(&mut io, |io| io.input.len() >= 2).await;
+    assert_eq!(&io.input[..], b"hi");
+    // Its runtime learned of the `WouldBlock`: nothing to read means
+    // waiting, not a readiness that answers at once (a busy loop).
+    let waits = poll_fn(|cx| Poll::Ready(!io.read(cx) && io.socket.poll_readable(cx).is_pending()));
+    assert!(waits.await);
+    let mut empty = BytesMut::new();
+    let e = io.socket.try_read_spare(&mut empty).unwrap_err();
+    assert_eq!(
+        e.kind(),
+        std::io::ErrorKind::InvalidInput,
+        "no room is not end of stream"
+    );
+}
