@@ -21,6 +21,7 @@ use crate::grid::{Grid, Node};
 use crate::handler::{self, Context, Handlers, Placement};
 use crate::runtime::Runtime;
 use crate::stream::{StreamReceiver, StreamSender};
+use crate::tls::TlsConfig;
 use crate::{dial, listener, HandlerError};
 use gridmux_metrics::GridMetrics;
 
@@ -80,6 +81,7 @@ pub struct GridBuilder {
     files: FilePlane,
     bad_route: Option<String>,
     metrics: Option<MetricsAccess>,
+    tls: Option<TlsConfig>,
 }
 
 impl std::fmt::Debug for GridBuilder {
@@ -109,6 +111,7 @@ impl GridBuilder {
             files: FilePlane::default(),
             bad_route: None,
             metrics: None,
+            tls: None,
         }
     }
 
@@ -145,6 +148,14 @@ impl GridBuilder {
     /// name (lets tests bind port 0 before naming the nodes).
     pub fn listener(mut self, listener: TcpListener) -> Self {
         self.listener = Some(listener);
+        self
+    }
+
+    /// Runs every connection of the node over TLS 1.3 with this identity:
+    /// links (both ways), the HTTP planes on its port, and its fetches.
+    /// Every node of the cluster needs one (a plain peer cannot link).
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -346,6 +357,7 @@ impl GridBuilder {
         node.local_addr = local_addr;
         node.files = self.files;
         node.metrics = metrics;
+        node.tls = self.tls;
         let node = Arc::new(node);
         info!(local = %self.local, %local_addr, "grid started");
         node.runtime

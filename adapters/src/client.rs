@@ -16,6 +16,7 @@ use crate::files::FileLimits;
 use crate::grid::{Node, PeerSlot, Running};
 use crate::handler::Handlers;
 use crate::runtime::Runtime;
+use crate::tls::TlsConfig;
 use crate::{dial, Error, Peer, StartError};
 
 /// Builds a [`Client`].
@@ -27,6 +28,7 @@ pub struct ClientBuilder {
     reconnect: ReconnectSchedule,
     link: bool,
     file_limits: FileLimits,
+    tls: Option<TlsConfig>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -79,6 +81,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Connects over TLS 1.3 with this identity (the node must run TLS;
+    /// with mutual TLS the node checks this certificate).
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Starts connecting (and re-connecting whenever the link is lost)
     /// on `runtime`.
     pub fn start(self, runtime: impl Runtime) -> Result<Client, StartError> {
@@ -96,6 +105,7 @@ impl ClientBuilder {
             std::iter::once((self.node.clone(), slot.clone())),
         );
         node.files.limits = self.file_limits;
+        node.tls = self.tls;
         let node = Arc::new(node);
         if self.link {
             node.runtime
@@ -148,6 +158,7 @@ impl Client {
             reconnect: ReconnectSchedule::default(),
             link: true,
             file_limits: FileLimits::default(),
+            tls: None,
         }
     }
 

@@ -18,6 +18,7 @@ use crate::grid::Node;
 use crate::runtime::{self, Socket};
 use crate::session::LinkSession;
 use crate::shared::SharedLink;
+use crate::tls;
 
 /// Keeps a link to `remote` up until shutdown. A lost link is re-dialled
 /// at once; failed attempts wait as the reconnect schedule says. A link
@@ -114,7 +115,7 @@ pub(crate) async fn connect(node: &Node, remote: &str) -> io::Result<Box<dyn Soc
     for addr in addrs.into_iter().take(MAX_ADDRESSES) {
         let connect = node.runtime.connect(addr);
         match node.timeout(config.connect_timeout, connect).await {
-            Some(Ok(s)) => return Ok(s),
+            Some(Ok(s)) => return secure(node, remote, s).await,
             Some(Err(e)) => {
                 debug!(%remote, %addr, %e, "connect failed");
                 last = e;
@@ -126,4 +127,28 @@ pub(crate) async fn connect(node: &Node, remote: &str) -> io::Result<Box<dyn Soc
         }
     }
     Err(last)
+}
+
+/// Runs the TLS handshake on a new connection if the node has a TLS
+/// identity (within the handshake timeout); else the socket as it is.
+async fn secure(node: &Node, remote: &str, socket: Box<dyn Socket>) -> io::Result<Box<dyn Socket>> {
+    let Some(tls) = &node.tls else {
+        return Ok(socket);
+    };
+    let name = tls::server_name(remote)?;
+    let handshake = tls::connect(socket, tls.client(), name);
+    match node
+        .timeout(node.config().handshake_timeout, handshake)
+        .await
+    {
+        Some(Ok(s)) => Ok(Box::new(s)),
+        Some(Err(e)) => {
+            warn!(%remote, %e, "TLS handshake failed");
+            Err(e)
+        }
+        None => {
+            warn!(%remote, "TLS handshake timed out");
+            Err(io::ErrorKind::TimedOut.into())
+        }
+    }
 }

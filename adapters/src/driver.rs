@@ -273,6 +273,14 @@ impl Io {
                 Err(e) => self.write_error = Some(e),
             }
         }
+        if self.write_error.is_none() {
+            // A layer under us (TLS) may still hold some of it.
+            match self.socket.poll_flush(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => self.write_error = Some(e),
+                Poll::Pending => return false,
+            }
+        }
         true
     }
 

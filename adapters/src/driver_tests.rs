@@ -77,7 +77,11 @@ async fn a_large_frame_s_buffer_is_let_go_once_frames_are_small_again() {
         got += n;
         drop(io.input.split_to(n).freeze());
     }
-    let _theirs = writer.join().unwrap();
+    let mut theirs = writer.join().unwrap();
+    theirs.write_all(&[3u8; SMALL]).unwrap();
+    // A read (however much came at once before) starts from a buffer
+    // sized for what is left.
+    read_until(&mut io, |io| io.input.len() >= SMALL).await;
     let capacity = io.input.capacity();
     assert!(capacity <= 1 << 20, "the reader keeps {capacity} bytes");
 }

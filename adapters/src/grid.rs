@@ -62,6 +62,8 @@ pub(crate) struct Node {
     pub(crate) shutdown: CancelSignal,
     /// Drivers still running.
     pub(crate) live_links: AtomicUsize,
+    /// The TLS identity every connection runs under, if any.
+    pub(crate) tls: Option<crate::tls::TlsConfig>,
 }
 
 /// The current link of one peer. Read on every call, written when links
@@ -112,6 +114,7 @@ impl Node {
             live_links: AtomicUsize::new(0),
             live: Mutex::new(Vec::new()),
             auth_log: LogLimit::new(Duration::from_secs(1)),
+            tls: None,
         }
     }
 

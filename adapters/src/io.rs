@@ -33,7 +33,7 @@ pub(crate) async fn read_some(socket: &dyn Socket, buf: &mut BytesMut) -> io::Re
 pub(crate) async fn write_all(socket: &dyn Socket, out: &mut Transmit) -> io::Result<()> {
     poll_fn(|cx| loop {
         if out.is_empty() {
-            return Poll::Ready(Ok(()));
+            return socket.poll_flush(cx);
         }
         let mut slices = [IoSlice::new(&[]); 16];
         let n = out.io_slices(&mut slices);
@@ -52,5 +52,5 @@ pub(crate) async fn write_all(socket: &dyn Socket, out: &mut Transmit) -> io::Re
 
 /// Shuts the socket down both ways (errors mean it already is).
 pub(crate) fn shutdown(socket: &dyn Socket) {
-    let _ = socket2::SockRef::from(&socket.as_fd()).shutdown(std::net::Shutdown::Both);
+    socket.shutdown();
 }

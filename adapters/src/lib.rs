@@ -75,6 +75,7 @@ mod session;
 mod shared;
 mod signal;
 mod stream;
+pub mod tls;
 mod websocket;
 
 pub use builder::{GridBuilder, MetricsAccess, StartError};

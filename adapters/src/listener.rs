@@ -3,6 +3,7 @@
 //! grid link at `GET /gridmux/v1`.
 
 use std::future::poll_fn;
+use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -26,6 +27,7 @@ use crate::io::{read_some, shutdown, write_all};
 use crate::runtime::{Listener, Socket};
 use crate::session::LinkSession;
 use crate::shared::SharedLink;
+use crate::tls;
 
 /// Accepts connections until shutdown.
 pub(crate) async fn accept_loop(node: Arc<Node>, listener: Box<dyn Listener>) {
@@ -72,6 +74,9 @@ pub(crate) async fn accept_loop(node: Arc<Node>, listener: Box<dyn Listener>) {
 /// Serves HTTP requests on one connection until it is upgraded or closed.
 async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>, pending: Pending) {
     let timeout = node.config().handshake_timeout;
+    let Some(socket) = secure(&node, socket, timeout).await else {
+        return;
+    };
     let mut http = ServerConnection::new(node.http, timeout, Instant::now());
     let mut input = BytesMut::new();
     let mut out = Transmit::new();
@@ -250,4 +255,34 @@ impl Drop for Pending {
     fn drop(&mut self) {
         self.0.pending_connections.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// Runs the acceptor's TLS handshake if the node has a TLS identity,
+/// within `timeout`; `None` (the connection closed) if it fails. Anyone
+/// who reaches the port can fail it: warnings are rate-limited.
+async fn secure(
+    node: &Node,
+    socket: Box<dyn Socket>,
+    timeout: Duration,
+) -> Option<Box<dyn Socket>> {
+    let Some(tls) = &node.tls else {
+        return Some(socket);
+    };
+    let failure = match node
+        .timeout(timeout, tls::accept(socket, tls.server()))
+        .await
+    {
+        Some(Ok(s)) => return Some(Box::new(s)),
+        Some(Err(e)) => e,
+        None => io::ErrorKind::TimedOut.into(),
+    };
+    match node.auth_log.allow(Instant::now()) {
+        Some(0) => warn!(error = %failure, "TLS handshake of an accepted connection failed"),
+        Some(suppressed) => warn!(
+            error = %failure, suppressed,
+            "TLS handshake of an accepted connection failed (and more since the last warning)"
+        ),
+        None => debug!(error = %failure, "TLS handshake of an accepted connection failed"),
+    }
+    None
 }

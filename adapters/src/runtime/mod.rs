@@ -188,6 +188,23 @@ pub trait Socket: Send + Sync + Debug {
     fn try_read_with(&self, op: &mut dyn FnMut() -> io::Result<usize>) -> io::Result<usize> {
         op()
     }
+    /// Ready once everything the writes took is on its way to the socket
+    /// (a layer that holds bytes back, TLS, writes them out here). Plain
+    /// sockets hold nothing.
+    fn poll_flush(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    /// Whether bytes pass through a layer above the descriptor (TLS):
+    /// then nothing may be written to or read from
+    /// [`as_fd`](Self::as_fd) directly (no `sendfile`, no `splice`).
+    fn is_encrypted(&self) -> bool {
+        false
+    }
+    /// Ends the connection both ways (errors mean it already is); TLS
+    /// sends its close_notify first.
+    fn shutdown(&self) {
+        let _ = socket2::SockRef::from(&self.as_fd()).shutdown(std::net::Shutdown::Both);
+    }
 }
 
 /// The spare room of `buf`: an error if none (a read into no room would

@@ -8,9 +8,9 @@ use bytes::Bytes;
 use gridmux::{Error, Grid, GridBuilder, HandlerError};
 use gridmux_core::cluster::should_dial;
 
-use crate::harness::{fast_reconnect, suite, DropGuard, Env, Flag};
+use crate::harness::{fast_reconnect, suite_and_tls, DropGuard, Env, Flag};
 
-suite!(
+suite_and_tls!(
     disconnect_mid_request_and_stream,
     dialer_rule,
     restarted_peer_reconnects,
@@ -157,13 +157,15 @@ async fn restarted_peer_reconnects(env: Env) {
     .await;
     assert_eq!(peer.request(ECHO, "x").await, Err(Error::Disconnected));
     let listener = rebind(&env, &c.names[1]).await;
-    let restarted = Grid::builder(c.names[1].clone(), c.names.clone())
+    let mut restarted = Grid::builder(c.names[1].clone(), c.names.clone())
         .secret("e2e secret")
         .listener(listener)
         .reconnect(fast_reconnect())
-        .handler(ECHO, |_, p| async move { Ok(p) })
-        .start(env.rt.clone())
-        .unwrap();
+        .handler(ECHO, |_, p| async move { Ok(p) });
+    if let Some(tls) = &env.tls {
+        restarted = restarted.tls(tls.clone());
+    }
+    let restarted = restarted.start(env.rt.clone()).unwrap();
     peer.wait_connected(Duration::from_secs(10)).await.unwrap();
     assert_eq!(peer.request(ECHO, "again").await.unwrap(), "again");
     restarted.shutdown(Duration::from_secs(1)).await;

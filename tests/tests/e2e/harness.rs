@@ -9,7 +9,9 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use gridmux::runtime::{Runtime, SmolRuntime, TokioRuntime};
+use gridmux::tls::{ClientAuth, TlsConfig};
 use gridmux::{Grid, GridBuilder, Peer, ReconnectSchedule};
+use gridmux_tests::tls::TestCa;
 
 /// Every test body ends within this.
 const TEST_LIMIT: Duration = Duration::from_secs(60);
@@ -34,8 +36,72 @@ macro_rules! suite {
 }
 pub(crate) use suite;
 
+/// [`suite!`], and each body again over TLS (`on_tokio_tls::NAME`,
+/// `on_smol_tls::NAME`): every node of its clusters runs TLS 1.3 with a
+/// certificate from a throwaway CA.
+macro_rules! suite_and_tls {
+    ($($name:ident),* $(,)?) => {
+        $crate::harness::suite!($($name),*);
+        mod on_tokio_tls {
+            $(#[test]
+            fn $name() {
+                $crate::harness::run_tokio_tls(super::$name);
+            })*
+        }
+        mod on_smol_tls {
+            $(#[test]
+            fn $name() {
+                $crate::harness::run_smol_tls(super::$name);
+            })*
+        }
+    };
+}
+pub(crate) use suite_and_tls;
+
 /// Runs `body` on a two-worker tokio runtime.
 pub(crate) fn run_tokio<F, Fut>(body: F)
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    on_tokio(None, body);
+}
+
+/// [`run_tokio`], every node over TLS.
+pub(crate) fn run_tokio_tls<F, Fut>(body: F)
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    on_tokio(Some(loopback_tls()), body);
+}
+
+/// Runs `body` on smol, with a two-thread executor (as on tokio: one
+/// link's tasks must not all share one thread).
+pub(crate) fn run_smol<F, Fut>(body: F)
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    on_smol(None, body);
+}
+
+/// [`run_smol`], every node over TLS.
+pub(crate) fn run_smol_tls<F, Fut>(body: F)
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    on_smol(Some(loopback_tls()), body);
+}
+
+/// One identity for every loopback node (its certificate names
+/// 127.0.0.1), from a CA of this test alone.
+fn loopback_tls() -> TlsConfig {
+    TestCa::new("e2e cluster CA").loopback(ClientAuth::Required)
+}
+
+fn on_tokio<F, Fut>(tls: Option<TlsConfig>, body: F)
 where
     F: FnOnce(Env) -> Fut,
     Fut: Future<Output = ()>,
@@ -49,15 +115,14 @@ where
     rt.block_on(async {
         let env = Env {
             rt: Arc::new(TokioRuntime::current()),
+            tls,
         };
         env.clone().within(TEST_LIMIT, body(env)).await;
     });
     rt.shutdown_timeout(Duration::from_secs(1));
 }
 
-/// Runs `body` on smol, with a two-thread executor (as on tokio: one
-/// link's tasks must not all share one thread).
-pub(crate) fn run_smol<F, Fut>(body: F)
+fn on_smol<F, Fut>(tls: Option<TlsConfig>, body: F)
 where
     F: FnOnce(Env) -> Fut,
     Fut: Future<Output = ()>,
@@ -66,6 +131,7 @@ where
     smol::block_on(async {
         let env = Env {
             rt: Arc::new(SmolRuntime::with_threads(2)),
+            tls,
         };
         env.clone().within(TEST_LIMIT, body(env)).await;
     });
@@ -82,6 +148,8 @@ fn init_tracing() {
 #[derive(Debug, Clone)]
 pub(crate) struct Env {
     pub(crate) rt: Arc<dyn Runtime>,
+    /// Every node's TLS identity, when the body runs over TLS.
+    pub(crate) tls: Option<TlsConfig>,
 }
 
 impl Env {
@@ -157,10 +225,13 @@ impl Env {
             .into_iter()
             .enumerate()
             .map(|(i, listener)| {
-                let builder = Grid::builder(names[i].clone(), names.clone())
+                let mut builder = Grid::builder(names[i].clone(), names.clone())
                     .secret("e2e secret")
                     .listener(listener)
                     .reconnect(fast_reconnect());
+                if let Some(tls) = &self.tls {
+                    builder = builder.tls(tls.clone());
+                }
                 setup(i, builder)
                     .start(self.rt.clone())
                     .expect("grid starts")

@@ -10,9 +10,9 @@ use bytes::Bytes;
 use gridmux::{Error, ErrorCode, GridBuilder, HandlerError};
 use serde::{Deserialize, Serialize};
 
-use crate::harness::{suite, DropGuard, Env, Flag};
+use crate::harness::{suite_and_tls, DropGuard, Env, Flag};
 
-suite!(
+suite_and_tls!(
     single_round_trip,
     single_round_trip_not_ready,
     typed_round_trip,

@@ -6,10 +6,10 @@ use bytes::Bytes;
 use gridmux::{Error, GridBuilder, HandlerError};
 use serde::{Deserialize, Serialize};
 
-use crate::harness::{fast_reconnect, suite, DropGuard, Env, Flag};
+use crate::harness::{fast_reconnect, suite_and_tls, DropGuard, Env, Flag};
 use crate::proxy::Proxy;
 
-suite!(
+suite_and_tls!(
     stream_round_trip,
     stream_cancel_unbuffered,
     stream_cancel_buffered,

@@ -1,0 +1,244 @@
+//! A [`Socket`] that is a TLS session over another socket: reads give
+//! plaintext, writes take plaintext, and the records go to and from the
+//! socket beneath. Records rustls has made but the socket could not take
+//! yet are flushed by `poll_flush` (the driver and the HTTP writers call
+//! it), by every later read or write, and on readiness.
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::BorrowedFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll};
+
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
+use rustls_pki_types::ServerName;
+
+use crate::runtime::Socket;
+
+/// The socket beneath as `io::Read`/`io::Write` for rustls (non-blocking:
+/// `WouldBlock` passes through).
+struct Beneath<'a>(&'a dyn Socket);
+
+impl Read for Beneath<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for Beneath<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write_vectored(&[IoSlice::new(buf)])
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes the records rustls holds; `Ok(false)` if the socket is full.
+fn flush(conn: &mut Connection, socket: &dyn Socket) -> io::Result<bool> {
+    while conn.wants_write() {
+        match conn.write_tls(&mut Beneath(socket)) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Processes what `read_tls` took in; a protocol error sends its alert
+/// (best effort) and fails the session.
+fn process(conn: &mut Connection, socket: &dyn Socket) -> io::Result<()> {
+    if let Err(e) = conn.process_new_packets() {
+        let _ = flush(conn, socket);
+        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+    }
+    Ok(())
+}
+
+/// The server name a dialer checks the acceptor's certificate against:
+/// the host part of a `host:port` peer name (an IP address or a DNS name).
+pub(crate) fn server_name(remote: &str) -> io::Result<ServerName<'static>> {
+    let host = match remote.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => host,
+        _ => remote,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_owned()).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{remote}: no TLS server name in it: {e}"),
+        )
+    })
+}
+
+/// Runs the handshake of `conn` over `socket` to its end. The caller
+/// bounds it in time (a peer that never finishes must not hold us).
+async fn handshake(socket: Box<dyn Socket>, mut conn: Connection) -> io::Result<TlsSocket> {
+    poll_fn(|cx| loop {
+        while conn.wants_write() {
+            match conn.write_tls(&mut Beneath(&*socket)) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(socket.poll_writable(cx))?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        if !conn.is_handshaking() {
+            return Poll::Ready(Ok(()));
+        }
+        match conn.read_tls(&mut Beneath(&*socket)) {
+            Ok(0) => {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed in the TLS handshake",
+                )))
+            }
+            Ok(_) => process(&mut conn, &*socket)?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                ready!(socket.poll_readable(cx))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    })
+    .await?;
+    Ok(TlsSocket {
+        socket,
+        conn: Mutex::new(conn),
+    })
+}
+
+/// The dialer's handshake: checks the acceptor's certificate against
+/// `name`.
+pub(crate) async fn connect(
+    socket: Box<dyn Socket>,
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+) -> io::Result<TlsSocket> {
+    let conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
+    handshake(socket, conn.into()).await
+}
+
+/// The acceptor's handshake.
+pub(crate) async fn accept(
+    socket: Box<dyn Socket>,
+    config: Arc<ServerConfig>,
+) -> io::Result<TlsSocket> {
+    let conn = ServerConnection::new(config).map_err(io::Error::other)?;
+    handshake(socket, conn.into()).await
+}
+
+/// An established TLS session over a socket.
+#[derive(Debug)]
+pub(crate) struct TlsSocket {
+    socket: Box<dyn Socket>,
+    conn: Mutex<Connection>,
+}
+
+impl TlsSocket {
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Socket for TlsSocket {
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut conn = self.conn();
+        // Records still to go: wake when the socket takes them too.
+        if !flush(&mut conn, &*self.socket)? {
+            if let Poll::Ready(Err(e)) = self.socket.poll_writable(cx) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        let state = conn
+            .process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() {
+            return Poll::Ready(Ok(()));
+        }
+        drop(conn);
+        self.socket.poll_readable(cx)
+    }
+
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if flush(&mut self.conn(), &*self.socket)? {
+            return Poll::Ready(Ok(()));
+        }
+        self.socket.poll_writable(cx)
+    }
+
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut conn = self.conn();
+        let mut eof = false;
+        loop {
+            match conn.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !eof => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(io::ErrorKind::UnexpectedEof.into())
+                }
+                Err(e) => return Err(e),
+            }
+            // Answers the peer may wait for (a key update's) go first.
+            flush(&mut conn, &*self.socket)?;
+            match conn.read_tls(&mut Beneath(&*self.socket)) {
+                Ok(0) => eof = true,
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+            process(&mut conn, &*self.socket)?;
+        }
+    }
+
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut conn = self.conn();
+        // Older records first: never more than one batch held here.
+        if !flush(&mut conn, &*self.socket)? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = conn.writer().write_vectored(bufs)?;
+        flush(&mut conn, &*self.socket)?;
+        Ok(n)
+    }
+
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Bounded: a socket that keeps reporting writable but takes nothing
+        // gets another wake-up rather than a spin.
+        for _ in 0..4 {
+            if flush(&mut self.conn(), &*self.socket)? {
+                return Poll::Ready(Ok(()));
+            }
+            ready!(self.socket.poll_writable(cx))?;
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+
+    fn is_encrypted(&self) -> bool {
+        true
+    }
+
+    fn shutdown(&self) {
+        let mut conn = self.conn();
+        conn.send_close_notify();
+        // Best effort: a closing peer may not read any more.
+        let _ = flush(&mut conn, &*self.socket);
+        drop(conn);
+        self.socket.shutdown();
+    }
+}
