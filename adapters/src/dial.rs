@@ -136,7 +136,9 @@ async fn secure(node: &Node, remote: &str, socket: Box<dyn Socket>) -> io::Resul
         return Ok(socket);
     };
     let name = tls::server_name(remote)?;
-    let handshake = tls::connect(socket, tls.client(), name);
+    // Boxed: a rustls session is large, and so would every future be that
+    // awaits a connection (fetches run on callers' stacks).
+    let handshake = Box::pin(tls::connect(socket, tls.client(), name));
     match node
         .timeout(node.config().handshake_timeout, handshake)
         .await

@@ -268,10 +268,9 @@ async fn secure(
     let Some(tls) = &node.tls else {
         return Some(socket);
     };
-    let failure = match node
-        .timeout(timeout, tls::accept(socket, tls.server()))
-        .await
-    {
+    // Boxed: a rustls session is large (see `dial::secure`).
+    let handshake = Box::pin(tls::accept(socket, tls.server()));
+    let failure = match node.timeout(timeout, handshake).await {
         Some(Ok(s)) => return Some(Box::new(s)),
         Some(Err(e)) => e,
         None => io::ErrorKind::TimedOut.into(),

@@ -60,6 +60,12 @@ pub(crate) async fn send_file_on_thread(
     mut transfer: Transfer,
     hold: impl Send + 'static,
 ) -> Result<u64, TransferError> {
+    if socket.is_encrypted() {
+        // The thread writes to the descriptor, which TLS must not see.
+        let sent = send_file_with_stall_timeout(runtime, stall, socket, head, &mut transfer).await;
+        drop(hold);
+        return sent;
+    }
     let body = async {
         let more = !transfer.is_done();
         write_head(socket, head, more, Some((runtime, stall))).await?;
@@ -86,6 +92,9 @@ async fn corked(
     socket: &dyn Socket,
     send: impl std::future::Future<Output = Result<u64, TransferError>>,
 ) -> Result<u64, TransferError> {
+    if socket.is_encrypted() {
+        return send.await;
+    }
     let fd = socket.as_fd();
     fd.cork(true)?;
     let sent = send.await?;
@@ -96,6 +105,50 @@ async fn corked(
 /// A runtime and the longest wait for writability.
 type Stall<'a> = Option<(&'a dyn Runtime, Duration)>;
 
+/// Writes through a [`Socket`]'s own writes (TLS), never its descriptor.
+struct Through<'a>(&'a dyn Socket);
+
+impl Sink for Through<'_> {
+    fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write_vectored(&[io::IoSlice::new(buf)])
+    }
+}
+
+/// The head, then the body (copied: the transfer's method is `Copy`),
+/// through the socket's own writes, then what the socket holds back.
+async fn send_through(
+    socket: &dyn Socket,
+    head: &[u8],
+    transfer: &mut Transfer,
+    stall: Stall<'_>,
+) -> Result<u64, TransferError> {
+    let sink = Through(socket);
+    let mut written = 0;
+    while written < head.len() {
+        match sink.write_some(&head[written..]) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+            Ok(n) => written += n,
+            Err(e) => wait_or_fail(socket, e, stall).await?,
+        }
+    }
+    let mut sent = 0u64;
+    while !transfer.is_done() {
+        match transfer.send(&sink) {
+            Ok(n) => sent += n as u64,
+            Err(TransferError::Io(e)) => wait_or_fail(socket, e, stall).await?,
+            Err(other) => return Err(other),
+        }
+    }
+    let flushed = poll_fn(|cx| socket.poll_flush(cx));
+    match stall {
+        None => flushed.await?,
+        Some((rt, limit)) => runtime::timeout(rt, limit, flushed)
+            .await
+            .unwrap_or_else(|| Err(io::ErrorKind::TimedOut.into()))?,
+    }
+    Ok(sent)
+}
+
 /// The head, then the body, from the calling task.
 async fn send_on_task(
     socket: &dyn Socket,
@@ -103,6 +156,9 @@ async fn send_on_task(
     transfer: &mut Transfer,
     stall: Stall<'_>,
 ) -> Result<u64, TransferError> {
+    if socket.is_encrypted() {
+        return send_through(socket, head, transfer, stall).await;
+    }
     write_head(socket, head, !transfer.is_done(), stall).await?;
     let fd = socket.as_fd();
     let mut sent = 0u64;

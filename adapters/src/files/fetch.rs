@@ -156,6 +156,11 @@ impl FileBody {
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<u64, FetchError> {
         writable_at_offsets(file)?;
+        if self.socket.as_deref().is_some_and(|s| s.is_encrypted()) {
+            // TLS: the bytes on the socket are records, not the body; they
+            // are decrypted through the socket and copied into the file.
+            return self.copy_to_file(file, offset, progress).await;
+        }
         let mut at = offset;
         let early = self.buffered.len().min(self.remaining as usize);
         write_all_at(file, &self.buffered[..early], &mut at)?;
@@ -188,6 +193,27 @@ impl FileBody {
         }
         self.finish();
         Ok(self.len)
+    }
+
+    /// The body read through the socket (decrypted) and written to
+    /// `file` from `offset`.
+    async fn copy_to_file(
+        mut self,
+        file: &File,
+        offset: u64,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64, FetchError> {
+        let mut at = offset;
+        let mut chunk = vec![0u8; 64 << 10];
+        loop {
+            match self.read(&mut chunk).await? {
+                0 => return Ok(self.len),
+                n => {
+                    write_all_at(file, &chunk[..n], &mut at)?;
+                    progress(self.len - self.remaining);
+                }
+            }
+        }
     }
 
     fn short(&self) -> FetchError {

@@ -47,7 +47,8 @@ pub(crate) async fn serve(
     http: &mut ServerConnection,
 ) -> Served {
     let route = route_label(node, head);
-    let accepted = match accept(node, head, http, started, route.clone()) {
+    let encrypted = socket.is_encrypted();
+    let accepted = match accept(node, head, http, started, route.clone(), encrypted) {
         Ok(accepted) => accepted,
         Err(refusal) => {
             debug!(%refusal, target = %head.target, "file request refused");
@@ -72,7 +73,9 @@ pub(crate) async fn serve(
     let limits = &node.files.limits;
     let (rt, stall) = (&*node.runtime, limits.send_timeout);
     let first = Instant::now();
-    let sent = if limits.send_on_thread {
+    // Under TLS the body goes through the socket on this task (the thread
+    // path writes to the descriptor).
+    let sent = if limits.send_on_thread && !encrypted {
         // The place is the thread's until it ends.
         send_file_on_thread(rt, stall, socket, &response_head, transfer, permit).await
     } else {
@@ -120,6 +123,7 @@ fn accept(
     http: &mut ServerConnection,
     started: Instant,
     route_label: RouteLabel,
+    encrypted: bool,
 ) -> Result<Accepted, FileRefusal> {
     let plane = &node.files;
     let config = node.config();
@@ -185,6 +189,10 @@ fn accept(
         // On a thread of its own, the transfer prefetches there.
         let mut options = limits.transfer.clone();
         options.prefetch &= !limits.send_on_thread;
+        if encrypted {
+            // sendfile cannot encrypt: TLS connections take the copy path.
+            options.method = Method::Copy;
+        }
         let transfer = Transfer::new(file, range, &options).map_err(|e| {
             warn!(%e, %route, "file region not sendable");
             FileRefusal::Internal

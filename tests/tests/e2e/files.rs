@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use gridmux::sendfile::{Options, Transfer};
 
-use crate::harness::{suite, Env};
+use crate::harness::{suite_and_tls, Env};
 
-suite!(
+suite_and_tls!(
     a_region_goes_out_whole_after_its_head,
     a_peer_that_stops_reading_is_ended_by_a_timeout,
 );

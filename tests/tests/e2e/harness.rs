@@ -36,12 +36,20 @@ macro_rules! suite {
 }
 pub(crate) use suite;
 
-/// [`suite!`], and each body again over TLS (`on_tokio_tls::NAME`,
-/// `on_smol_tls::NAME`): every node of its clusters runs TLS 1.3 with a
-/// certificate from a throwaway CA.
+/// [`suite!`], and each body again over TLS (see [`tls_suite!`]).
 macro_rules! suite_and_tls {
     ($($name:ident),* $(,)?) => {
         $crate::harness::suite!($($name),*);
+        $crate::harness::tls_suite!($($name),*);
+    };
+}
+pub(crate) use suite_and_tls;
+
+/// `on_tokio_tls::NAME` and `on_smol_tls::NAME` for each body: every node
+/// of its clusters runs TLS 1.3 (mutual) with a certificate from a
+/// throwaway CA.
+macro_rules! tls_suite {
+    ($($name:ident),* $(,)?) => {
         mod on_tokio_tls {
             $(#[test]
             fn $name() {
@@ -56,7 +64,7 @@ macro_rules! suite_and_tls {
         }
     };
 }
-pub(crate) use suite_and_tls;
+pub(crate) use tls_suite;
 
 /// Runs `body` on a two-worker tokio runtime.
 pub(crate) fn run_tokio<F, Fut>(body: F)

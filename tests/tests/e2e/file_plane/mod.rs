@@ -13,7 +13,9 @@ use gridmux::{FetchError, FileError, FileLimits, FileRegion, Signer};
 use xxhash_rust::xxh3::xxh3_64;
 
 use self::helpers::{raw, raw_many, signed, FileRoot, Signing};
-use crate::harness::{suite, Cluster, Env};
+use crate::harness::{suite, tls_suite, Cluster, Env};
+
+tls_suite!(files_arrive_byte_exact);
 
 suite!(
     files_arrive_byte_exact,
@@ -89,7 +91,9 @@ async fn files_arrive_byte_exact(env: Env) {
     assert_eq!(root.hash_of("out.bin", 4096), root.hash_of("sparse", 0));
     served += 64 << 20;
     let after = counters();
-    if cfg!(target_os = "linux") {
+    // Over TLS the bodies are copied through the session both ways (a
+    // byte sent around it would have broken the session, not this check).
+    if cfg!(target_os = "linux") && env.tls.is_none() {
         // The bodies went out with sendfile and came in with splice.
         assert!(after.sendfile_bytes - before.sendfile_bytes >= served);
         let (spliced, copied) = (
