@@ -14,3 +14,4 @@ mod proxy;
 mod requests;
 mod review;
 mod streams;
+mod tls;

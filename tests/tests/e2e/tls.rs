@@ -1,0 +1,212 @@
+//! TLS identity rules and hostile input at a TLS port: a link comes up
+//! only between nodes whose certificates chain to each other's CA, are
+//! valid now and name the peer; plaintext and TLS never meet; a port
+//! that speaks TLS closes garbage, silence and giant records cleanly.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, SystemTime};
+
+use gridmux::tls::{ClientAuth, TlsConfig};
+use gridmux::Client;
+use gridmux_tests::tls::TestCa;
+
+use crate::harness::{fast_reconnect, suite, Cluster, Env};
+
+suite!(
+    a_peer_of_another_ca_never_links,
+    an_expired_certificate_never_links,
+    a_certificate_for_another_name_never_links,
+    mutual_tls_refuses_a_client_of_another_ca,
+    plaintext_and_tls_never_meet,
+    garbage_silence_and_giant_records_at_a_tls_port,
+);
+
+const ECHO: u8 = 1;
+const LOOPBACK: &[&str] = &["127.0.0.1", "localhost"];
+
+/// Two nodes, node `i` running `tls(i)` (plain where `None`), with a
+/// short handshake timeout.
+fn two_nodes(env: &Env, tls: impl Fn(usize) -> Option<TlsConfig>) -> Cluster {
+    env.start(2, |i, b| {
+        let b = b
+            .handler(ECHO, |_, p| async move { Ok(p) })
+            .configure(|c| c.handshake_timeout = Duration::from_millis(500));
+        match tls(i) {
+            Some(tls) => b.tls(tls),
+            None => b,
+        }
+    })
+}
+
+/// Neither node links to the other within a second (dials retry every
+/// 50 ms meanwhile).
+async fn never_links(c: &Cluster) {
+    for grid in &c.grids {
+        let linked = grid.wait_all_connected(Duration::from_secs(1)).await;
+        assert!(linked.is_err(), "{} linked", grid.local());
+    }
+}
+
+/// Both nodes link and answer each other.
+async fn links(c: &Cluster) {
+    for grid in &c.grids {
+        grid.wait_all_connected(Duration::from_secs(10))
+            .await
+            .expect("links");
+    }
+    for (from, to) in [(0, 1), (1, 0)] {
+        assert_eq!(c.peer(from, to).request(ECHO, "hi").await.unwrap(), "hi");
+    }
+}
+
+async fn a_peer_of_another_ca_never_links(env: Env) {
+    let (ours, theirs) = (TestCa::new("ours"), TestCa::new("theirs"));
+    for auth in [ClientAuth::None, ClientAuth::Required] {
+        let c = two_nodes(&env, |i| {
+            let ca = if i == 0 { &ours } else { &theirs };
+            Some(ca.loopback(auth))
+        });
+        never_links(&c).await;
+        c.shutdown().await;
+    }
+    // The same nodes with one CA do link.
+    let c = two_nodes(&env, |_| Some(ours.loopback(ClientAuth::Required)));
+    links(&c).await;
+    c.shutdown().await;
+}
+
+async fn an_expired_certificate_never_links(env: Env) {
+    let ca = TestCa::new("cluster");
+    let day = Duration::from_secs(86_400);
+    let now = SystemTime::now();
+    let expired = ca.issue_valid(LOOPBACK, now - 2 * day, now - day);
+    // Expired on either side: as acceptor (the dialer refuses it) or as
+    // dialer under mutual TLS (the acceptor refuses it).
+    let c = two_nodes(&env, |i| {
+        let identity = if i == 0 {
+            expired.clone()
+        } else {
+            ca.issue(LOOPBACK)
+        };
+        Some(ca.config(&identity, ClientAuth::Required))
+    });
+    never_links(&c).await;
+    c.shutdown().await;
+}
+
+async fn a_certificate_for_another_name_never_links(env: Env) {
+    let ca = TestCa::new("cluster");
+    // Peers are named 127.0.0.1:port: a certificate for other names does
+    // not prove to be one of them.
+    let c = two_nodes(&env, |_| {
+        Some(ca.config(&ca.issue(&["node.example"]), ClientAuth::None))
+    });
+    never_links(&c).await;
+    c.shutdown().await;
+}
+
+async fn mutual_tls_refuses_a_client_of_another_ca(env: Env) {
+    let ca = TestCa::new("cluster");
+    let other = TestCa::new("other");
+    let c = env.start(1, |_, b| {
+        b.handler(ECHO, |_, p| async move { Ok(p) })
+            .tls(ca.loopback(ClientAuth::Required))
+    });
+    let client_with = |tls: TlsConfig| {
+        Client::builder("tool", c.names[0].clone())
+            .secret("e2e secret")
+            .reconnect(fast_reconnect())
+            .tls(tls)
+            .start(env.rt.clone())
+            .unwrap()
+    };
+    // A certificate the node's CA did not sign: refused in the handshake
+    // (the client itself trusts the node's CA, so only the node refuses).
+    let outsider = client_with(other_identity_trusting(&other, &ca));
+    assert!(outsider
+        .wait_connected(Duration::from_secs(1))
+        .await
+        .is_err());
+    outsider.shutdown(Duration::from_millis(100)).await;
+    let member = client_with(ca.loopback(ClientAuth::None));
+    member
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(member.peer().request(ECHO, "in").await.unwrap(), "in");
+    member.shutdown(Duration::from_millis(100)).await;
+    c.shutdown().await;
+}
+
+/// A certificate signed by `signer` on a client that trusts `trusted`.
+fn other_identity_trusting(signer: &TestCa, trusted: &TestCa) -> TlsConfig {
+    let identity = signer.issue(LOOPBACK);
+    TlsConfig::from_pem(
+        identity.cert.as_bytes(),
+        identity.key.as_bytes(),
+        trusted.pem().as_bytes(),
+        ClientAuth::None,
+    )
+    .expect("loads")
+}
+
+async fn plaintext_and_tls_never_meet(env: Env) {
+    let ca = TestCa::new("cluster");
+    let c = two_nodes(&env, |i| (i == 0).then(|| ca.loopback(ClientAuth::None)));
+    never_links(&c).await;
+    // Plain HTTP at the TLS port: the handshake fails, the port closes
+    // the connection (no answer in plaintext).
+    let mut s = connect(&c.names[0]);
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let answer = read_to_close(s);
+    assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
+    c.shutdown().await;
+}
+
+async fn garbage_silence_and_giant_records_at_a_tls_port(env: Env) {
+    let ca = TestCa::new("cluster");
+    let c = two_nodes(&env, |_| Some(ca.loopback(ClientAuth::Required)));
+    links(&c).await;
+    // Garbage.
+    let mut s = connect(&c.names[0]);
+    let _ = s.write_all(&[0x5a; 4096]);
+    let _ = read_to_close(s);
+    // A record header announcing more than TLS allows (2^14 + 2048 is
+    // the most a ciphertext record may carry).
+    let mut s = connect(&c.names[0]);
+    let _ = s.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff]);
+    let _ = s.write_all(&[0u8; 1024]);
+    let _ = read_to_close(s);
+    // A handshake that never begins: closed after the handshake timeout.
+    let silent = connect(&c.names[1]);
+    let started = std::time::Instant::now();
+    assert_eq!(read_to_close(silent), b"");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    // The nodes still serve each other.
+    for (from, to) in [(0, 1), (1, 0)] {
+        assert_eq!(c.peer(from, to).request(ECHO, "ok").await.unwrap(), "ok");
+    }
+    c.shutdown().await;
+}
+
+fn connect(name: &str) -> TcpStream {
+    let s = TcpStream::connect(name).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// Everything the server sends until it closes (bounded by the read
+/// timeout and 1 MiB).
+fn read_to_close(mut s: TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut buf = [0; 4096];
+    while all.len() < 1 << 20 {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+        }
+    }
+    all
+}
