@@ -64,13 +64,16 @@ async fn dial_once(node: &Arc<Node>, remote: &str, rng: &mut StdRng) -> Option<D
             return None;
         }
     };
-    let link = Link::dial(
+    let mut link = Link::dial(
         config,
         remote,
         Instant::now(),
         SystemTime::now(),
         Box::new(StdRng::from_rng(rng)),
     );
+    if let Some(binding) = socket.tls_exporter() {
+        link.secure_channel(&binding);
+    }
     let span = info_span!("link", local = %node.local, %remote, role = "dialer");
     let socket: Arc<dyn Socket> = Arc::from(socket);
     let shared = SharedLink::new(link, span);

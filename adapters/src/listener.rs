@@ -108,13 +108,16 @@ async fn serve_connection(node: Arc<Node>, socket: Box<dyn Socket>, pending: Pen
                     answered = Some(record.body(len, BodyPath::Memory, head.method == "HEAD"));
                 }
                 Event::Upgrade(head) => {
-                    let link = Link::accept_head(
+                    let mut link = Link::accept_head(
                         node.config(),
                         &head,
                         Instant::now(),
                         SystemTime::now(),
                         &mut StdRng::from_os_rng(),
                     );
+                    if let Some(binding) = socket.tls_exporter() {
+                        link.secure_channel(&binding);
+                    }
                     let span = info_span!("link", local = %node.local, role = "acceptor");
                     let socket: Arc<dyn Socket> = Arc::from(socket);
                     let link = SharedLink::new(link, span);

@@ -200,6 +200,11 @@ pub trait Socket: Send + Sync + Debug {
     fn is_encrypted(&self) -> bool {
         false
     }
+    /// What both ends of a secure session derive for binding the grid's
+    /// set-up to it (a TLS exporter); `None` over plain TCP.
+    fn tls_exporter(&self) -> Option<[u8; 32]> {
+        None
+    }
     /// Ends the connection both ways (errors mean it already is); TLS
     /// sends its close_notify first.
     fn shutdown(&self) {

@@ -15,6 +15,9 @@ use rustls_pki_types::ServerName;
 
 use crate::runtime::Socket;
 
+/// The exporter label the grid's set-up binds to.
+const EXPORTER_LABEL: &[u8] = b"EXPORTER-gridmux-link-v1";
+
 /// The socket beneath as `io::Read`/`io::Write` for rustls (non-blocking:
 /// `WouldBlock` passes through).
 struct Beneath<'a>(&'a dyn Socket);
@@ -231,6 +234,13 @@ impl Socket for TlsSocket {
 
     fn is_encrypted(&self) -> bool {
         true
+    }
+
+    fn tls_exporter(&self) -> Option<[u8; 32]> {
+        // RFC 8446 §7.5; the label is ours (RFC 5705 reserves none).
+        self.conn()
+            .export_keying_material([0u8; 32], EXPORTER_LABEL, None)
+            .ok()
     }
 
     fn shutdown(&self) {

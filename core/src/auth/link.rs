@@ -129,6 +129,11 @@ pub struct Transcript<'a> {
     pub dialer_id: &'a [u8; 16],
     /// The dialer's clock, ns since the Unix epoch.
     pub time_nanos: u64,
+    /// What both ends derived from the session the set-up runs in (a TLS
+    /// exporter, RFC 8446 §7.5), empty over plain TCP: a proof made over
+    /// one TLS session does not verify over another, so whoever
+    /// terminates TLS in between (a proxy) cannot relay a set-up.
+    pub channel: &'a [u8],
 }
 
 impl Transcript<'_> {
@@ -144,6 +149,7 @@ impl Transcript<'_> {
             self.dialer_nonce,
             self.dialer_id,
             &time,
+            self.channel,
         ];
         parts.extend_from_slice(extra);
         f(&parts)
@@ -210,6 +216,7 @@ mod tests {
             dialer_nonce: dn,
             dialer_id: &[7; 16],
             time_nanos: 1_700_000_000_000_000_000,
+            channel: b"",
         }
     }
 

@@ -147,6 +147,9 @@ pub struct Link {
     /// payloads are copied out before they are held, so that a few held
     /// bytes never pin a large frame.
     merged_frame_len: Option<usize>,
+    /// What the session beneath derived for this link (a TLS exporter),
+    /// bound into both set-up proofs; empty over plain TCP.
+    channel: Vec<u8>,
 }
 
 /// `draining` is first swept of entries whose message has left when it
@@ -192,6 +195,7 @@ impl Link {
             draining: HashMap::default(),
             draining_sweep_at: DRAINING_SWEEP,
             merged_frame_len: None,
+            channel: Vec::new(),
         }
     }
 

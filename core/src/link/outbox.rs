@@ -77,6 +77,11 @@ impl Outbox {
     /// Encodes and queues `msg`. Handshake messages go without CRC. Data
     /// messages get a ticket ([`is_queued`](Self::is_queued),
     /// [`withdraw`](Self::withdraw)).
+    /// Whether messages carry a CRC from now on.
+    pub(crate) fn set_crc(&mut self, crc: bool) {
+        self.crc = crc;
+    }
+
     pub(crate) fn push(&mut self, lane: Lane, msg: &Message, crc: bool) -> Option<Ticket> {
         if self.scratch.capacity() - self.scratch.len() < msg.max_encoded_len() {
             self.scratch.reserve(msg.max_encoded_len().max(16 * 1024));

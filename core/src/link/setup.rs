@@ -38,7 +38,12 @@ pub(super) struct AcceptorSetup {
 impl AcceptorSetup {
     /// The set-up as `Connect` (whose standing matched the upgrade's)
     /// states it, seen from the acceptor named `local`.
-    fn transcript<'a>(&'a self, local: &'a str, connect: &'a Connect) -> Transcript<'a> {
+    fn transcript<'a>(
+        &'a self,
+        local: &'a str,
+        connect: &'a Connect,
+        channel: &'a [u8],
+    ) -> Transcript<'a> {
         Transcript {
             membership: self.membership,
             dialer: &connect.host,
@@ -48,6 +53,7 @@ impl AcceptorSetup {
             dialer_nonce: &connect.nonce,
             dialer_id: &connect.id,
             time_nanos: nanos_since_epoch(connect.time),
+            channel,
         }
     }
 }
@@ -67,7 +73,7 @@ pub(super) struct DialerSetup {
 }
 
 impl DialerSetup {
-    fn transcript<'a>(&'a self, config: &'a LinkConfig) -> Transcript<'a> {
+    fn transcript<'a>(&'a self, config: &'a LinkConfig, channel: &'a [u8]) -> Transcript<'a> {
         Transcript {
             membership: config.membership,
             dialer: &config.local,
@@ -77,11 +83,24 @@ impl DialerSetup {
             dialer_nonce: &self.nonce,
             dialer_id: &config.node_id,
             time_nanos: self.time_nanos,
+            channel,
         }
     }
 }
 
 impl Link {
+    /// Runs this link's set-up over a secure channel (TLS): both proofs
+    /// cover `binding`, what both ends derived from the session (its
+    /// exporter, RFC 8446 §7.5), so a set-up relayed through another
+    /// session fails; and the per-message CRC is not sent (TLS protects
+    /// the bytes already; MinIO does the same). Call right after
+    /// [`dial`](Self::dial) or [`accept`](Self::accept) /
+    /// [`accept_head`](Self::accept_head), before input or output.
+    pub fn secure_channel(&mut self, binding: &[u8]) {
+        self.channel = binding.to_vec();
+        self.outbox.set_crc(false);
+    }
+
     /// The dialing side of the link to `remote`: sends the upgrade request
     /// at once. `rng` supplies the WebSocket key, the set-up nonce and the
     /// masking keys; it must be unpredictable (an OS-seeded CSPRNG).
@@ -288,7 +307,7 @@ impl Link {
             time: UNIX_EPOCH + Duration::from_nanos(setup.time_nanos),
             nonce: setup.nonce,
             proof: setup
-                .transcript(&self.config)
+                .transcript(&self.config, &self.channel)
                 .dialer_proof(&self.config.keys),
             client: self.config.membership == Membership::Client,
         };
@@ -362,7 +381,7 @@ impl Link {
         let verdict = self.admit(now, &connect, setup.membership);
         let reason = verdict.as_ref().err().cloned().unwrap_or_default();
         let config = self.config.clone();
-        let transcript = setup.transcript(&config.local, &connect);
+        let transcript = setup.transcript(&config.local, &connect, &self.channel);
         let keys = dialer_keys(&config, setup.membership, &connect.host).unwrap_or(&config.keys);
         let proof =
             transcript.acceptor_proof(keys, key_index, &config.node_id, verdict.is_ok(), &reason);
@@ -410,7 +429,7 @@ impl Link {
         }
         let keys = dialer_keys(&self.config, membership, &connect.host)?;
         let index = setup
-            .transcript(&self.config.local, &connect)
+            .transcript(&self.config.local, &connect, &self.channel)
             .verify_dialer(keys, &connect.proof)
             .map_err(|e| format!("{} from {}", e, connect.host))?;
         Ok((connect, index))
@@ -449,7 +468,7 @@ impl Link {
         };
         let proven = r.proof.and_then(|proof| {
             setup
-                .transcript(&self.config)
+                .transcript(&self.config, &self.channel)
                 .verify_acceptor(
                     &self.config.keys,
                     &r.id,

@@ -44,6 +44,18 @@ struct Recorded {
 }
 
 fn set_up(d: &Arc<LinkConfig>, a: &Arc<LinkConfig>, seed: u64, now: Instant) -> Recorded {
+    set_up_over(d, a, seed, now, [None, None])
+}
+
+/// [`set_up`] with each side's link bound to a secure channel (its TLS
+/// exporter), where given.
+fn set_up_over(
+    d: &Arc<LinkConfig>,
+    a: &Arc<LinkConfig>,
+    seed: u64,
+    now: Instant,
+    channels: [Option<&[u8]>; 2],
+) -> Recorded {
     let wall = SystemTime::now();
     let mut dialer = Link::dial(
         d.clone(),
@@ -53,6 +65,12 @@ fn set_up(d: &Arc<LinkConfig>, a: &Arc<LinkConfig>, seed: u64, now: Instant) -> 
         Box::new(CountingRng(seed)),
     );
     let mut acceptor = Link::accept(a.clone(), now, wall, &mut CountingRng(seed + 1_000));
+    if let Some(binding) = channels[0] {
+        dialer.secure_channel(binding);
+    }
+    if let Some(binding) = channels[1] {
+        acceptor.secure_channel(binding);
+    }
     let mut rec = Recorded {
         dialer_bytes: Vec::new(),
         acceptor_bytes: Vec::new(),
@@ -150,6 +168,41 @@ fn ext_an_acceptor_without_the_secret_cannot_prove_itself() {
     let rec = set_up(&d, &Arc::new(impostor), 3, origin());
     assert!(!connected(&rec.events[0]), "{:?}", rec.events[0]);
     assert!(!connected(&rec.events[1]), "{:?}", rec.events[1]);
+}
+
+#[test]
+fn ext_a_set_up_relayed_between_two_tls_sessions_never_connects() {
+    // A proxy that terminates TLS on both sides holds two sessions, and
+    // each end derives its own session's exporter: the proofs, bound to
+    // them, do not verify across. Both sides refuse.
+    let [d, a] = LinkPair::configs("a:1", "b:1", |_| {});
+    let (dialer_side, acceptor_side) = ([1u8; 32], [2u8; 32]);
+    let relayed = set_up_over(
+        &d,
+        &a,
+        5,
+        origin(),
+        [Some(&dialer_side), Some(&acceptor_side)],
+    );
+    assert!(!connected(&relayed.events[0]), "{:?}", relayed.events[0]);
+    assert!(!connected(&relayed.events[1]), "{:?}", relayed.events[1]);
+    assert!(
+        closed_unauthenticated(&relayed.events[1]),
+        "{:?}",
+        relayed.events[1]
+    );
+    // Bound on one side only (TLS to the proxy, plain TCP behind it).
+    let half = set_up_over(&d, &a, 6, origin(), [Some(&dialer_side), None]);
+    assert!(!connected(&half.events[1]), "{:?}", half.events[1]);
+    // One session end to end: the same exporter on both sides connects.
+    let direct = set_up_over(
+        &d,
+        &a,
+        7,
+        origin(),
+        [Some(&dialer_side), Some(&dialer_side)],
+    );
+    assert!(connected(&direct.events[0]) && connected(&direct.events[1]));
 }
 
 fn with_keys(config: &Arc<LinkConfig>, secrets: &[&str]) -> Arc<LinkConfig> {
