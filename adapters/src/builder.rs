@@ -362,6 +362,8 @@ impl GridBuilder {
         info!(local = %self.local, %local_addr, "grid started");
         node.runtime
             .spawn(Box::pin(listener::accept_loop(node.clone(), listener)));
+        node.runtime
+            .spawn(Box::pin(crate::tls::watch_files(node.clone())));
         for peer in &self.peers {
             if should_dial(&self.local, peer) {
                 node.runtime

@@ -107,6 +107,8 @@ impl ClientBuilder {
         node.files.limits = self.file_limits;
         node.tls = self.tls;
         let node = Arc::new(node);
+        node.runtime
+            .spawn(Box::pin(crate::tls::watch_files(node.clone())));
         if self.link {
             node.runtime
                 .spawn(Box::pin(dial::dial_loop(node.clone(), self.node.clone())));

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
 use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
@@ -72,6 +73,8 @@ struct Inner {
     current: RwLock<Sides>,
     files: Option<Files>,
     client_auth: ClientAuth,
+    /// How often a node looks for changed files.
+    watch: RwLock<Option<Duration>>,
 }
 
 #[derive(Clone)]
@@ -109,6 +112,7 @@ impl TlsConfig {
             current: RwLock::new(sides),
             files: None,
             client_auth,
+            watch: RwLock::new(None),
         })))
     }
 
@@ -129,6 +133,7 @@ impl TlsConfig {
             current: RwLock::new(sides),
             files: Some(files),
             client_auth,
+            watch: RwLock::new(Some(DEFAULT_WATCH)),
         })))
     }
 
@@ -147,6 +152,45 @@ impl TlsConfig {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = sides;
         Ok(())
+    }
+
+    /// How often a node running this identity looks at its files and
+    /// reloads them when any changed (default 5 s for an identity from
+    /// files; `None`: only [`reload`](Self::reload)). Nothing to watch for
+    /// one from PEM text.
+    pub fn watch(self, every: Option<Duration>) -> Self {
+        let every = every.filter(|_| self.0.files.is_some());
+        *self
+            .0
+            .watch
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = every;
+        self
+    }
+
+    /// The watch interval, for an identity from files.
+    pub(crate) fn watch_interval(&self) -> Option<Duration> {
+        *self
+            .0
+            .watch
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What the files look like now (size and modification time of each),
+    /// to tell a change; `None` for an identity from PEM text.
+    pub(crate) fn files_stamp(&self) -> Option<Vec<Option<(u64, SystemTime)>>> {
+        let files = self.0.files.as_ref()?;
+        let stamp = |p: &PathBuf| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+        };
+        Some(vec![
+            stamp(&files.cert),
+            stamp(&files.key),
+            stamp(&files.ca),
+        ])
     }
 
     /// Whether dialers must present a certificate.
@@ -189,6 +233,9 @@ impl Files {
         )
     }
 }
+
+/// How often files are looked at by default.
+const DEFAULT_WATCH: Duration = Duration::from_secs(5);
 
 /// The provider: `ring` (builds with this toolchain's C compiler alone;
 /// aws-lc-rs would also need its larger C build).

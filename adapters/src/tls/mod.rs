@@ -19,3 +19,49 @@ mod socket;
 
 pub use config::{ClientAuth, TlsConfig, TlsError};
 pub(crate) use socket::{accept, connect, server_name};
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use crate::grid::Node;
+
+/// Reloads the node's TLS identity whenever its files change, until the
+/// node shuts down. A change that does not load (a file half written,
+/// a key that does not match) is retried at the next look; the identity
+/// in use stays meanwhile.
+pub(crate) async fn watch_files(node: Arc<Node>) {
+    let Some(tls) = node.tls.clone() else {
+        return;
+    };
+    let Some(every) = tls.watch_interval() else {
+        return;
+    };
+    let mut loaded = tls.files_stamp();
+    let mut failed = None;
+    loop {
+        let pause = node.sleep_until(Instant::now() + every);
+        if node.shutdown.run(pause).await.is_none() {
+            return;
+        }
+        let now = tls.files_stamp();
+        if now == loaded {
+            continue;
+        }
+        match tls.reload() {
+            Ok(()) => {
+                info!("TLS certificate, key and CA reloaded: new connections use them");
+                loaded = now;
+                failed = None;
+            }
+            Err(e) => {
+                // Once per state of the files.
+                if failed.as_ref() != Some(&now) {
+                    warn!(%e, "changed TLS files do not load: the identity in use stays");
+                    failed = Some(now);
+                }
+            }
+        }
+    }
+}

@@ -9,9 +9,13 @@ use std::time::{Duration, SystemTime};
 
 use gridmux::tls::{ClientAuth, TlsConfig};
 use gridmux::Client;
-use gridmux_tests::tls::TestCa;
+use gridmux_core::cluster::should_dial;
+use gridmux_tests::tls::{NodeIdentity, TestCa};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use crate::harness::{fast_reconnect, suite, Cluster, Env};
+use crate::harness::{fast_reconnect, suite, Cluster, Env, Flag};
 
 suite!(
     a_peer_of_another_ca_never_links,
@@ -20,6 +24,7 @@ suite!(
     mutual_tls_refuses_a_client_of_another_ca,
     plaintext_and_tls_never_meet,
     garbage_silence_and_giant_records_at_a_tls_port,
+    certificates_rotate_while_traffic_flows,
 );
 
 const ECHO: u8 = 1;
@@ -209,4 +214,131 @@ fn read_to_close(mut s: TcpStream) -> Vec<u8> {
         }
     }
     all
+}
+
+/// A directory of this test's own, removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(what: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("gridmux-{what}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    /// Replaces `name` at once (written beside it, then renamed): a
+    /// watcher never reads half a file.
+    fn put(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        let part = self.0.join(format!("{name}.part"));
+        std::fs::write(&part, text).unwrap();
+        std::fs::rename(&part, &path).unwrap();
+        path
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Node `i`'s files: certificate, key, CA bundle.
+fn put_identity(dir: &ScratchDir, i: usize, identity: &NodeIdentity) {
+    dir.put(&format!("n{i}.key"), &identity.key);
+    dir.put(&format!("n{i}.crt"), &identity.cert);
+}
+
+fn identity_files(dir: &Path, i: usize) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        dir.join(format!("n{i}.crt")),
+        dir.join(format!("n{i}.key")),
+        dir.join(format!("n{i}.ca")),
+    )
+}
+
+/// Files replaced under running nodes: links up keep running (no failed
+/// exchange), and the next link is made with the new files. The proof
+/// that both reloaded: the acceptor's new certificate is signed by a new
+/// CA (a client trusting only that CA gets in), which the dialer's new
+/// bundle alone trusts (the nodes link again).
+async fn certificates_rotate_while_traffic_flows(env: Env) {
+    let (first, second) = (TestCa::new("first"), TestCa::new("second"));
+    let dir = ScratchDir::new("rotate");
+    for i in 0..2 {
+        put_identity(&dir, i, &first.issue(LOOPBACK));
+        dir.put(&format!("n{i}.ca"), &first.pem());
+    }
+    let root = dir.0.clone();
+    let c = env.start(2, |i, b| {
+        let (cert, key, ca) = identity_files(&root, i);
+        let tls = TlsConfig::from_files(cert, key, ca, ClientAuth::None)
+            .unwrap()
+            .watch(Some(Duration::from_millis(50)));
+        b.handler(ECHO, |_, p| async move { Ok(p) }).tls(tls)
+    });
+    links(&c).await;
+    let dialer = usize::from(!should_dial(&c.names[0], &c.names[1]));
+    let acceptor = 1 - dialer;
+    let peer = c.peer(dialer, acceptor);
+    // Traffic on the link while the files change.
+    let stop = Flag::default();
+    let failed = Arc::new(AtomicU64::new(0));
+    let traffic = env.spawn({
+        let (peer, stop, failed) = (peer.clone(), stop.clone(), failed.clone());
+        async move {
+            let mut ok = 0u64;
+            while !stop.is_set() && ok < 1_000_000 {
+                match peer.request(ECHO, "during").await {
+                    Ok(_) => ok += 1,
+                    Err(_) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            ok
+        }
+    });
+    env.sleep(Duration::from_millis(100)).await;
+    put_identity(&dir, acceptor, &second.issue(LOOPBACK));
+    dir.put(&format!("n{dialer}.ca"), &second.pem());
+    // Several looks of the watchers.
+    env.sleep(Duration::from_millis(400)).await;
+    stop.set();
+    let ok = traffic.await;
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "exchanges failed ({ok} went through)"
+    );
+    assert!(ok > 0);
+    assert!(dir.path("n0.crt").exists());
+    // The acceptor presents its new certificate: a client trusting only
+    // the new CA gets in.
+    let tool = Client::builder("tool", c.names[acceptor].clone())
+        .secret("e2e secret")
+        .reconnect(fast_reconnect())
+        .tls(second.loopback(ClientAuth::None))
+        .start(env.rt.clone())
+        .unwrap();
+    tool.wait_connected(Duration::from_secs(10)).await.unwrap();
+    tool.shutdown(Duration::from_millis(100)).await;
+    // A new link between the nodes: the acceptor's new certificate is
+    // trusted only by the dialer's new bundle.
+    peer.disconnect();
+    env.within(Duration::from_secs(5), async {
+        while peer.is_connected() {
+            env.sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    peer.wait_connected(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(peer.request(ECHO, "after").await.unwrap(), "after");
+    c.shutdown().await;
 }
