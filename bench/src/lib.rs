@@ -32,6 +32,7 @@ mod measure;
 mod mesh;
 mod overhead;
 mod peers;
+pub mod pki;
 mod progress;
 mod raw_tcp;
 mod report;

@@ -42,6 +42,8 @@ pub(crate) struct Options {
     pub(crate) name: String,
     #[arg(long, value_enum, default_value = "tokio")]
     pub(crate) runtime: RuntimeKind,
+    #[command(flatten)]
+    pub(crate) tls: crate::tls_args::TlsArgs,
 }
 
 /// Why a call failed: the error's name goes to stderr and the exit status.
@@ -123,9 +125,13 @@ pub(crate) fn run(opts: Options) -> Result<(), Failure> {
     let handler = handler_id(&opts.handler).map_err(Failure::Usage)?;
     let first = payload(opts.payload.as_deref(), opts.typed).map_err(Failure::Usage)?;
     let secrets = secrets::read(&opts.secret_file).map_err(Failure::Usage)?;
+    let tls = opts.tls.config().map_err(Failure::Usage)?;
     rt::block_on(opts.runtime, |runtime| async move {
-        let client = Client::builder(opts.name.clone(), opts.node.clone())
-            .secrets(secrets)
+        let mut client = Client::builder(opts.name.clone(), opts.node.clone()).secrets(secrets);
+        if let Some(tls) = tls {
+            client = client.tls(tls);
+        }
+        let client = client
             .start(runtime)
             .map_err(|e| Failure::Usage(e.to_string()))?;
         let result = exchange(&client, handler, first, &opts).await;

@@ -48,6 +48,8 @@ pub(crate) struct Options {
     pub(crate) name: String,
     #[arg(long, value_enum, default_value = "tokio")]
     pub(crate) runtime: RuntimeKind,
+    #[command(flatten)]
+    pub(crate) tls: crate::tls_args::TlsArgs,
 }
 
 /// `A-B` (inclusive) as `A..B+1`.
@@ -63,6 +65,7 @@ pub(crate) fn parse_range(text: &str) -> Result<Range<u64>, String> {
 
 pub(crate) fn run(opts: Options) -> Result<(), String> {
     let secrets = secrets::read(&opts.file.secret_file)?;
+    let tls = opts.tls.config()?;
     let output = opts.output.as_deref().map(Output::open).transpose()?;
     // Ctrl-C or SIGTERM: the fetch stops and the partial file goes.
     let stop = rt::interrupt()?;
@@ -71,12 +74,14 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
             send_timeout: opts.timeout,
             ..FileLimits::default()
         };
-        let client = Client::builder(opts.name.clone(), opts.file.node.clone())
+        let mut client = Client::builder(opts.name.clone(), opts.file.node.clone())
             .secrets(secrets)
             .link(false)
-            .file_limits(limits)
-            .start(runtime)
-            .map_err(|e| e.to_string())?;
+            .file_limits(limits);
+        if let Some(tls) = tls {
+            client = client.tls(tls);
+        }
+        let client = client.start(runtime).map_err(|e| e.to_string())?;
         let started = Instant::now();
         let work = async {
             let body = client

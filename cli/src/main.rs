@@ -4,6 +4,7 @@ mod bench;
 mod bench_files;
 
 mod call;
+mod certs;
 
 use gridmux_bench::builtin;
 mod cluster;
@@ -12,6 +13,7 @@ mod node;
 mod rt;
 mod secrets;
 mod sign;
+mod tls_args;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -91,7 +93,13 @@ enum Command {
         /// bearer token that `gridmux prometheus-config` prints).
         #[arg(long)]
         metrics_public: bool,
+        #[command(flatten)]
+        tls: tls_args::TlsArgs,
     },
+    /// Makes a throwaway cluster CA and a certificate for each node (for
+    /// trying TLS out: `gridmux node --tls-cert ... --tls-key ...
+    /// --tls-ca ...`).
+    Certs(certs::Options),
     /// Prints a Prometheus scrape job for a node's /metrics, with the
     /// bearer token of the cluster's secret.
     PrometheusConfig {
@@ -206,6 +214,7 @@ fn main() -> ExitCode {
         | Command::Fetch(_)
         | Command::BenchFiles(_)
         | Command::PrometheusConfig { .. }
+        | Command::Certs(_)
         | Command::Sign(_) => "warn",
     };
     tracing_subscriber::fmt()
@@ -229,8 +238,10 @@ fn main() -> ExitCode {
             file_method,
             file_threads,
             metrics_public,
+            tls,
         } => node::run(node::Options {
             metrics_public,
+            tls,
             files,
             file_method,
             file_threads,
@@ -248,6 +259,7 @@ fn main() -> ExitCode {
         Command::Call(options) => call::run(options).map_err(|e| e.to_string()),
         Command::Fetch(options) => fetch::run(options),
         Command::Sign(options) => sign::run(&options),
+        Command::Certs(options) => certs::run(&options),
         Command::BenchFiles(options) => bench_files::run(&options),
         Command::PrometheusConfig {
             node,

@@ -25,6 +25,8 @@ pub(crate) struct Options {
     pub(crate) file_threads: bool,
     /// `/metrics` without a token.
     pub(crate) metrics_public: bool,
+    /// The node's TLS identity, if any.
+    pub(crate) tls: crate::tls_args::TlsArgs,
 }
 
 /// How the file plane sends.
@@ -63,6 +65,9 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
         let mut builder = builtin::register(Grid::builder(opts.name.clone(), peers))
             .secrets(secrets)
             .listener(listener);
+        if let Some(tls) = opts.tls.config()? {
+            builder = builder.tls(tls);
+        }
         builder = match (client_secrets, &opts.clients) {
             (Some(client_secrets), _) => builder.client_secrets(client_secrets),
             (None, Clients::Refused) => builder.clients(ClientAccess::Refused),

@@ -1,8 +1,7 @@
 //! Test support for gridmux: the deterministic cluster simulation, the
 //! shared pieces of the WebSocket conformance harnesses, and seeded
-//! corpora for the fuzz bodies, and throwaway TLS certificates.
+//! corpora for the fuzz bodies.
 pub mod corpus;
 pub mod harness;
 pub mod sim;
-pub mod tls;
 pub mod twin;

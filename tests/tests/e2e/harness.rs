@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use gridmux::runtime::{Runtime, SmolRuntime, TokioRuntime};
 use gridmux::tls::{ClientAuth, TlsConfig};
 use gridmux::{Grid, GridBuilder, Peer, ReconnectSchedule};
-use gridmux_tests::tls::TestCa;
+use gridmux_bench::pki::ThrowawayCa;
 
 /// Every test body ends within this.
 const TEST_LIMIT: Duration = Duration::from_secs(60);
@@ -106,7 +106,7 @@ where
 /// One identity for every loopback node (its certificate names
 /// 127.0.0.1), from a CA of this test alone.
 fn loopback_tls() -> TlsConfig {
-    TestCa::new("e2e cluster CA").loopback(ClientAuth::Required)
+    ThrowawayCa::new("e2e cluster CA").loopback(ClientAuth::Required)
 }
 
 fn on_tokio<F, Fut>(tls: Option<TlsConfig>, body: F)

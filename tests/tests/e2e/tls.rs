@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use gridmux::tls::{ClientAuth, TlsConfig};
 use gridmux::Client;
+use gridmux_bench::pki::{NodeIdentity, ThrowawayCa};
 use gridmux_core::cluster::should_dial;
-use gridmux_tests::tls::{NodeIdentity, TestCa};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -66,7 +66,7 @@ async fn links(c: &Cluster) {
 }
 
 async fn a_peer_of_another_ca_never_links(env: Env) {
-    let (ours, theirs) = (TestCa::new("ours"), TestCa::new("theirs"));
+    let (ours, theirs) = (ThrowawayCa::new("ours"), ThrowawayCa::new("theirs"));
     for auth in [ClientAuth::None, ClientAuth::Required] {
         let c = two_nodes(&env, |i| {
             let ca = if i == 0 { &ours } else { &theirs };
@@ -82,7 +82,7 @@ async fn a_peer_of_another_ca_never_links(env: Env) {
 }
 
 async fn an_expired_certificate_never_links(env: Env) {
-    let ca = TestCa::new("cluster");
+    let ca = ThrowawayCa::new("cluster");
     let day = Duration::from_secs(86_400);
     let now = SystemTime::now();
     let expired = ca.issue_valid(LOOPBACK, now - 2 * day, now - day);
@@ -101,7 +101,7 @@ async fn an_expired_certificate_never_links(env: Env) {
 }
 
 async fn a_certificate_for_another_name_never_links(env: Env) {
-    let ca = TestCa::new("cluster");
+    let ca = ThrowawayCa::new("cluster");
     // Peers are named 127.0.0.1:port: a certificate for other names does
     // not prove to be one of them.
     let c = two_nodes(&env, |_| {
@@ -112,8 +112,8 @@ async fn a_certificate_for_another_name_never_links(env: Env) {
 }
 
 async fn mutual_tls_refuses_a_client_of_another_ca(env: Env) {
-    let ca = TestCa::new("cluster");
-    let other = TestCa::new("other");
+    let ca = ThrowawayCa::new("cluster");
+    let other = ThrowawayCa::new("other");
     let c = env.start(1, |_, b| {
         b.handler(ECHO, |_, p| async move { Ok(p) })
             .tls(ca.loopback(ClientAuth::Required))
@@ -145,7 +145,7 @@ async fn mutual_tls_refuses_a_client_of_another_ca(env: Env) {
 }
 
 /// A certificate signed by `signer` on a client that trusts `trusted`.
-fn other_identity_trusting(signer: &TestCa, trusted: &TestCa) -> TlsConfig {
+fn other_identity_trusting(signer: &ThrowawayCa, trusted: &ThrowawayCa) -> TlsConfig {
     let identity = signer.issue(LOOPBACK);
     TlsConfig::from_pem(
         identity.cert.as_bytes(),
@@ -157,7 +157,7 @@ fn other_identity_trusting(signer: &TestCa, trusted: &TestCa) -> TlsConfig {
 }
 
 async fn plaintext_and_tls_never_meet(env: Env) {
-    let ca = TestCa::new("cluster");
+    let ca = ThrowawayCa::new("cluster");
     let c = two_nodes(&env, |i| (i == 0).then(|| ca.loopback(ClientAuth::None)));
     never_links(&c).await;
     // Plain HTTP at the TLS port: the handshake fails, the port closes
@@ -171,7 +171,7 @@ async fn plaintext_and_tls_never_meet(env: Env) {
 }
 
 async fn garbage_silence_and_giant_records_at_a_tls_port(env: Env) {
-    let ca = TestCa::new("cluster");
+    let ca = ThrowawayCa::new("cluster");
     let c = two_nodes(&env, |_| Some(ca.loopback(ClientAuth::Required)));
     links(&c).await;
     // Garbage.
@@ -269,7 +269,7 @@ fn identity_files(dir: &Path, i: usize) -> (PathBuf, PathBuf, PathBuf) {
 /// CA (a client trusting only that CA gets in), which the dialer's new
 /// bundle alone trusts (the nodes link again).
 async fn certificates_rotate_while_traffic_flows(env: Env) {
-    let (first, second) = (TestCa::new("first"), TestCa::new("second"));
+    let (first, second) = (ThrowawayCa::new("first"), ThrowawayCa::new("second"));
     let dir = ScratchDir::new("rotate");
     for i in 0..2 {
         put_identity(&dir, i, &first.issue(LOOPBACK));

@@ -1,5 +1,7 @@
-//! Throwaway certificates for tests: a cluster CA and node certificates
-//! for loopback names, made fresh (rcgen, ECDSA P-256) in each process.
+//! Throwaway certificates: a cluster CA and node certificates made fresh
+//! (rcgen, ECDSA P-256), for trying TLS out (`gridmux certs`), for the
+//! benchmark's TLS rows and for tests. Not for production: real clusters
+//! take their certificates from their own CA.
 
 use gridmux::tls::{ClientAuth, TlsConfig};
 use rcgen::{
@@ -9,14 +11,14 @@ use rcgen::{
 use std::time::{Duration, SystemTime};
 
 /// A certificate authority that signs node certificates.
-pub struct TestCa {
+pub struct ThrowawayCa {
     cert: Certificate,
     key: KeyPair,
 }
 
-impl std::fmt::Debug for TestCa {
+impl std::fmt::Debug for ThrowawayCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestCa").finish_non_exhaustive()
+        f.debug_struct("ThrowawayCa").finish_non_exhaustive()
     }
 }
 
@@ -29,7 +31,7 @@ pub struct NodeIdentity {
     pub key: String,
 }
 
-impl TestCa {
+impl ThrowawayCa {
     /// A new CA named `name`.
     pub fn new(name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("no names");
