@@ -18,7 +18,7 @@ use crate::sys;
 use crate::Ctx;
 
 /// The file route.
-const ROUTE: &str = "bench";
+pub(crate) const ROUTE: &str = "bench";
 
 /// Rows this workload makes.
 pub(crate) fn planned() -> usize {
@@ -59,9 +59,44 @@ fn remove_stale_scratch() {
     }
 }
 
+/// The size of the file fetched.
+pub(crate) fn file_len(quick: bool) -> u64 {
+    if quick {
+        64 << 20
+    } else {
+        256 << 20
+    }
+}
+
+/// This process's scratch directory with `served/blob`, a file of `len`
+/// bytes (warm in the page cache); removed when dropped.
+pub(crate) struct ServedBlob {
+    /// The scratch directory.
+    pub(crate) dir: PathBuf,
+    /// The directory a node serves (holding `blob`).
+    pub(crate) served: PathBuf,
+    _scratch: Scratch,
+}
+
+impl ServedBlob {
+    pub(crate) fn new(len: u64) -> Result<Self, String> {
+        remove_stale_scratch();
+        let dir = std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{}", std::process::id()));
+        let scratch = Scratch(dir.clone());
+        let served = dir.join("served");
+        std::fs::create_dir_all(&served).map_err(|e| format!("{}: {e}", served.display()))?;
+        make_file(&served.join("blob"), len)?;
+        Ok(Self {
+            dir,
+            served,
+            _scratch: scratch,
+        })
+    }
+}
+
 /// How a fetch is taken.
 #[derive(Debug, Clone, Copy)]
-enum Receive {
+pub(crate) enum Receive {
     /// Read into memory and dropped.
     Memory,
     /// Written into a file with `splice`.
@@ -69,13 +104,9 @@ enum Receive {
 }
 
 pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
-    let len: u64 = if cx.quick { 64 << 20 } else { 256 << 20 };
-    remove_stale_scratch();
-    let dir = std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{}", std::process::id()));
-    let _scratch = Scratch(dir.clone());
-    let served = dir.join("served");
-    std::fs::create_dir_all(&served).map_err(|e| format!("{}: {e}", served.display()))?;
-    make_file(&served.join("blob"), len)?;
+    let len = file_len(cx.quick);
+    let blob = ServedBlob::new(len)?;
+    let (dir, served) = (blob.dir.clone(), blob.served.clone());
     let limits = |method| FileLimits {
         transfer: TransferOptions {
             method,
@@ -162,7 +193,7 @@ pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
 
 /// Fetches the file once to warm up, then again until `duration` has
 /// passed (at least once).
-async fn fetches(
+pub(crate) async fn fetches(
     peer: &Peer,
     receive: Receive,
     len: u64,

@@ -38,6 +38,7 @@ mod raw_tcp;
 mod report;
 mod streams;
 mod sys;
+mod tls;
 mod unary;
 mod websocket;
 mod yamux_peer;
@@ -81,18 +82,21 @@ pub enum Workload {
     Mesh,
     /// The metrics' cost (not in a full run): off and on, alternating.
     Metrics,
+    /// TLS against plaintext: unary, a stream, a file fetch.
+    Tls,
 }
 
 impl Workload {
     /// Every workload of a full run, in its order.
     /// The mesh goes first: its memory is measured as the RSS the cluster
     /// adds, which memory freed by earlier rows would hide.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Mesh,
         Self::Unary,
         Self::Streams,
         Self::Files,
         Self::Websocket,
+        Self::Tls,
     ];
 
     /// The workload named `name`.
@@ -112,6 +116,7 @@ impl Workload {
             Self::Websocket => "websocket",
             Self::Mesh => "mesh",
             Self::Metrics => "metrics",
+            Self::Tls => "tls",
         }
     }
 
@@ -123,6 +128,7 @@ impl Workload {
             Self::Websocket => websocket::planned(options.quick),
             Self::Mesh => mesh::planned(),
             Self::Metrics => overhead::planned(),
+            Self::Tls => tls::planned(),
         }
     }
 }
@@ -252,6 +258,7 @@ pub fn run(options: &Options) -> Report {
                 Workload::Websocket => websocket::run(&mut cx).await,
                 Workload::Mesh => mesh::run(&mut cx, options.mesh_nodes()).await,
                 Workload::Metrics => overhead::run(&mut cx).await,
+                Workload::Tls => tls::run(&mut cx).await,
             };
             cx.live.finish();
             if let Err(e) = result {

@@ -73,46 +73,7 @@ async fn measure_streams(cx: &mut Ctx<'_>, cluster: &Cluster, bulk: &Row) -> Res
         // One-way: each operation is one message handed to the stream
         // (flow control holds the sender to the sink's pace).
         cx.live.case(&format!("one-way {label}"));
-        let (tx, mut rx) = peer
-            .open_stream(SINK, Bytes::new())
-            .await
-            .map_err(|e| e.to_string())?;
-        // Taken out at the end to finish it: the workers' tasks (and their
-        // clones of this) may outlive the measurement for a moment.
-        let tx = Arc::new(Mutex::new(Some(tx)));
-        // Everything sent, warm-up included: what the sink must count.
-        let sent = Arc::new(AtomicU64::new(0));
-        let m = closed_loop(&cx.rt, 1, cx.window, &cx.stop, &cx.live, |_| {
-            let (tx, message, sent) = (tx.clone(), message.clone(), sent.clone());
-            move || {
-                let (tx, message, sent) = (tx.clone(), message.clone(), sent.clone());
-                async move {
-                    let len = message.len() as u64;
-                    let mut tx = tx.lock().await;
-                    let tx = tx.as_mut().ok_or("the stream was finished")?;
-                    tx.send(message).await.map_err(|e| e.to_string())?;
-                    sent.fetch_add(len, Ordering::Relaxed);
-                    Ok(len)
-                }
-            }
-        })
-        .await;
-        let Some(tx) = tx.lock().await.take() else {
-            return Err("the stream sender is gone".into());
-        };
-        tx.finish().map_err(|e| e.to_string())?;
-        let taken: u64 = rx
-            .recv_typed()
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the sink ended without its count")?;
-        let sent = sent.load(Ordering::Relaxed);
-        let case = format!("one-way {label}");
-        let mut row = no_latency(Row::of("stream", case, "gridmux", 1, &m, true));
-        if taken != sent {
-            row.errors += 1;
-            row.first_error = Some(format!("the sink took {taken} bytes of {sent} sent"));
-        }
+        let mut row = one_way(cx, &peer, &message, format!("one-way {label}"), "gridmux").await?;
         if size >= 64 * 1024 {
             row = row.versus(bulk);
         }
@@ -158,4 +119,56 @@ async fn measure_streams(cx: &mut Ctx<'_>, cluster: &Cluster, bulk: &Row) -> Res
         cx.push(no_latency(Row::of("stream", case, "gridmux", 1, &m, true)));
     }
     Ok(())
+}
+
+/// One stream into a sink: each operation is one message handed to the
+/// stream (flow control holds the sender to the sink's pace); the row
+/// counts an error if the sink did not take every byte sent.
+pub(crate) async fn one_way(
+    cx: &Ctx<'_>,
+    peer: &gridmux::Peer,
+    message: &Bytes,
+    case: String,
+    system: &str,
+) -> Result<Row, String> {
+    let (tx, mut rx) = peer
+        .open_stream(SINK, Bytes::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    // Taken out at the end to finish it: the workers' tasks (and their
+    // clones of this) may outlive the measurement for a moment.
+    let tx = Arc::new(Mutex::new(Some(tx)));
+    // Everything sent, warm-up included: what the sink must count.
+    let sent = Arc::new(AtomicU64::new(0));
+    let m = closed_loop(&cx.rt, 1, cx.window, &cx.stop, &cx.live, |_| {
+        let (tx, message, sent) = (tx.clone(), message.clone(), sent.clone());
+        move || {
+            let (tx, message, sent) = (tx.clone(), message.clone(), sent.clone());
+            async move {
+                let len = message.len() as u64;
+                let mut tx = tx.lock().await;
+                let tx = tx.as_mut().ok_or("the stream was finished")?;
+                tx.send(message).await.map_err(|e| e.to_string())?;
+                sent.fetch_add(len, Ordering::Relaxed);
+                Ok(len)
+            }
+        }
+    })
+    .await;
+    let Some(tx) = tx.lock().await.take() else {
+        return Err("the stream sender is gone".into());
+    };
+    tx.finish().map_err(|e| e.to_string())?;
+    let taken: u64 = rx
+        .recv_typed()
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the sink ended without its count")?;
+    let sent = sent.load(Ordering::Relaxed);
+    let mut row = no_latency(Row::of("stream", case, system, 1, &m, true));
+    if taken != sent {
+        row.errors += 1;
+        row.first_error = Some(format!("the sink took {taken} bytes of {sent} sent"));
+    }
+    Ok(row)
 }

@@ -149,7 +149,7 @@ pub(crate) async fn run(cx: &mut Ctx<'_>) -> Result<(), String> {
 
 /// Echo requests of `size` bytes, `c` in flight, spread over `pairs`;
 /// with the TTFB histogram of the counted window.
-async fn echo(
+pub(crate) async fn echo(
     cx: &Ctx<'_>,
     cluster: &Cluster,
     pairs: &[Peer],

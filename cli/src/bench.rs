@@ -21,10 +21,14 @@ pub(crate) struct Args {
     /// Counted time per row, after a warm-up (`500ms`, `2s`).
     #[arg(long, default_value = "1s", value_parser = crate::parse_duration)]
     duration: std::time::Duration,
-    /// Run one workload only: unary, streams, files, websocket, mesh, or
-    /// metrics (the metrics' cost, not part of a full run).
+    /// Run one workload only: unary, streams, files, websocket, tls, mesh,
+    /// or metrics (the metrics' cost, not part of a full run).
     #[arg(long, value_parser = parse_workload)]
     only: Option<Workload>,
+    /// Run the TLS rows only (TLS against plaintext, same run; as
+    /// `--only tls`).
+    #[arg(long, conflicts_with = "only")]
+    tls: bool,
     /// A short run (about 20 s): fewer rows, shorter windows.
     #[arg(long)]
     quick: bool,
@@ -35,7 +39,7 @@ pub(crate) struct Args {
 
 fn parse_workload(name: &str) -> Result<Workload, String> {
     Workload::from_name(name).ok_or_else(|| {
-        format!("no workload {name:?} (unary, streams, files, websocket, mesh, metrics)")
+        format!("no workload {name:?} (unary, streams, files, websocket, tls, mesh, metrics)")
     })
 }
 
@@ -50,7 +54,12 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
     if let Some(path) = &args.json {
         std::fs::write(path, "").map_err(|e| format!("--json {}: {e}", path.display()))?;
     }
-    let mesh_only = args.only == Some(Workload::Mesh);
+    let only = if args.tls {
+        Some(Workload::Tls)
+    } else {
+        args.only
+    };
+    let mesh_only = only == Some(Workload::Mesh);
     let stop = rt::interrupt()?;
     let options = Options {
         runtime: args.runtime.into(),
@@ -61,7 +70,7 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
         },
         mesh_nodes: if mesh_only { args.nodes } else { None },
         duration: args.duration,
-        only: args.only,
+        only,
         quick: args.quick,
         stop,
         progress: std::io::stderr().is_terminal(),

@@ -17,7 +17,7 @@ import json, sys
 report = json.load(open(sys.argv[1]))
 rows = report["rows"]
 workloads = {r["workload"] for r in rows}
-assert {"mesh", "unary", "stream", "file", "websocket"} <= workloads, workloads
+assert {"mesh", "unary", "stream", "file", "websocket", "tls"} <= workloads, workloads
 assert sum(r["errors"] for r in rows) == 0, [r for r in rows if r["errors"]]
 assert all(r["ops_per_s"] > 0 for r in rows), [r["case"] for r in rows if r["ops_per_s"] <= 0]
 assert any(r["versus"] for r in rows)
