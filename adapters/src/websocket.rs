@@ -74,6 +74,24 @@ impl WebSocket {
         Ok(Self::start(runtime, socket, endpoint, "client"))
     }
 
+    /// [`connect`](Self::connect) over TLS: the session's handshake with
+    /// `tls`'s identity, checking the server's certificate against
+    /// `server_name`, then the WebSocket's (`wss`).
+    pub async fn connect_tls(
+        runtime: Arc<dyn Runtime>,
+        addr: SocketAddr,
+        server_name: &str,
+        tls: &crate::tls::TlsConfig,
+        request: &ClientRequest,
+        config: ws::Config,
+    ) -> io::Result<Self> {
+        let socket = runtime.connect(addr).await?;
+        let socket = crate::tls::connect_socket(socket, tls, server_name).await?;
+        let rng = Box::new(StdRng::from_os_rng());
+        let endpoint = Endpoint::client(config, request, rng, Instant::now());
+        Ok(Self::start(runtime, socket, endpoint, "client"))
+    }
+
     /// Serves the server role on an accepted socket (the endpoint reads and
     /// answers the opening handshake itself).
     pub fn accept(runtime: Arc<dyn Runtime>, socket: Box<dyn Socket>, config: ws::Config) -> Self {

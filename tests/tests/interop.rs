@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use gridmux::runtime::{Runtime, TokioRuntime};
+use gridmux::tls::ClientAuth;
 use gridmux::WebSocket;
+use gridmux_bench::pki::ThrowawayCa;
 use gridmux_core::auth::link::{upgrade_filter, Membership};
 use gridmux_core::auth::{hex, Keyring};
 use gridmux_core::ws::{ClientRequest, CloseCause, CloseCode, Event, Message};
@@ -204,5 +206,149 @@ fn tungstenite_client_against_a_node() {
         }
         assert!(closed, "the node sent a Close frame");
         grid.shutdown(Duration::from_secs(1)).await;
+    });
+}
+
+/// The rustls configurations of a throwaway CA's loopback server, for
+/// the peer's side: (its server config, a client config trusting the CA).
+fn peer_tls(ca: &ThrowawayCa) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let identity = ca.issue(&["127.0.0.1"]);
+    let chain = CertificateDer::pem_slice_iter(identity.cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(identity.key.as_bytes()).unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(ca.pem().as_bytes()) {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server), Arc::new(client))
+}
+
+/// Echoes every data message on `ws` until it closes; the close cause.
+async fn echo_until_closed(ws: WebSocket) -> Option<CloseCause> {
+    let mut last = None;
+    while let Some(event) = ws.recv().await {
+        match event {
+            Event::Message(m) => ws.send(m).unwrap(),
+            Event::Closed(cause) => last = Some(cause),
+            _ => {}
+        }
+    }
+    last
+}
+
+#[test]
+fn tungstenite_over_rustls_against_our_wss_server() {
+    let rt = tokio_rt();
+    rt.block_on(async {
+        let ca = ThrowawayCa::new("interop CA");
+        let ours = ca.loopback(ClientAuth::None);
+        let (_, client_config) = peer_tls(&ca);
+        let runtime: Arc<dyn Runtime> = Arc::new(TokioRuntime::current());
+        let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let listener = runtime.adopt_listener(std_listener).unwrap();
+        let server = {
+            let runtime = runtime.clone();
+            tokio::spawn(async move {
+                let socket = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+                let socket = gridmux::tls::accept_socket(socket, &ours).await.unwrap();
+                echo_until_closed(WebSocket::accept(runtime, socket, harness_config())).await
+            })
+        };
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(client_config)
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async(format!("wss://{addr}/echo"), tls)
+            .await
+            .unwrap();
+        let sent = vec![
+            tungstenite::Message::text("hello over TLS"),
+            tungstenite::Message::binary(vec![9u8; 200_000]),
+        ];
+        for m in &sent {
+            ws.send(m.clone()).await.unwrap();
+        }
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            got.push(ws.next().await.unwrap().unwrap());
+        }
+        assert_eq!(got, sent);
+        ws.close(None).await.unwrap();
+        while let Some(Ok(_)) = ws.next().await {}
+        let cause = server.await.unwrap().expect("closed");
+        assert!(matches!(cause, CloseCause::Clean { .. }), "{cause:?}");
+    });
+}
+
+#[test]
+fn our_wss_client_against_tungstenite_over_rustls() {
+    let rt = tokio_rt();
+    rt.block_on(async {
+        let ca = ThrowawayCa::new("interop CA");
+        let (server_config, _) = peer_tls(&ca);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let tls = tokio_rustls::TlsAcceptor::from(server_config)
+                .accept(stream)
+                .await
+                .unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tls).await.unwrap();
+            while let Some(Ok(msg)) = ws.next().await {
+                if msg.is_text() || msg.is_binary() {
+                    ws.send(msg).await.unwrap();
+                }
+            }
+        });
+        let runtime: Arc<dyn Runtime> = Arc::new(TokioRuntime::current());
+        let request = ClientRequest::new(addr.to_string(), "/");
+        let ours = ca.loopback(ClientAuth::None);
+        let ws = WebSocket::connect_tls(
+            runtime,
+            addr,
+            "127.0.0.1",
+            &ours,
+            &request,
+            harness_config(),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(ws.recv().await, Some(Event::Open(_))));
+        for m in messages() {
+            ws.send(m).unwrap();
+        }
+        let mut echoed = Vec::new();
+        while echoed.len() < messages().len() {
+            match ws.recv().await.unwrap() {
+                Event::Message(m) => echoed.push(m),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(echoed, messages());
+        ws.close(CloseCode::NORMAL, "done").unwrap();
+        let Some(Event::Closed(cause)) = ws.recv().await else {
+            panic!("no close")
+        };
+        assert!(matches!(cause, CloseCause::Clean { .. }), "{cause:?}");
     });
 }

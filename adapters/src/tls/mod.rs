@@ -20,12 +20,46 @@ mod socket;
 pub use config::{ClientAuth, TlsConfig, TlsError};
 pub(crate) use socket::{accept, connect, server_name};
 
+/// Runs the dialer's TLS handshake over `socket` with `tls`'s identity,
+/// checking the acceptor's certificate against `server_name` (a DNS name
+/// or an IP address; a `host:port` name gives its host); the socket
+/// returned speaks plaintext over the session. Bound it in time: a peer
+/// that never answers holds it.
+pub async fn connect_socket(
+    socket: Box<dyn Socket>,
+    tls: &TlsConfig,
+    server_name: &str,
+) -> std::io::Result<Box<dyn Socket>> {
+    let name = server_name_of(server_name)?;
+    let session = Box::pin(connect(socket, tls.client(), name)).await?;
+    Ok(Box::new(session))
+}
+
+/// Runs the acceptor's TLS handshake over `socket` with `tls`'s identity
+/// (asking for a client certificate under mutual TLS). Bound it in time.
+pub async fn accept_socket(
+    socket: Box<dyn Socket>,
+    tls: &TlsConfig,
+) -> std::io::Result<Box<dyn Socket>> {
+    let session = Box::pin(accept(socket, tls.server())).await?;
+    Ok(Box::new(session))
+}
+
+/// `name`'s server name: a bare host, or a `host:port`'s host.
+fn server_name_of(name: &str) -> std::io::Result<rustls_pki_types::ServerName<'static>> {
+    match rustls_pki_types::ServerName::try_from(name.to_owned()) {
+        Ok(n) => Ok(n),
+        Err(_) => server_name(name),
+    }
+}
+
 use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::{info, warn};
 
 use crate::grid::Node;
+use crate::runtime::Socket;
 
 /// Reloads the node's TLS identity whenever its files change, until the
 /// node shuts down. A change that does not load (a file half written,
