@@ -50,6 +50,10 @@ pub(crate) struct Node {
     links: HashMap<String, Arc<PeerSlot>>,
     /// At most one warning a second about failed set-ups.
     pub(crate) auth_log: LogLimit,
+    /// At most one warning a second about failed TLS handshakes of
+    /// accepted connections (apart: garbage at the port must not hide
+    /// failed set-ups).
+    pub(crate) tls_log: LogLimit,
     /// Every link with a running driver: connected, in its set-up, or a
     /// client's (shutdown closes them all; dropping a secret closes those
     /// it let in).
@@ -114,6 +118,7 @@ impl Node {
             live_links: AtomicUsize::new(0),
             live: Mutex::new(Vec::new()),
             auth_log: LogLimit::new(Duration::from_secs(1)),
+            tls_log: LogLimit::new(Duration::from_secs(1)),
             tls: None,
         }
     }

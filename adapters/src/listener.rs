@@ -278,7 +278,7 @@ async fn secure(
         Some(Err(e)) => e,
         None => io::ErrorKind::TimedOut.into(),
     };
-    match node.auth_log.allow(Instant::now()) {
+    match node.tls_log.allow(Instant::now()) {
         Some(0) => warn!(error = %failure, "TLS handshake of an accepted connection failed"),
         Some(suppressed) => warn!(
             error = %failure, suppressed,

@@ -188,7 +188,8 @@ fn accept(
     let transfer = if wants_body {
         // On a thread of its own, the transfer prefetches there.
         let mut options = limits.transfer.clone();
-        options.prefetch &= !limits.send_on_thread;
+        // The thread prefetches where it runs (never under TLS).
+        options.prefetch &= !limits.send_on_thread || encrypted;
         if encrypted {
             // sendfile cannot encrypt: TLS connections take the copy path.
             options.method = Method::Copy;

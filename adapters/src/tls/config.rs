@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
@@ -81,6 +81,8 @@ struct Inner {
 struct Sides {
     server: Arc<ServerConfig>,
     client: Arc<ClientConfig>,
+    /// A hash of the files' bytes these were built from.
+    stamp: Option<u64>,
 }
 
 struct Files {
@@ -177,20 +179,19 @@ impl TlsConfig {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// What the files look like now (size and modification time of each),
-    /// to tell a change; `None` for an identity from PEM text.
-    pub(crate) fn files_stamp(&self) -> Option<Vec<Option<(u64, SystemTime)>>> {
+    /// A hash of what the files hold now (`None` for an identity from PEM
+    /// text, or if one cannot be read): the watcher reloads when it
+    /// differs from the loaded identity's. Contents, not times: a renewed
+    /// certificate copied with its time kept is still a change.
+    pub(crate) fn files_stamp(&self) -> Option<u64> {
         let files = self.0.files.as_ref()?;
-        let stamp = |p: &PathBuf| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
-        };
-        Some(vec![
-            stamp(&files.cert),
-            stamp(&files.key),
-            stamp(&files.ca),
-        ])
+        let bytes = files.read().ok()?;
+        Some(stamp(&bytes))
+    }
+
+    /// The hash of the files the identity in use was built from.
+    pub(crate) fn loaded_stamp(&self) -> Option<u64> {
+        self.sides().stamp
     }
 
     /// Whether dialers must present a certificate.
@@ -218,20 +219,32 @@ impl TlsConfig {
 }
 
 impl Files {
-    fn build(&self, client_auth: ClientAuth) -> Result<Sides, TlsError> {
+    /// The certificate chain, key and CA bundle, as they are now.
+    fn read(&self) -> Result<[Vec<u8>; 3], TlsError> {
         let read = |path: &PathBuf| {
             std::fs::read(path).map_err(|source| TlsError::Read {
                 path: path.clone(),
                 source,
             })
         };
-        build(
-            &read(&self.cert)?,
-            &read(&self.key)?,
-            &read(&self.ca)?,
-            client_auth,
-        )
+        Ok([read(&self.cert)?, read(&self.key)?, read(&self.ca)?])
     }
+
+    fn build(&self, client_auth: ClientAuth) -> Result<Sides, TlsError> {
+        let bytes = self.read()?;
+        let [cert, key, ca] = &bytes;
+        let mut sides = build(cert, key, ca, client_auth)?;
+        sides.stamp = Some(stamp(&bytes));
+        Ok(sides)
+    }
+}
+
+/// A hash of the three files' bytes (to tell a change, not a secret).
+fn stamp(bytes: &[Vec<u8>; 3]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// How often files are looked at by default.
@@ -300,5 +313,6 @@ fn build(
     Ok(Sides {
         server: Arc::new(server),
         client: Arc::new(client),
+        stamp: None,
     })
 }

@@ -72,7 +72,6 @@ pub(crate) async fn watch_files(node: Arc<Node>) {
     let Some(every) = tls.watch_interval() else {
         return;
     };
-    let mut loaded = tls.files_stamp();
     let mut failed = None;
     loop {
         let pause = node.sleep_until(Instant::now() + every);
@@ -80,20 +79,19 @@ pub(crate) async fn watch_files(node: Arc<Node>) {
             return;
         }
         let now = tls.files_stamp();
-        if now == loaded {
+        if now.is_none() || now == tls.loaded_stamp() {
             continue;
         }
         match tls.reload() {
             Ok(()) => {
                 info!("TLS certificate, key and CA reloaded: new connections use them");
-                loaded = now;
                 failed = None;
             }
             Err(e) => {
                 // Once per state of the files.
-                if failed.as_ref() != Some(&now) {
+                if failed != now {
                     warn!(%e, "changed TLS files do not load: the identity in use stays");
-                    failed = Some(now);
+                    failed = now;
                 }
             }
         }

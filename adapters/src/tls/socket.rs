@@ -13,6 +13,8 @@ use std::task::{ready, Context, Poll};
 use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 use rustls_pki_types::ServerName;
 
+use tracing::{debug, warn};
+
 use crate::runtime::Socket;
 
 /// The exporter label the grid's set-up binds to.
@@ -62,6 +64,21 @@ fn process(conn: &mut Connection, socket: &dyn Socket) -> io::Result<()> {
         return Err(io::Error::new(io::ErrorKind::InvalidData, e));
     }
     Ok(())
+}
+
+/// The error of a session that failed after its handshake, logged. The
+/// dialer's side says why at `warn`: under mutual TLS the acceptor checks
+/// the dialer's certificate after the dialer's handshake is done, so a
+/// refusal (an alert: `UnknownCA`, `CertificateExpired`…) arrives here.
+/// The acceptor's side (anyone may complete a handshake when client
+/// certificates are not required) logs at `debug`.
+fn failed(conn: &Connection, error: rustls::Error) -> io::Error {
+    if matches!(conn, Connection::Client(_)) {
+        warn!(%error, "TLS session failed (the peer refused us, or sent what TLS refuses)");
+    } else {
+        debug!(%error, "TLS session failed");
+    }
+    io::Error::new(io::ErrorKind::InvalidData, error)
 }
 
 /// The server name a dialer checks the acceptor's certificate against:
@@ -158,15 +175,13 @@ impl TlsSocket {
 impl Socket for TlsSocket {
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut conn = self.conn();
-        // Records still to go: wake when the socket takes them too.
-        if !flush(&mut conn, &*self.socket)? {
-            if let Poll::Ready(Err(e)) = self.socket.poll_writable(cx) {
-                return Poll::Ready(Err(e));
-            }
+        // Records still to go: wake when the socket takes them too. A
+        // failed write does not stop reading (the peer's last bytes may
+        // still be there); the next write reports it.
+        if let Ok(false) = flush(&mut conn, &*self.socket) {
+            let _ = self.socket.poll_writable(cx);
         }
-        let state = conn
-            .process_new_packets()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let state = conn.process_new_packets().map_err(|e| failed(&conn, e))?;
         if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() {
             return Poll::Ready(Ok(()));
         }
@@ -193,14 +208,18 @@ impl Socket for TlsSocket {
                 }
                 Err(e) => return Err(e),
             }
-            // Answers the peer may wait for (a key update's) go first.
-            flush(&mut conn, &*self.socket)?;
+            // Answers the peer may wait for (a key update's) go first; a
+            // failed write does not stop reading (see `poll_readable`).
+            let _ = flush(&mut conn, &*self.socket);
             match conn.read_tls(&mut Beneath(&*self.socket)) {
                 Ok(0) => eof = true,
                 Ok(_) => {}
                 Err(e) => return Err(e),
             }
-            process(&mut conn, &*self.socket)?;
+            if let Err(e) = conn.process_new_packets() {
+                let _ = flush(&mut conn, &*self.socket);
+                return Err(failed(&conn, e));
+            }
         }
     }
 

@@ -25,6 +25,7 @@ suite!(
     plaintext_and_tls_never_meet,
     garbage_silence_and_giant_records_at_a_tls_port,
     certificates_rotate_while_traffic_flows,
+    a_dialer_refused_under_mutual_tls_learns_why,
 );
 
 const ECHO: u8 = 1;
@@ -341,4 +342,41 @@ async fn certificates_rotate_while_traffic_flows(env: Env) {
     peer.wait_connected(Duration::from_secs(10)).await.unwrap();
     assert_eq!(peer.request(ECHO, "after").await.unwrap(), "after");
     c.shutdown().await;
+}
+
+/// Under mutual TLS the acceptor checks the dialer's certificate after the
+/// dialer's side of the handshake is done: the refusal reaches the dialer
+/// as its first read, with the alert (which the dialer logs at `warn`).
+async fn a_dialer_refused_under_mutual_tls_learns_why(env: Env) {
+    use std::future::poll_fn;
+    use std::task::{ready, Poll};
+    let (ca, other) = (ThrowawayCa::new("cluster"), ThrowawayCa::new("other"));
+    let server_tls = ca.loopback(ClientAuth::Required);
+    let client_tls = other_identity_trusting(&other, &ca);
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let listener = env.rt.adopt_listener(std_listener).unwrap();
+    let server = env.spawn(async move {
+        let socket = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+        gridmux::tls::accept_socket(socket, &server_tls)
+            .await
+            .map(drop)
+    });
+    let socket = env.rt.connect(addr).await.unwrap();
+    let client = gridmux::tls::connect_socket(socket, &client_tls, "127.0.0.1")
+        .await
+        .expect("the dialer's side of a TLS 1.3 handshake completes");
+    let mut buf = [0u8; 64];
+    let read = poll_fn(|cx| loop {
+        match client.try_read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                ready!(client.poll_readable(cx))?;
+            }
+            other => return Poll::Ready(other),
+        }
+    });
+    let error = env.within(Duration::from_secs(5), read).await.unwrap_err();
+    assert!(error.to_string().contains("alert"), "{error}");
+    assert!(server.await.is_err(), "the acceptor refused");
 }
