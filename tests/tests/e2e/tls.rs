@@ -159,8 +159,21 @@ fn other_identity_trusting(signer: &ThrowawayCa, trusted: &ThrowawayCa) -> TlsCo
 
 async fn plaintext_and_tls_never_meet(env: Env) {
     let ca = ThrowawayCa::new("cluster");
-    let c = two_nodes(&env, |i| (i == 0).then(|| ca.loopback(ClientAuth::None)));
-    never_links(&c).await;
+    // Each node in turn is the TLS one: the dialer is plain once and TLS
+    // once (which node dials is fixed by the names).
+    for tls_node in [1, 0] {
+        let c = two_nodes(&env, |i| {
+            (i == tls_node).then(|| ca.loopback(ClientAuth::None))
+        });
+        never_links(&c).await;
+        if tls_node == 0 {
+            plain_http_gets_no_answer(&c).await;
+        }
+        c.shutdown().await;
+    }
+}
+
+async fn plain_http_gets_no_answer(c: &Cluster) {
     // Plain HTTP at the TLS port: the handshake fails, the port closes
     // the connection (no answer in plaintext).
     let mut s = connect(&c.names[0]);
@@ -168,7 +181,6 @@ async fn plaintext_and_tls_never_meet(env: Env) {
         .unwrap();
     let answer = read_to_close(s);
     assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
-    c.shutdown().await;
 }
 
 async fn garbage_silence_and_giant_records_at_a_tls_port(env: Env) {
