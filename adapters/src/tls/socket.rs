@@ -10,12 +10,20 @@ use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 
+use bytes::{Buf, BytesMut};
 use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 use rustls_pki_types::ServerName;
 
 use tracing::{debug, warn};
 
 use crate::runtime::Socket;
+
+/// Records a session holds for the socket at most (plaintext taken in
+/// past this waits for the socket).
+const SEND_BUFFER: usize = 256 * 1024;
+
+/// Bytes read from the socket at once for rustls.
+const CIPHER_CHUNK: usize = 64 * 1024;
 
 /// The exporter label the grid's set-up binds to.
 const EXPORTER_LABEL: &[u8] = b"EXPORTER-gridmux-link-v1";
@@ -131,9 +139,13 @@ async fn handshake(socket: Box<dyn Socket>, mut conn: Connection) -> io::Result<
         }
     })
     .await?;
+    // Larger writes per system call; still a bound on what a session
+    // holds when the socket is full (rustls's default is 64 KiB).
+    conn.set_buffer_limit(Some(SEND_BUFFER));
     Ok(TlsSocket {
         socket,
         conn: Mutex::new(conn),
+        cipher: Mutex::new(BytesMut::new()),
     })
 }
 
@@ -162,9 +174,18 @@ pub(crate) async fn accept(
 pub(crate) struct TlsSocket {
     socket: Box<dyn Socket>,
     conn: Mutex<Connection>,
+    /// Records read from the socket and not yet taken in by rustls (lock
+    /// order: `conn`, then this).
+    cipher: Mutex<BytesMut>,
 }
 
 impl TlsSocket {
+    fn cipher(&self) -> MutexGuard<'_, BytesMut> {
+        self.cipher
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn
             .lock()
@@ -182,7 +203,8 @@ impl Socket for TlsSocket {
             let _ = self.socket.poll_writable(cx);
         }
         let state = conn.process_new_packets().map_err(|e| failed(&conn, e))?;
-        if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() {
+        let buffered = !self.cipher().is_empty();
+        if buffered || state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() {
             return Poll::Ready(Ok(()));
         }
         drop(conn);
@@ -198,6 +220,7 @@ impl Socket for TlsSocket {
 
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut conn = self.conn();
+        let mut cipher = self.cipher();
         let mut eof = false;
         loop {
             match conn.reader().read(buf) {
@@ -211,10 +234,24 @@ impl Socket for TlsSocket {
             // Answers the peer may wait for (a key update's) go first; a
             // failed write does not stop reading (see `poll_readable`).
             let _ = flush(&mut conn, &*self.socket);
-            match conn.read_tls(&mut Beneath(&*self.socket)) {
-                Ok(0) => eof = true,
-                Ok(_) => {}
-                Err(e) => return Err(e),
+            if cipher.is_empty() {
+                // One large read, handed to rustls in as many pieces as it
+                // takes (it reads a few KiB at a time itself).
+                cipher.reserve(CIPHER_CHUNK);
+                if self.socket.try_read_spare(&mut cipher)? == 0 {
+                    eof = true;
+                    conn.read_tls(&mut io::empty())?;
+                }
+            }
+            if !cipher.is_empty() {
+                let taken = conn.read_tls(&mut &cipher[..])?;
+                if taken == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "TLS records not taken in",
+                    ));
+                }
+                cipher.advance(taken);
             }
             if let Err(e) = conn.process_new_packets() {
                 let _ = flush(&mut conn, &*self.socket);
