@@ -39,6 +39,28 @@ fn messages() -> Vec<Message> {
     ]
 }
 
+/// Our client's side against an echo server: every message comes back
+/// as sent, then a clean close.
+async fn expect_echoes_then_close(ws: &WebSocket) {
+    assert!(matches!(ws.recv().await, Some(Event::Open(_))));
+    for m in messages() {
+        ws.send(m).unwrap();
+    }
+    let mut echoed = Vec::new();
+    while echoed.len() < messages().len() {
+        match ws.recv().await.unwrap() {
+            Event::Message(m) => echoed.push(m),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(echoed, messages());
+    ws.close(CloseCode::NORMAL, "done").unwrap();
+    let Some(Event::Closed(cause)) = ws.recv().await else {
+        panic!("no close")
+    };
+    assert!(matches!(cause, CloseCause::Clean { .. }), "{cause:?}");
+}
+
 #[test]
 fn our_client_against_tungstenite_server() {
     let rt = tokio_rt();
@@ -59,23 +81,7 @@ fn our_client_against_tungstenite_server() {
         let ws = WebSocket::connect(runtime, addr, &request, harness_config())
             .await
             .unwrap();
-        assert!(matches!(ws.recv().await, Some(Event::Open(_))));
-        for m in messages() {
-            ws.send(m).unwrap();
-        }
-        let mut echoed = Vec::new();
-        while echoed.len() < messages().len() {
-            match ws.recv().await.unwrap() {
-                Event::Message(m) => echoed.push(m),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        assert_eq!(echoed, messages());
-        ws.close(CloseCode::NORMAL, "done").unwrap();
-        let Some(Event::Closed(cause)) = ws.recv().await else {
-            panic!("no close")
-        };
-        assert!(matches!(cause, CloseCause::Clean { .. }), "{cause:?}");
+        expect_echoes_then_close(&ws).await;
     });
 }
 
@@ -333,22 +339,6 @@ fn our_wss_client_against_tungstenite_over_rustls() {
         )
         .await
         .unwrap();
-        assert!(matches!(ws.recv().await, Some(Event::Open(_))));
-        for m in messages() {
-            ws.send(m).unwrap();
-        }
-        let mut echoed = Vec::new();
-        while echoed.len() < messages().len() {
-            match ws.recv().await.unwrap() {
-                Event::Message(m) => echoed.push(m),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        assert_eq!(echoed, messages());
-        ws.close(CloseCode::NORMAL, "done").unwrap();
-        let Some(Event::Closed(cause)) = ws.recv().await else {
-            panic!("no close")
-        };
-        assert!(matches!(cause, CloseCause::Clean { .. }), "{cause:?}");
+        expect_echoes_then_close(&ws).await;
     });
 }

@@ -47,7 +47,7 @@ async fn still_serving(c: &Cluster) {
     }
 }
 
-fn connect(name: &str) -> TcpStream {
+pub(crate) fn connect(name: &str) -> TcpStream {
     let s = TcpStream::connect(name).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s
@@ -55,7 +55,7 @@ fn connect(name: &str) -> TcpStream {
 
 /// Everything the server sends until it closes (bounded by the read
 /// timeout and 1 MiB).
-fn read_to_close(mut s: TcpStream) -> Vec<u8> {
+pub(crate) fn read_to_close(mut s: TcpStream) -> Vec<u8> {
     let mut all = Vec::new();
     let mut buf = [0; 4096];
     while all.len() < 1 << 20 {

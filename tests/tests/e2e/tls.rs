@@ -3,8 +3,7 @@
 //! valid now and name the peer; plaintext and TLS never meet; a port
 //! that speaks TLS closes garbage, silence and giant records cleanly.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use gridmux::tls::{ClientAuth, TlsConfig};
@@ -16,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::harness::{fast_reconnect, suite, Cluster, Env, Flag};
+use crate::hostile::{connect, read_to_close};
 
 suite!(
     a_peer_of_another_ca_never_links,
@@ -207,26 +207,6 @@ async fn garbage_silence_and_giant_records_at_a_tls_port(env: Env) {
         assert_eq!(c.peer(from, to).request(ECHO, "ok").await.unwrap(), "ok");
     }
     c.shutdown().await;
-}
-
-fn connect(name: &str) -> TcpStream {
-    let s = TcpStream::connect(name).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s
-}
-
-/// Everything the server sends until it closes (bounded by the read
-/// timeout and 1 MiB).
-fn read_to_close(mut s: TcpStream) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut buf = [0; 4096];
-    while all.len() < 1 << 20 {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => all.extend_from_slice(&buf[..n]),
-        }
-    }
-    all
 }
 
 /// A directory of this test's own, removed when dropped.
