@@ -238,9 +238,18 @@ impl Socket for TlsSocket {
                 // One large read, handed to rustls in as many pieces as it
                 // takes (it reads a few KiB at a time itself).
                 cipher.reserve(CIPHER_CHUNK);
-                if self.socket.try_read_spare(&mut cipher)? == 0 {
-                    eof = true;
-                    conn.read_tls(&mut io::empty())?;
+                match self.socket.try_read_spare(&mut cipher) {
+                    Ok(0) => {
+                        eof = true;
+                        conn.read_tls(&mut io::empty())?;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        // Nothing to read (or the end): an idle session
+                        // keeps no buffer.
+                        *cipher = BytesMut::new();
+                        return Err(e);
+                    }
                 }
             }
             if !cipher.is_empty() {
