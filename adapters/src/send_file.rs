@@ -140,12 +140,7 @@ async fn send_through(
         }
     }
     let flushed = poll_fn(|cx| socket.poll_flush(cx));
-    match stall {
-        None => flushed.await?,
-        Some((rt, limit)) => runtime::timeout(rt, limit, flushed)
-            .await
-            .unwrap_or_else(|| Err(io::ErrorKind::TimedOut.into()))?,
-    }
+    within_stall(stall, flushed).await?;
     Ok(sent)
 }
 
@@ -217,15 +212,24 @@ async fn wait_or_fail(socket: &dyn Socket, error: io::Error, stall: Stall<'_>) -
     match error.kind() {
         io::ErrorKind::WouldBlock => {
             let writable = poll_fn(|cx| socket.poll_writable(cx));
-            match stall {
-                None => writable.await,
-                Some((rt, limit)) => runtime::timeout(rt, limit, writable)
-                    .await
-                    .unwrap_or_else(|| Err(io::ErrorKind::TimedOut.into())),
-            }
+            within_stall(stall, writable).await
         }
         io::ErrorKind::Interrupted => Ok(()),
         _ => Err(error),
+    }
+}
+
+/// `wait`'s outcome, or `TimedOut` once the stall limit passes (no limit:
+/// as long as it takes).
+async fn within_stall(
+    stall: Stall<'_>,
+    wait: impl std::future::Future<Output = io::Result<()>>,
+) -> io::Result<()> {
+    match stall {
+        None => wait.await,
+        Some((rt, limit)) => runtime::timeout(rt, limit, wait)
+            .await
+            .unwrap_or_else(|| Err(io::ErrorKind::TimedOut.into())),
     }
 }
 
