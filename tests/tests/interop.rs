@@ -18,6 +18,7 @@ use gridmux_core::auth::link::{upgrade_filter, Membership};
 use gridmux_core::auth::{hex, Keyring};
 use gridmux_core::ws::{ClientRequest, CloseCause, CloseCode, Event, Message};
 use gridmux_tests::harness::harness_config;
+use gridmux_tests::peer_tls::peer_tls;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
 fn tokio_rt() -> tokio::runtime::Runtime {
@@ -213,35 +214,6 @@ fn tungstenite_client_against_a_node() {
         assert!(closed, "the node sent a Close frame");
         grid.shutdown(Duration::from_secs(1)).await;
     });
-}
-
-/// The rustls configurations of a throwaway CA's loopback server, for
-/// the peer's side: (its server config, a client config trusting the CA).
-fn peer_tls(ca: &ThrowawayCa) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let identity = ca.issue(&["127.0.0.1"]);
-    let chain = CertificateDer::pem_slice_iter(identity.cert.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_slice(identity.key.as_bytes()).unwrap();
-    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(ca.pem().as_bytes()) {
-        roots.add(ca.unwrap()).unwrap();
-    }
-    let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    (Arc::new(server), Arc::new(client))
 }
 
 /// Echoes every data message on `ws` until it closes; the close cause.

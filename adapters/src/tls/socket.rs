@@ -5,7 +5,7 @@
 //! it), by every later read or write, and on readiness.
 
 use std::future::poll_fn;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, BufRead, IoSlice, Read, Write};
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
@@ -191,6 +191,92 @@ impl TlsSocket {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// One non-blocking read of up to `room` plaintext bytes, handed to
+    /// `take` in pieces as rustls holds them (no copy of our own in
+    /// between); `Ok(0)` is the end of the session (`close_notify`). The
+    /// records already received are all taken in before the socket is read
+    /// again, and the socket is read only while nothing was taken. What came
+    /// before a fault (a bad record, the connection's end) is read first;
+    /// the next read reports the fault.
+    fn read_plaintext(&self, room: usize, mut take: impl FnMut(&[u8])) -> io::Result<usize> {
+        let mut conn = self.conn();
+        let mut cipher = self.cipher();
+        let mut taken = 0;
+        loop {
+            let mut reader = conn.reader();
+            match reader.fill_buf() {
+                // The end (close_notify), after what came before it.
+                Ok([]) => return Ok(taken),
+                Ok(plain) => {
+                    let n = plain.len().min(room - taken);
+                    take(&plain[..n]);
+                    reader.consume(n);
+                    taken += n;
+                    if taken == room {
+                        return Ok(taken);
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The connection ended without close_notify.
+                Err(e) if taken > 0 => {
+                    debug!(%e, "TLS read ends after the bytes at hand");
+                    return Ok(taken);
+                }
+                Err(e) => return Err(e),
+            }
+            // rustls keeps a fault: one found earlier shows here again.
+            if let Err(e) = conn.process_new_packets() {
+                let _ = flush(&mut conn, &*self.socket);
+                if taken > 0 {
+                    return Ok(taken);
+                }
+                // Records opened before the bad one: theirs first.
+                if matches!(conn.reader().fill_buf(), Ok(p) if !p.is_empty()) {
+                    continue;
+                }
+                return Err(failed(&conn, e));
+            }
+            if !cipher.is_empty() {
+                let n = match conn.read_tls(&mut &cipher[..]) {
+                    Ok(n) => n,
+                    // The same again on the next read.
+                    Err(_) if taken > 0 => return Ok(taken),
+                    Err(e) => return Err(e),
+                };
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "TLS records not taken in",
+                    ));
+                }
+                cipher.advance(n);
+                continue;
+            }
+            if taken > 0 {
+                return Ok(taken);
+            }
+            // Answers the peer may wait for (a key update's) go first; a
+            // failed write does not stop reading (see `poll_readable`).
+            let _ = flush(&mut conn, &*self.socket);
+            // One large read, handed to rustls in as many pieces as it
+            // takes (it reads a few KiB at a time itself).
+            cipher.reserve(CIPHER_CHUNK);
+            match self.socket.try_read_spare(&mut cipher) {
+                Ok(0) => {
+                    conn.read_tls(&mut io::empty())?;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // Nothing to read (or the end): an idle session keeps
+                    // no buffer.
+                    *cipher = BytesMut::new();
+                    return Err(e);
+                }
+            }
+        }
+    }
 }
 
 impl Socket for TlsSocket {
@@ -219,54 +305,24 @@ impl Socket for TlsSocket {
     }
 
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut conn = self.conn();
-        let mut cipher = self.cipher();
-        let mut eof = false;
-        loop {
-            match conn.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !eof => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Err(io::ErrorKind::UnexpectedEof.into())
-                }
-                Err(e) => return Err(e),
-            }
-            // Answers the peer may wait for (a key update's) go first; a
-            // failed write does not stop reading (see `poll_readable`).
-            let _ = flush(&mut conn, &*self.socket);
-            if cipher.is_empty() {
-                // One large read, handed to rustls in as many pieces as it
-                // takes (it reads a few KiB at a time itself).
-                cipher.reserve(CIPHER_CHUNK);
-                match self.socket.try_read_spare(&mut cipher) {
-                    Ok(0) => {
-                        eof = true;
-                        conn.read_tls(&mut io::empty())?;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        // Nothing to read (or the end): an idle session
-                        // keeps no buffer.
-                        *cipher = BytesMut::new();
-                        return Err(e);
-                    }
-                }
-            }
-            if !cipher.is_empty() {
-                let taken = conn.read_tls(&mut &cipher[..])?;
-                if taken == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "TLS records not taken in",
-                    ));
-                }
-                cipher.advance(taken);
-            }
-            if let Err(e) = conn.process_new_packets() {
-                let _ = flush(&mut conn, &*self.socket);
-                return Err(failed(&conn, e));
-            }
+        let mut filled = 0;
+        self.read_plaintext(buf.len(), |chunk| {
+            buf[filled..filled + chunk.len()].copy_from_slice(chunk);
+            filled += chunk.len();
+        })
+    }
+
+    fn try_read_spare(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        let room = buf.capacity() - buf.len();
+        if room == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no spare capacity to read into",
+            ));
         }
+        // Straight from rustls's plaintext into the spare room: one copy,
+        // none through a chunk of our own, and never a reallocation.
+        self.read_plaintext(room, |chunk| buf.extend_from_slice(chunk))
     }
 
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

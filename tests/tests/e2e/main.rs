@@ -15,3 +15,4 @@ mod requests;
 mod review;
 mod streams;
 mod tls;
+mod tls_session;
