@@ -226,32 +226,34 @@ impl TlsSocket {
                 }
                 Err(e) => return Err(e),
             }
+            // No plaintext is held here: rustls takes records in only then
+            // (with some held it may refuse them, its buffer "full").
             // rustls keeps a fault: one found earlier shows here again.
-            if let Err(e) = conn.process_new_packets() {
-                let _ = flush(&mut conn, &*self.socket);
-                if taken > 0 {
-                    return Ok(taken);
+            match conn.process_new_packets() {
+                Ok(state) if state.plaintext_bytes_to_read() > 0 => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = flush(&mut conn, &*self.socket);
+                    if taken > 0 {
+                        return Ok(taken);
+                    }
+                    // Records opened before the bad one: theirs first.
+                    if matches!(conn.reader().fill_buf(), Ok(p) if !p.is_empty()) {
+                        continue;
+                    }
+                    return Err(failed(&conn, e));
                 }
-                // Records opened before the bad one: theirs first.
-                if matches!(conn.reader().fill_buf(), Ok(p) if !p.is_empty()) {
-                    continue;
-                }
-                return Err(failed(&conn, e));
             }
             if !cipher.is_empty() {
-                let n = match conn.read_tls(&mut &cipher[..]) {
-                    Ok(n) => n,
+                match conn.read_tls(&mut &cipher[..]) {
+                    // After close_notify nothing more is taken in: what the
+                    // peer sent after it is dropped, and the session ends.
+                    Ok(0) => cipher.clear(),
+                    Ok(n) => cipher.advance(n),
                     // The same again on the next read.
                     Err(_) if taken > 0 => return Ok(taken),
                     Err(e) => return Err(e),
-                };
-                if n == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "TLS records not taken in",
-                    ));
                 }
-                cipher.advance(n);
                 continue;
             }
             if taken > 0 {

@@ -1,7 +1,10 @@
 //! Reads from a TLS session against a peer that is rustls on a blocking
 //! socket (so that it can also write what TLS refuses): a read fills the
 //! spare room it is given across records and never grows the buffer, and
-//! the bytes that came before a fault are read before the fault is.
+//! the bytes that came before a fault are read before the fault is;
+//! records of any sizes mix (rustls refuses records while it holds 16 KiB
+//! of plaintext: they wait until it is taken); what follows close_notify is
+//! dropped.
 
 use std::future::poll_fn;
 use std::io::{self, Write};
@@ -21,6 +24,8 @@ use crate::harness::{suite, Env};
 suite!(
     a_tls_read_fills_the_spare_room_and_never_grows_it,
     bytes_before_a_bad_record_are_read_before_the_fault,
+    records_of_mixed_sizes_come_whole_in_one_read,
+    what_follows_close_notify_is_dropped_and_the_session_ends,
 );
 
 /// What the peer does once its handshake is done.
@@ -135,6 +140,60 @@ async fn bytes_before_a_bad_record_are_read_before_the_fault(env: Env) {
     let fault = read_spare(&env, &*session, &mut buf).await.unwrap_err();
     assert_eq!(fault.kind(), io::ErrorKind::InvalidData, "{fault}");
     assert!(buf.is_empty());
+    drop(session);
+    peer.join().unwrap();
+}
+
+async fn records_of_mixed_sizes_come_whole_in_one_read(env: Env) {
+    // A full record then a small one fit rustls's record buffer together
+    // and open to more than the 16 KiB of plaintext it holds at most.
+    let records: Vec<Vec<u8>> = [(1u8, 16384), (2, 100), (3, 16384), (4, 7)]
+        .iter()
+        .map(|&(byte, len)| vec![byte; len])
+        .collect();
+    let expected = records.concat();
+    let (session, peer) = session_with(
+        &env,
+        Box::new(move |conn, tcp| {
+            for record in &records {
+                conn.writer().write_all(record).unwrap();
+                flush_all(conn, tcp);
+            }
+            conn.send_close_notify();
+            flush_all(conn, tcp);
+        }),
+    )
+    .await;
+    env.sleep(Duration::from_millis(200)).await;
+    let mut buf = BytesMut::with_capacity(40_000);
+    let n = read_spare(&env, &*session, &mut buf).await.unwrap();
+    assert_eq!(n, expected.len(), "one read takes every record at hand");
+    assert!(buf[..] == expected[..], "the bytes differ");
+    let mut buf = BytesMut::with_capacity(1024);
+    assert_eq!(read_spare(&env, &*session, &mut buf).await.unwrap(), 0);
+    drop(session);
+    peer.join().unwrap();
+}
+
+async fn what_follows_close_notify_is_dropped_and_the_session_ends(env: Env) {
+    let (session, peer) = session_with(
+        &env,
+        Box::new(|conn, tcp| {
+            conn.writer().write_all(b"hello").unwrap();
+            conn.send_close_notify();
+            flush_all(conn, tcp);
+            tcp.write_all(&[0x17; 5000]).unwrap();
+        }),
+    )
+    .await;
+    env.sleep(Duration::from_millis(200)).await;
+    let mut buf = BytesMut::with_capacity(1024);
+    assert_eq!(read_spare(&env, &*session, &mut buf).await.unwrap(), 5);
+    assert_eq!(&buf[..], b"hello");
+    for _ in 0..2 {
+        let mut buf = BytesMut::with_capacity(1024);
+        assert_eq!(read_spare(&env, &*session, &mut buf).await.unwrap(), 0);
+    }
     drop(session);
     peer.join().unwrap();
 }
