@@ -28,6 +28,12 @@ use crate::runtime::{Runtime, Socket, Timer};
 const READ_CHUNK: usize = 64 * 1024;
 /// Smallest spare room worth a read.
 const MIN_READ: usize = 4 * 1024;
+/// Frames at least this large (whole, header included as read) get a
+/// buffer of their own size, and the read after one is a header's worth.
+const LARGE_FRAME: usize = READ_CHUNK / 2;
+/// Frames larger than this grow their buffer as their bytes come instead
+/// (a peer announcing a large frame commits no memory before sending it).
+const OWN_BUFFER_MAX: usize = 1 << 20;
 /// Reads per wake-up before yielding to other tasks.
 const READ_BUDGET: usize = 16;
 /// Bytes taken from the connection per write.
@@ -43,6 +49,9 @@ pub(crate) trait SansIo {
     fn poll_transmit(&mut self, now: Instant, out: &mut Transmit) -> bool;
     fn poll_timeout(&self) -> Option<Instant>;
     fn has_pending_output(&self) -> bool;
+    /// Bytes of the frame being read that have not arrived yet (0 between
+    /// frames).
+    fn input_wanted(&self) -> usize;
     fn is_closed(&self) -> bool;
     /// How long a closed connection may wait to write its last bytes
     /// (its Close frame) before the socket is dropped anyway.
@@ -69,6 +78,9 @@ macro_rules! sans_io {
             }
             fn has_pending_output(&self) -> bool {
                 <$t>::$pending(self)
+            }
+            fn input_wanted(&self) -> usize {
+                <$t>::input_wanted(self)
             }
             fn is_closed(&self) -> bool {
                 <$t>::is_closed(self)
@@ -135,6 +147,15 @@ struct Io {
     fresh_input: bool,
     /// The session held input back in the last round.
     held: bool,
+    /// Bytes of the frame in progress not in `input` yet (the connection's
+    /// count after its last input, less what was read since).
+    frame_rest: usize,
+    /// The last frame whose size was known was large: at a frame boundary
+    /// the next read takes a header's worth only, so that the frame after
+    /// it can get a buffer of its size before its payload comes (no copy).
+    large_frames: bool,
+    /// That header read was made and the frame's size is not known yet.
+    peeked: bool,
     /// Bytes taken from the connection and not yet written.
     out: Transmit,
     read_done: bool,
@@ -173,6 +194,9 @@ impl<S: Session> Driver<S> {
             timer: None,
             fresh_input: !input.is_empty(),
             held: false,
+            frame_rest: 0,
+            large_frames: false,
+            peeked: false,
             input,
             out: Transmit::new(),
             read_done: false,
@@ -204,10 +228,35 @@ impl Io {
                 return true;
             }
             budget -= 1;
-            self.make_room();
-            match self.socket.try_read_spare(&mut self.input) {
+            if self.fresh_input && self.input.capacity() - self.input.len() < MIN_READ {
+                // Full: the connection takes what it can first, so that
+                // only a partial frame moves to make room, and its size is
+                // known when it does.
+                return true;
+            }
+            let header = self.at_large_frame_boundary();
+            let read = if header {
+                self.read_header()
+            } else {
+                self.make_room();
+                self.socket.try_read_spare(&mut self.input)
+            };
+            match read {
                 Ok(0) => self.read_end(None),
-                Ok(_) => self.fresh_input = true,
+                Ok(n) => {
+                    self.fresh_input = true;
+                    if header {
+                        // The connection learns the frame's size first.
+                        return true;
+                    }
+                    let rest = self.frame_rest;
+                    self.frame_rest = rest.saturating_sub(n);
+                    if self.large_frames && rest > 0 && self.frame_rest == 0 {
+                        // A large frame is whole in its own buffer: the
+                        // connection takes it before more is read.
+                        return true;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     match self.socket.poll_readable(cx) {
                         Poll::Ready(Ok(())) => {}
@@ -229,8 +278,24 @@ impl Io {
     /// or the next power of two above it, so a frame larger than a chunk
     /// is copied a bounded number of times in all, and the buffer of a
     /// large frame is let go once the frames after it are small again.
+    ///
+    /// A large frame whose header the connection has read gets a buffer of
+    /// its own size instead: its payload is read into it and never copied.
     fn make_room(&mut self) {
         let len = self.input.len();
+        if self.frame_rest > 0 {
+            let frame = len + self.frame_rest;
+            self.peeked = false;
+            self.large_frames = (LARGE_FRAME..=OWN_BUFFER_MAX).contains(&frame);
+            if self.large_frames {
+                if self.input.capacity() < frame {
+                    let mut own = BytesMut::with_capacity(frame);
+                    own.extend_from_slice(&self.input);
+                    self.input = own;
+                }
+                return;
+            }
+        }
         let fits = READ_CHUNK.max(len + MIN_READ).next_power_of_two();
         // Oversized for what is left: a large frame came before.
         let oversized = self.input.capacity() > 2 * fits;
@@ -245,6 +310,29 @@ impl Io {
         let mut fresh = BytesMut::with_capacity(fits);
         fresh.extend_from_slice(&self.input);
         self.input = fresh;
+    }
+
+    /// Whether the next read is a header's worth: after a large frame, at
+    /// a frame boundary. If the last such read brought small frames only,
+    /// reads are whole again.
+    fn at_large_frame_boundary(&mut self) -> bool {
+        if !self.large_frames || self.frame_rest > 0 || !self.input.is_empty() {
+            return false;
+        }
+        if std::mem::take(&mut self.peeked) {
+            self.large_frames = false;
+            return false;
+        }
+        true
+    }
+
+    /// Reads at most a frame header's bytes into `input`.
+    fn read_header(&mut self) -> io::Result<usize> {
+        let mut head = [0u8; ws::MAX_HEADER_LEN];
+        let n = self.socket.try_read(&mut head)?;
+        self.input.extend_from_slice(&head[..n]);
+        self.peeked = true;
+        Ok(n)
     }
 
     fn read_end(&mut self, error: Option<io::Error>) {
@@ -306,6 +394,7 @@ impl Io {
             // Only time and output move until the application catches up.
         } else if std::mem::take(&mut self.fresh_input) {
             conn.handle_input(now, &mut self.input);
+            self.frame_rest = conn.input_wanted();
         } else if std::mem::take(&mut self.eof_pending) {
             conn.handle_eof(now);
         } else if let Some(error) = self.write_error.as_ref().filter(|_| !self.write_failed) {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use gridmux_core::ws::Transmit;
+use bytes::{Bytes, BytesMut};
+use gridmux_core::ws::{Frame, FrameDecoder, FrameEncoder, OpCode, Role, Transmit};
 
 use super::Io;
 use crate::runtime::{Runtime, Socket, TokioRuntime};
@@ -29,6 +29,9 @@ fn io(socket: Arc<dyn Socket>) -> Io {
         timer: None,
         fresh_input: false,
         held: false,
+        frame_rest: 0,
+        large_frames: false,
+        peeked: false,
         input: BytesMut::new(),
         out: Transmit::new(),
         read_done: false,
@@ -43,6 +46,8 @@ fn io(socket: Arc<dyn Socket>) -> Io {
 async fn read_until(io: &mut Io, mut done: impl FnMut(&Io) -> bool) {
     let reading = poll_fn(|cx| loop {
         let budget_spent = io.read(cx);
+        // A connection that looked and took nothing.
+        io.fresh_input = false;
         if done(io) {
             return Poll::Ready(());
         }
@@ -145,4 +150,75 @@ async fn a_socket_without_its_own_spare_read_reads_through_try_read() {
         std::io::ErrorKind::InvalidInput,
         "no room is not end of stream"
     );
+}
+
+/// What a run of `(count, payload length)` frames looks like on the wire
+/// from a server (unmasked); each payload's bytes are its index's.
+fn frames_on_the_wire(runs: &[(usize, usize)]) -> Vec<u8> {
+    let mut encoder = FrameEncoder::new();
+    let mut out = Transmit::new();
+    let mut index = 0u8;
+    for &(count, len) in runs {
+        for _ in 0..count {
+            let payload = Bytes::from(vec![index; len]);
+            encoder.encode(&Frame::new(OpCode::Binary, payload), None, &mut out);
+            index = index.wrapping_add(1);
+        }
+    }
+    encoder.flush(&mut out);
+    out.to_vec()
+}
+
+/// A run of large frames: after the first, each one's payload is read into
+/// a buffer of exactly its size (the read after a large frame is a
+/// header's worth, the connection then knows the frame's length), so it is
+/// never copied; small frames after them are read whole again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_large_frames_lands_each_in_a_buffer_of_its_size() {
+    const LARGE: usize = 100_000;
+    let runs = [(6, LARGE), (200, 10)];
+    let wire = frames_on_the_wire(&runs);
+    let (ours, mut theirs) = pair().await;
+    let writer = std::thread::spawn(move || {
+        theirs.write_all(&wire).unwrap();
+        theirs
+    });
+    let mut io = io(Arc::new(ours));
+    // The connection's part, as `exchange` plays it: decode, then tell the
+    // reader what the frame in progress still wants.
+    let mut decoder = FrameDecoder::new(Role::Client, 1 << 20);
+    let mut seen = Vec::new();
+    let reading = poll_fn(|cx| loop {
+        let budget_spent = io.read(cx);
+        if std::mem::take(&mut io.fresh_input) {
+            while let Some(frame) = decoder.decode(&mut io.input).unwrap() {
+                let index = seen.len() as u8;
+                assert!(frame.payload.iter().all(|&b| b == index), "frame {index}");
+                // The frame's buffer ended where it does.
+                let own = io.input.is_empty() && io.input.capacity() == 0;
+                seen.push((frame.payload.len(), own));
+            }
+            io.frame_rest = decoder.payload_wanted();
+        }
+        if seen.len() == 206 {
+            return Poll::Ready(());
+        }
+        if !budget_spent {
+            return Poll::Pending;
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(20), reading)
+        .await
+        .expect("every frame arrives");
+    drop(writer.join().unwrap());
+    for (i, &(len, own)) in seen.iter().enumerate().take(6).skip(1) {
+        assert_eq!(len, LARGE);
+        assert!(
+            own,
+            "large frame {i} shared a buffer (it was copied): {:?}",
+            &seen[..8]
+        );
+    }
+    assert!(seen[6..].iter().all(|&(len, _)| len == 10));
+    assert!(!io.large_frames, "small frames are read whole again");
 }

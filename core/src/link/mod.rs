@@ -446,6 +446,15 @@ impl Link {
                 .is_some_and(ws::Endpoint::has_pending_transmit)
     }
 
+    /// Bytes of the WebSocket frame being read that have not arrived yet
+    /// (see [`ws::Endpoint::input_wanted`]).
+    pub fn input_wanted(&self) -> usize {
+        if matches!(self.phase, Phase::Closed) {
+            return 0;
+        }
+        self.ws.as_ref().map_or(0, ws::Endpoint::input_wanted)
+    }
+
     /// The next event, if any.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {

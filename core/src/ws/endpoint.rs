@@ -287,6 +287,16 @@ impl Endpoint {
             || self.close_frame.is_some()
     }
 
+    /// Bytes of the frame being read that have not arrived yet, as its
+    /// header says (0 between frames, or when no more input is taken): an
+    /// adapter can give the frame a buffer of its size before it comes.
+    pub fn input_wanted(&self) -> usize {
+        match self.state {
+            State::Open | State::CloseSent if !self.input_done => self.decoder.payload_wanted(),
+            _ => 0,
+        }
+    }
+
     /// Bytes held for a fragmented message being reassembled.
     pub fn reassembly_bytes(&self) -> usize {
         self.assembly.as_ref().map_or(0, |a| a.buf.len())

@@ -217,6 +217,19 @@ impl FrameDecoder {
         }
     }
 
+    /// Payload bytes of the frame in progress that were not in the buffer
+    /// at the last decode: 0 between frames, or before a header is whole.
+    /// Bounded by the largest frame accepted (the header was checked).
+    /// A reader may size its next buffer for the frame from it.
+    pub fn payload_wanted(&self) -> usize {
+        match &self.state {
+            DecodeState::Payload { header, done, .. } => {
+                usize::try_from(header.payload_len).map_or(0, |len| len.saturating_sub(*done))
+            }
+            DecodeState::Header | DecodeState::Failed(_) => 0,
+        }
+    }
+
     /// Decodes the next complete frame from the front of `buf`, if any.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         self.decode_with(buf, |_, _| Ok::<(), FrameError>(()))
@@ -495,6 +508,29 @@ mod tests {
             let at = buf.as_ptr() as usize;
             assert!((base..base + wire.len()).contains(&at), "frame {i}: copied");
         }
+    }
+
+    /// What a reader may size its buffer by: the payload still to come of
+    /// the frame in progress, 0 between frames and inside a header.
+    #[test]
+    fn payload_wanted_counts_down_to_the_frame_s_end() {
+        let frame = Frame::new(OpCode::Binary, Bytes::from(vec![7u8; 70_000]));
+        let wire = encode_all(&[frame], Some([1, 2, 3, 4]));
+        let mut dec = FrameDecoder::new(Role::Server, 1 << 20);
+        let mut buf = BytesMut::new();
+        assert_eq!(dec.payload_wanted(), 0);
+        buf.extend_from_slice(&wire[..5]);
+        assert!(dec.decode(&mut buf).unwrap().is_none());
+        assert_eq!(dec.payload_wanted(), 0, "the header is not whole");
+        buf.extend_from_slice(&wire[5..14 + 1000]);
+        assert!(dec.decode(&mut buf).unwrap().is_none());
+        assert_eq!(dec.payload_wanted(), 69_000);
+        buf.extend_from_slice(&wire[14 + 1000..wire.len() - 1]);
+        assert!(dec.decode(&mut buf).unwrap().is_none());
+        assert_eq!(dec.payload_wanted(), 1);
+        buf.extend_from_slice(&wire[wire.len() - 1..]);
+        assert_eq!(dec.decode(&mut buf).unwrap().unwrap().payload.len(), 70_000);
+        assert_eq!(dec.payload_wanted(), 0);
     }
 
     #[test]
