@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use gridmux::tls::host_of;
 use gridmux_bench::pki::ThrowawayCa;
 
 /// What `gridmux certs` was asked for.
@@ -19,15 +20,6 @@ pub(crate) struct Options {
     /// How many days the certificates are valid.
     #[arg(long, default_value_t = 30)]
     pub(crate) days: u64,
-}
-
-/// The host part of a `host:port` name.
-fn host_of(node: &str) -> &str {
-    let host = match node.rsplit_once(':') {
-        Some((host, port)) if port.parse::<u16>().is_ok() => host,
-        _ => node,
-    };
-    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// A file name for `node`'s files (`127.0.0.1:9001` → `127.0.0.1_9001`).

@@ -45,6 +45,25 @@ pub async fn accept_socket(
     Ok(Box::new(session))
 }
 
+/// The host part of a cluster name, what its certificate must name: a
+/// `host:port`'s host (brackets of an IPv6 address removed), or the name
+/// itself when it has no port.
+///
+/// ```
+/// use gridmux::tls::host_of;
+/// assert_eq!(host_of("127.0.0.1:9001"), "127.0.0.1");
+/// assert_eq!(host_of("[::1]:9001"), "::1");
+/// assert_eq!(host_of("node-a.example:9000"), "node-a.example");
+/// assert_eq!(host_of("node-a.example"), "node-a.example");
+/// ```
+pub fn host_of(name: &str) -> &str {
+    let host = match name.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => host,
+        _ => name,
+    };
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 /// `name`'s server name: a bare host, or a `host:port`'s host.
 fn server_name_of(name: &str) -> std::io::Result<rustls_pki_types::ServerName<'static>> {
     match rustls_pki_types::ServerName::try_from(name.to_owned()) {

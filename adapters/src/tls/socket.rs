@@ -92,12 +92,7 @@ fn failed(conn: &Connection, error: rustls::Error) -> io::Error {
 /// The server name a dialer checks the acceptor's certificate against:
 /// the host part of a `host:port` peer name (an IP address or a DNS name).
 pub(crate) fn server_name(remote: &str) -> io::Result<ServerName<'static>> {
-    let host = match remote.rsplit_once(':') {
-        Some((host, port)) if port.parse::<u16>().is_ok() => host,
-        _ => remote,
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    ServerName::try_from(host.to_owned()).map_err(|e| {
+    ServerName::try_from(super::host_of(remote).to_owned()).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("{remote}: no TLS server name in it: {e}"),
