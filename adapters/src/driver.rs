@@ -31,9 +31,11 @@ const MIN_READ: usize = 4 * 1024;
 /// Frames at least this large (whole, header included as read) get a
 /// buffer of their own size, and the read after one is a header's worth.
 const LARGE_FRAME: usize = READ_CHUNK / 2;
-/// Frames larger than this grow their buffer as their bytes come instead
-/// (a peer announcing a large frame commits no memory before sending it).
-const OWN_BUFFER_MAX: usize = 1 << 20;
+/// Frames larger than this grow their buffer as their bytes come instead.
+/// A peer announcing a frame up to this size has it reserved before its
+/// payload comes: at most 4 × `READ_CHUNK` per connection (it was one
+/// chunk before frames had buffers of their own).
+const OWN_BUFFER_MAX: usize = 4 * READ_CHUNK;
 /// Reads per wake-up before yielding to other tasks.
 const READ_BUDGET: usize = 16;
 /// Bytes taken from the connection per write.
