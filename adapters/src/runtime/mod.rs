@@ -214,7 +214,7 @@ pub trait Socket: Send + Sync + Debug {
 
 /// The spare room of `buf`: an error if none (a read into no room would
 /// answer 0, which means end of stream).
-fn check_spare(buf: &BytesMut) -> io::Result<usize> {
+pub(crate) fn check_spare(buf: &BytesMut) -> io::Result<usize> {
     match buf.capacity() - buf.len() {
         0 => Err(io::Error::new(
             io::ErrorKind::InvalidInput,

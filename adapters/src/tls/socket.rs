@@ -16,7 +16,7 @@ use rustls_pki_types::ServerName;
 
 use tracing::{debug, warn};
 
-use crate::runtime::Socket;
+use crate::runtime::{check_spare, Socket};
 
 /// Records a session holds for the socket at most (plaintext taken in
 /// past this waits for the socket).
@@ -310,13 +310,7 @@ impl Socket for TlsSocket {
     }
 
     fn try_read_spare(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        let room = buf.capacity() - buf.len();
-        if room == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "no spare capacity to read into",
-            ));
-        }
+        let room = check_spare(buf)?;
         // Straight from rustls's plaintext into the spare room: one copy,
         // none through a chunk of our own, and never a reallocation.
         self.read_plaintext(room, |chunk| buf.extend_from_slice(chunk))

@@ -71,6 +71,19 @@ async fn read_spare(env: &Env, session: &dyn Socket, buf: &mut BytesMut) -> io::
     env.within(Duration::from_secs(5), read).await
 }
 
+/// The peer's script: each of `records` as a record of its own, then the
+/// session's end (`close_notify`).
+fn records_then_close(records: Vec<Vec<u8>>) -> Script {
+    Box::new(move |conn, tcp| {
+        for record in &records {
+            conn.writer().write_all(record).unwrap();
+            flush_all(conn, tcp);
+        }
+        conn.send_close_notify();
+        flush_all(conn, tcp);
+    })
+}
+
 /// Writes every record the peer's session holds.
 fn flush_all(conn: &mut rustls::ServerConnection, tcp: &mut TcpStream) {
     while conn.wants_write() {
@@ -81,19 +94,9 @@ fn flush_all(conn: &mut rustls::ServerConnection, tcp: &mut TcpStream) {
 async fn a_tls_read_fills_the_spare_room_and_never_grows_it(env: Env) {
     let sent: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 251) as u8).collect();
     let expected = sent.clone();
-    let (session, peer) = session_with(
-        &env,
-        Box::new(move |conn, tcp| {
-            // 16 records of 16 KiB, then the session's end.
-            for record in sent.chunks(16 * 1024) {
-                conn.writer().write_all(record).unwrap();
-                flush_all(conn, tcp);
-            }
-            conn.send_close_notify();
-            flush_all(conn, tcp);
-        }),
-    )
-    .await;
+    // 16 records of 16 KiB, then the session's end.
+    let records = sent.chunks(16 * 1024).map(<[u8]>::to_vec).collect();
+    let (session, peer) = session_with(&env, records_then_close(records)).await;
     // All of it is there before the first read.
     env.sleep(Duration::from_millis(200)).await;
     let mut received = Vec::new();
@@ -152,18 +155,7 @@ async fn records_of_mixed_sizes_come_whole_in_one_read(env: Env) {
         .map(|&(byte, len)| vec![byte; len])
         .collect();
     let expected = records.concat();
-    let (session, peer) = session_with(
-        &env,
-        Box::new(move |conn, tcp| {
-            for record in &records {
-                conn.writer().write_all(record).unwrap();
-                flush_all(conn, tcp);
-            }
-            conn.send_close_notify();
-            flush_all(conn, tcp);
-        }),
-    )
-    .await;
+    let (session, peer) = session_with(&env, records_then_close(records)).await;
     env.sleep(Duration::from_millis(200)).await;
     let mut buf = BytesMut::with_capacity(40_000);
     let n = read_spare(&env, &*session, &mut buf).await.unwrap();
