@@ -222,3 +222,23 @@ async fn a_run_of_large_frames_lands_each_in_a_buffer_of_its_size() {
     assert!(seen[6..].iter().all(|&(len, _)| len == 10));
     assert!(!io.large_frames, "small frames are read whole again");
 }
+
+/// The bound on what a peer's announcement reserves: a frame up to
+/// `OWN_BUFFER_MAX` gets its whole buffer at once, a larger one grows as
+/// its bytes come (after 20 bytes of it, one read chunk).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_frames_up_to_the_bound_get_their_buffer_before_their_bytes() {
+    let (ours, _theirs) = pair().await;
+    let mut io = io(Arc::new(ours));
+    for (frame, reserved) in [
+        (super::OWN_BUFFER_MAX, super::OWN_BUFFER_MAX),
+        (super::OWN_BUFFER_MAX + 1, super::READ_CHUNK),
+        (16 << 20, super::READ_CHUNK),
+    ] {
+        io.input = BytesMut::from(&[0u8; 20][..]);
+        io.frame_rest = frame - 20;
+        io.make_room();
+        assert_eq!(io.input.capacity(), reserved, "a frame of {frame} bytes");
+        assert_eq!(&io.input[..], &[0u8; 20]);
+    }
+}
