@@ -230,10 +230,12 @@ impl Io {
                 return true;
             }
             budget -= 1;
-            if self.fresh_input && self.input.capacity() - self.input.len() < MIN_READ {
+            let full = self.input.capacity() - self.input.len() < MIN_READ;
+            if full && self.fresh_input && self.frame_rest == 0 {
                 // Full: the connection takes what it can first, so that
                 // only a partial frame moves to make room, and its size is
-                // known when it does.
+                // known when it does. (With a frame's rest known, the
+                // input is that frame's start alone.)
                 return true;
             }
             let header = self.at_large_frame_boundary();
@@ -245,12 +247,15 @@ impl Io {
             };
             match read {
                 Ok(0) => self.read_end(None),
-                Ok(n) => {
+                Ok(_) if header => {
                     self.fresh_input = true;
-                    if header {
-                        // The connection learns the frame's size first.
+                    if !self.size_from_header() {
+                        // Not a header alone: the connection takes it.
                         return true;
                     }
+                }
+                Ok(n) => {
+                    self.fresh_input = true;
                     let rest = self.frame_rest;
                     self.frame_rest = rest.saturating_sub(n);
                     if self.large_frames && rest > 0 && self.frame_rest == 0 {
@@ -335,6 +340,22 @@ impl Io {
         self.input.extend_from_slice(&head[..n]);
         self.peeked = true;
         Ok(n)
+    }
+
+    /// After a header's worth was read: when it is one frame's whole
+    /// header and more of the frame is to come, notes how much (the next
+    /// read gives the frame its buffer, no round through the connection
+    /// first); returns whether it did. Only sizes a buffer: the connection
+    /// checks the header, and `OWN_BUFFER_MAX` bounds what it reserves.
+    fn size_from_header(&mut self) -> bool {
+        let len = self.input.len();
+        match ws::frame_len(&self.input).and_then(|f| usize::try_from(f).ok()) {
+            Some(frame) if frame > len => {
+                self.frame_rest = frame - len;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn read_end(&mut self, error: Option<io::Error>) {

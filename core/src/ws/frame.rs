@@ -326,20 +326,8 @@ impl FrameDecoder {
             (Role::Client, true) => return Err(FrameError::MaskedFrame),
             _ => {}
         }
-        let (payload_len, mut pos) = match b1 & 0x7F {
-            126 => match buf.get(2..4) {
-                Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
-                None => return Ok(None),
-            },
-            127 => match buf.get(2..10) {
-                Some(b) => {
-                    let mut be = [0u8; 8];
-                    be.copy_from_slice(b);
-                    (u64::from_be_bytes(be), 10)
-                }
-                None => return Ok(None),
-            },
-            n => (u64::from(n), 2),
+        let Some((payload_len, mut pos)) = payload_len(b1, buf) else {
+            return Ok(None);
         };
         if payload_len >> 63 != 0 {
             return Err(FrameError::LengthOverflow);
@@ -372,6 +360,43 @@ impl FrameDecoder {
             pos,
         )))
     }
+}
+
+/// The payload length a header starting `buf` announces and where its
+/// length field ends (`b1`: the header's second byte); `None` until the
+/// field is whole.
+fn payload_len(b1: u8, buf: &[u8]) -> Option<(u64, usize)> {
+    Some(match b1 & 0x7F {
+        126 => {
+            let b = buf.get(2..4)?;
+            (u64::from(u16::from_be_bytes([b[0], b[1]])), 4)
+        }
+        127 => {
+            let mut be = [0u8; 8];
+            be.copy_from_slice(buf.get(2..10)?);
+            (u64::from_be_bytes(be), 10)
+        }
+        n => (u64::from(n), 2),
+    })
+}
+
+/// The length on the wire (header and payload) of the frame whose header
+/// starts `buf`, once its header is whole; nothing is checked (the
+/// decoder does that). An adapter can size the frame's buffer from it
+/// before its payload arrives.
+///
+/// ```
+/// use gridmux_core::ws::frame_len;
+///
+/// assert_eq!(frame_len(&[0x82, 126, 0x01]), None); // length not whole
+/// assert_eq!(frame_len(&[0x82, 126, 0x01, 0x00]), Some(4 + 256));
+/// assert_eq!(frame_len(&[0x82, 0x80 | 5, 1, 2, 3, 4]), Some(2 + 4 + 5));
+/// ```
+pub fn frame_len(buf: &[u8]) -> Option<u64> {
+    let &b1 = buf.get(1)?;
+    let (payload, end) = payload_len(b1, buf)?;
+    let mask = if b1 & 0x80 != 0 { 4 } else { 0 };
+    payload.checked_add((end + mask) as u64)
 }
 
 /// Writes a frame header into `out`.
@@ -465,6 +490,23 @@ mod tests {
         }
         enc.flush(&mut out);
         out.to_vec()
+    }
+
+    /// `frame_len` agrees with what the encoder writes for every length
+    /// form (7-bit, 16-bit, 64-bit; masked or not), and says nothing until
+    /// the length field is whole.
+    #[test]
+    fn frame_len_is_the_encoded_frame_s_length() {
+        for len in [0, 125, 126, 65_535, 65_536, 300_000] {
+            for mask in [None, Some([1, 2, 3, 4])] {
+                let mut head = BytesMut::new();
+                encode_header(&mut head, true, OpCode::Binary, mask, len);
+                let whole = (head.len() + len) as u64;
+                assert_eq!(frame_len(&head), Some(whole), "{len} {mask:?}");
+                let field_end = head.len() - if mask.is_some() { 4 } else { 0 };
+                assert_eq!(frame_len(&head[..field_end - 1]), None, "{len}");
+            }
+        }
     }
 
     /// Issue 11, item 19 (review): the bytes after a large payload move to

@@ -25,7 +25,7 @@ pub use endpoint::Endpoint;
 pub use error::{ProtocolError, SendError};
 pub use event::{CloseCause, Event, Handshake};
 pub use frame::{
-    encode_header, Frame, FrameDecoder, FrameEncoder, FrameError, FrameHeader, OpCode,
+    encode_header, frame_len, Frame, FrameDecoder, FrameEncoder, FrameError, FrameHeader, OpCode,
     MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
 };
 pub use handshake::{accept_key, ClientRequest, HandshakeError};
