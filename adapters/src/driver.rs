@@ -342,15 +342,20 @@ impl Io {
         Ok(n)
     }
 
-    /// After a header's worth was read: when it is one frame's whole
-    /// header and more of the frame is to come, notes how much (the next
-    /// read gives the frame its buffer, no round through the connection
-    /// first); returns whether it did. Only sizes a buffer: the connection
-    /// checks the header, and `OWN_BUFFER_MAX` bounds what it reserves.
+    /// After a header's worth was read: when it is one data frame's whole
+    /// header, the frame can have a buffer of its own (up to
+    /// `OWN_BUFFER_MAX`) and more of it is to come, notes how much (the
+    /// next read gives the frame its buffer, no round through the
+    /// connection first); returns whether it did. Anything else (a
+    /// control frame, reserved bits, a larger frame) goes to the
+    /// connection first, which checks the header: an announcement nobody
+    /// checked reserves `OWN_BUFFER_MAX` at most, and turns off no bound.
     fn size_from_header(&mut self) -> bool {
         let len = self.input.len();
+        // Reserved bits or a control opcode: the connection's to judge.
+        let data_frame = self.input.first().is_some_and(|b0| b0 & 0x78 == 0);
         match ws::frame_len(&self.input).and_then(|f| usize::try_from(f).ok()) {
-            Some(frame) if frame > len => {
+            Some(frame) if data_frame && frame > len && frame <= OWN_BUFFER_MAX => {
                 self.frame_rest = frame - len;
                 true
             }

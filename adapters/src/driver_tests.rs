@@ -230,6 +230,83 @@ async fn a_run_of_large_frames_lands_each_in_a_buffer_of_its_size() {
     assert!(!io.large_frames, "small frames are read whole again");
 }
 
+/// A socket that always has bytes: `head`, then zeros without end.
+#[derive(Debug)]
+struct Flood {
+    head: std::sync::Mutex<Vec<u8>>,
+    fd: std::fs::File,
+}
+
+impl Flood {
+    fn new(head: Vec<u8>) -> Self {
+        let fd = std::fs::File::open("/dev/null").unwrap();
+        let head = std::sync::Mutex::new(head);
+        Self { head, fd }
+    }
+}
+
+impl Socket for Flood {
+    fn poll_readable(&self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_writable(&self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut head = self.head.lock().unwrap();
+        let n = head.len().min(buf.len());
+        buf[..n].copy_from_slice(&head[..n]);
+        head.drain(..n);
+        buf[n..].fill(0);
+        Ok(buf.len())
+    }
+    fn try_write_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        Ok(bufs.iter().map(|b| b.len()).sum())
+    }
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
+    }
+}
+
+/// Review of the header read (helper): a header the connection has not
+/// checked sizes a buffer only up to `OWN_BUFFER_MAX`, and only for a data
+/// frame. After a large frame, a peer that announces 2^62 bytes (or 1 GiB,
+/// or one past the bound, or a 200 KB ping) and floods gets its header
+/// read alone, then the connection judges it; before, the read went on,
+/// growing the buffer to tens of MiB within one call.
+#[tokio::test]
+async fn an_announcement_past_the_bound_goes_to_the_connection_first() {
+    let bound = super::OWN_BUFFER_MAX as u64;
+    for (b0, announced) in [
+        (0x82, 1 << 62),
+        (0x82, 1 << 30),
+        (0x82, bound + 1),
+        (0x89, 200_000),
+        (0xc2, 200_000),
+    ] {
+        let mut head = vec![b0, 127];
+        head.extend_from_slice(&u64::to_be_bytes(announced));
+        let mut io = io(Arc::new(Flood::new(head)));
+        io.large_frames = true; // a large frame came before
+        let spent = poll_fn(|cx| Poll::Ready(io.read(cx))).await;
+        assert!(spent && io.fresh_input, "{b0:#x} {announced}");
+        assert_eq!(io.input.len(), ws::MAX_HEADER_LEN, "{b0:#x} {announced}");
+        assert_eq!(io.frame_rest, 0, "{b0:#x} {announced}");
+    }
+    // A data frame within the bound is sized from its header, and read on.
+    let mut head = vec![0x82, 127];
+    head.extend_from_slice(&u64::to_be_bytes(bound - 10));
+    let mut io = io(Arc::new(Flood::new(head)));
+    io.large_frames = true;
+    poll_fn(|cx| Poll::Ready(io.read(cx))).await;
+    assert!(
+        io.input.len() > ws::MAX_HEADER_LEN,
+        "read on past the header"
+    );
+    assert_eq!(io.input.len() + io.frame_rest, super::OWN_BUFFER_MAX);
+    assert_eq!(io.input.capacity(), super::OWN_BUFFER_MAX);
+}
+
 /// The bound on what a peer's announcement reserves: a frame up to
 /// `OWN_BUFFER_MAX` gets its whole buffer at once, a larger one grows as
 /// its bytes come (after 20 bytes of it, one read chunk).
