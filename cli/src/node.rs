@@ -1,12 +1,13 @@
-//! `gridmux node`: one node until Ctrl-C.
+//! `gridmux node`: one node until Ctrl-C (SIGHUP reloads its TLS files).
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use gridmux::sendfile::{DirResolver, Method};
+use gridmux::tls::TlsConfig;
 use gridmux::{ClientAccess, FileLimits, Grid, MetricsAccess};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{builtin, rt, secrets, RuntimeKind};
 
@@ -60,12 +61,18 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
         peers.push(opts.name.clone());
     }
     let listener = TcpListener::bind(opts.listen).map_err(|e| format!("listen: {e}"))?;
-    let stop = rt::interrupt()?;
+    let tls = opts.tls.config()?;
+    // SIGHUP reloads the TLS files at once (they are also looked at every
+    // few seconds); without TLS it stops the node, as SIGTERM does.
+    let reload_tls = tls
+        .clone()
+        .map(|tls| -> Box<dyn Fn() + Send> { Box::new(move || reload(&tls)) });
+    let stop = rt::on_signals(reload_tls)?;
     rt::block_on(opts.runtime, |runtime| async move {
         let mut builder = builtin::register(Grid::builder(opts.name.clone(), peers))
             .secrets(secrets)
             .listener(listener);
-        if let Some(tls) = opts.tls.config()? {
+        if let Some(tls) = tls {
             builder = builder.tls(tls);
         }
         builder = match (client_secrets, &opts.clients) {
@@ -98,4 +105,14 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
         grid.shutdown(Duration::from_secs(2)).await;
         Ok(())
     })
+}
+
+/// Reads the TLS files again (on SIGHUP): new connections use what they
+/// hold, links up keep their sessions; files that do not load leave the
+/// identity in use as it is.
+fn reload(tls: &TlsConfig) {
+    match tls.reload() {
+        Ok(()) => info!("SIGHUP: TLS certificate, key and CA reloaded"),
+        Err(error) => warn!(%error, "SIGHUP: TLS files not reloaded; the identity in use stays"),
+    }
 }

@@ -10,7 +10,7 @@ use gridmux::tls::{ClientAuth, TlsConfig};
 pub(crate) struct TlsArgs {
     /// Certificate chain (PEM, leaf first) naming this node's host; with
     /// --tls-key and --tls-ca, every connection runs TLS 1.3. Files are
-    /// reloaded when they change.
+    /// reloaded when they change (by `node` also at once on SIGHUP).
     #[arg(long, requires_all = ["tls_key", "tls_ca"])]
     pub(crate) tls_cert: Option<PathBuf>,
     /// Private key of --tls-cert (PEM).
