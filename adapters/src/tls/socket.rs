@@ -364,3 +364,7 @@ impl Socket for TlsSocket {
         self.socket.shutdown();
     }
 }
+
+#[cfg(test)]
+#[path = "socket_tests.rs"]
+mod tests;
