@@ -99,16 +99,7 @@ fn tungstenite_client_against_our_server() {
             let runtime = runtime.clone();
             tokio::spawn(async move {
                 let socket = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
-                let ws = WebSocket::accept(runtime, socket, harness_config());
-                let mut last = None;
-                while let Some(event) = ws.recv().await {
-                    match event {
-                        Event::Message(m) => ws.send(m).unwrap(),
-                        Event::Closed(cause) => last = Some(cause),
-                        _ => {}
-                    }
-                }
-                last
+                echo_until_closed(WebSocket::accept(runtime, socket, harness_config())).await
             })
         };
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/echo"))
@@ -138,10 +129,7 @@ fn tungstenite_client_against_our_server() {
             }
         }
         assert_eq!(got, sent);
-        ws.close(None).await.unwrap();
-        while let Some(Ok(_)) = ws.next().await {}
-        let cause = server.await.unwrap().expect("closed");
-        assert!(matches!(cause, CloseCause::Clean { .. }), "{cause:?}");
+        close_cleanly(ws, server).await;
     });
 }
 
@@ -216,6 +204,20 @@ fn tungstenite_client_against_a_node() {
     });
 }
 
+/// Closes tungstenite's side, reads it to its end, and checks that our
+/// server saw a clean close.
+async fn close_cleanly<S>(
+    mut ws: tokio_tungstenite::WebSocketStream<S>,
+    server: tokio::task::JoinHandle<Option<CloseCause>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    ws.close(None).await.unwrap();
+    while let Some(Ok(_)) = ws.next().await {}
+    let cause = server.await.unwrap().expect("closed");
+    assert!(matches!(cause, CloseCause::Clean { .. }), "{cause:?}");
+}
+
 /// Echoes every data message on `ws` until it closes; the close cause.
 async fn echo_until_closed(ws: WebSocket) -> Option<CloseCause> {
     let mut last = None;
@@ -270,10 +272,7 @@ fn tungstenite_over_rustls_against_our_wss_server() {
             got.push(ws.next().await.unwrap().unwrap());
         }
         assert_eq!(got, sent);
-        ws.close(None).await.unwrap();
-        while let Some(Ok(_)) = ws.next().await {}
-        let cause = server.await.unwrap().expect("closed");
-        assert!(matches!(cause, CloseCause::Clean { .. }), "{cause:?}");
+        close_cleanly(ws, server).await;
     });
 }
 
