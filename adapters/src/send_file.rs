@@ -123,14 +123,7 @@ async fn send_through(
     stall: Stall<'_>,
 ) -> Result<u64, TransferError> {
     let sink = Through(socket);
-    let mut written = 0;
-    while written < head.len() {
-        match sink.write_some(&head[written..]) {
-            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-            Ok(n) => written += n,
-            Err(e) => wait_or_fail(socket, e, stall).await?,
-        }
-    }
+    write_all_with(socket, head, stall, |rest| sink.write_some(rest)).await?;
     let mut sent = 0u64;
     while !transfer.is_done() {
         match transfer.send(&sink) {
@@ -187,17 +180,29 @@ async fn write_head(
     stall: Stall<'_>,
 ) -> io::Result<()> {
     let fd = socket.as_fd();
-    let mut written = 0;
-    while written < head.len() {
-        let rest = &head[written..];
-        let step = socket.try_write_with(&mut || {
+    write_all_with(socket, head, stall, |rest| {
+        socket.try_write_with(&mut || {
             if more {
                 fd.write_more(rest)
             } else {
                 fd.write_some(rest)
             }
-        });
-        match step {
+        })
+    })
+    .await
+}
+
+/// Writes all of `bytes`, `write` making one non-blocking write of what is
+/// left; waits for writability between (at most the stall limit).
+async fn write_all_with(
+    socket: &dyn Socket,
+    bytes: &[u8],
+    stall: Stall<'_>,
+    mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+) -> io::Result<()> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match write(&bytes[written..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => written += n,
             Err(e) => wait_or_fail(socket, e, stall).await?,
