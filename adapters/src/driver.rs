@@ -352,8 +352,12 @@ impl Io {
     /// checked reserves `OWN_BUFFER_MAX` at most, and turns off no bound.
     fn size_from_header(&mut self) -> bool {
         let len = self.input.len();
-        // Reserved bits or a control opcode: the connection's to judge.
-        let data_frame = self.input.first().is_some_and(|b0| b0 & 0x78 == 0);
+        // Reserved bits, a control or a reserved opcode: the connection's
+        // to judge (data frames: continuation 0, text 1, binary 2).
+        let data_frame = self
+            .input
+            .first()
+            .is_some_and(|b0| b0 & 0x70 == 0 && b0 & 0x0f <= 2);
         match ws::frame_len(&self.input).and_then(|f| usize::try_from(f).ok()) {
             Some(frame) if data_frame && frame > len && frame <= OWN_BUFFER_MAX => {
                 self.frame_rest = frame - len;

@@ -283,6 +283,7 @@ async fn an_announcement_past_the_bound_goes_to_the_connection_first() {
         (0x82, bound + 1),
         (0x89, 200_000),
         (0xc2, 200_000),
+        (0x83, 200_000),
     ] {
         let mut head = vec![b0, 127];
         head.extend_from_slice(&u64::to_be_bytes(announced));

@@ -224,6 +224,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_ansi(colours_wanted())
+        // A log nobody reads any more (a closed terminal, a reader gone)
+        // loses lines; reporting that on stderr too would panic the
+        // thread that logged.
+        .log_internal_errors(false)
         .init();
     let result = match cli.command {
         Command::Node {

@@ -2,6 +2,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use gridmux::sendfile::{DirResolver, Method};
@@ -51,6 +52,16 @@ pub(crate) enum Clients {
 }
 
 pub(crate) fn run(opts: Options) -> Result<(), String> {
+    // SIGHUP reloads the TLS files at once (they are also looked at every
+    // few seconds); without TLS it stops the node, as SIGTERM does. The
+    // handlers come first: a SIGHUP before the files are read is for
+    // files about to be read anyway.
+    let loaded = Arc::new(OnceLock::<TlsConfig>::new());
+    let reload_tls = opts.tls.wanted().then(|| {
+        let loaded = Arc::clone(&loaded);
+        Box::new(move || loaded.get().map_or((), reload)) as rt::Reload
+    });
+    let stop = rt::on_signals(reload_tls)?;
     let secrets = secrets::read(&opts.secret_file)?;
     let client_secrets = match &opts.clients {
         Clients::Secrets(file) => Some(secrets::read(file)?),
@@ -62,12 +73,9 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
     }
     let listener = TcpListener::bind(opts.listen).map_err(|e| format!("listen: {e}"))?;
     let tls = opts.tls.config()?;
-    // SIGHUP reloads the TLS files at once (they are also looked at every
-    // few seconds); without TLS it stops the node, as SIGTERM does.
-    let reload_tls = tls
-        .clone()
-        .map(|tls| -> Box<dyn Fn() + Send> { Box::new(move || reload(&tls)) });
-    let stop = rt::on_signals(reload_tls)?;
+    if let Some(tls) = &tls {
+        let _ = loaded.set(tls.clone());
+    }
     rt::block_on(opts.runtime, |runtime| async move {
         let mut builder = builtin::register(Grid::builder(opts.name.clone(), peers))
             .secrets(secrets)

@@ -26,6 +26,11 @@ pub(crate) struct TlsArgs {
 }
 
 impl TlsArgs {
+    /// Whether TLS was asked for (all three files given).
+    pub(crate) fn wanted(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some() && self.tls_ca.is_some()
+    }
+
     /// The identity, if TLS was asked for.
     pub(crate) fn config(&self) -> Result<Option<TlsConfig>, String> {
         let (Some(cert), Some(key), Some(ca)) = (&self.tls_cert, &self.tls_key, &self.tls_ca)

@@ -50,30 +50,35 @@ if curl -fsS --max-time 5 "http://$a/health" >/dev/null 2>&1; then fail "plain H
 if curl -fsS --max-time 5 --cacert "$dir/pki/ca.crt" "https://$a/health" >/dev/null 2>&1; then
     fail "https without a client certificate answered (mutual TLS)"
 fi
-# SIGHUP reloads the files at once: a node whose three files are replaced
-# by those of another CA serves the new certificate and trusts the new CA.
+# SIGHUP reloads the files at once: a node (mutual TLS) whose three files
+# are replaced by those of another CA serves the new certificate (a client
+# that trusts only the new CA gets in) and trusts only the new CA (a client
+# certificate of the old one is refused, even by a client that trusts the
+# node's new certificate).
 c=127.0.0.1:$((base + 2))
 for n in 1 2; do "$bin" certs --nodes "$c" --out "$dir/pki$n" >/dev/null || fail "certs $n"; done
 mkdir "$dir/live"
-of() { echo --tls-cert "$1/${c/:/_}.crt" --tls-key "$1/${c/:/_}.key" --tls-ca "$1/ca.crt"; }
 cp "$dir/pki1/${c/:/_}.crt" "$dir/pki1/${c/:/_}.key" "$dir/pki1/ca.crt" "$dir/live/"
+# Certificate and key of directory $1, CA of directory $2.
+of() { echo --tls-cert "$1/${c/:/_}.crt" --tls-key "$1/${c/:/_}.key" --tls-ca "$2/ca.crt"; }
 # shellcheck disable=SC2046
 timeout --foreground 60 "$bin" node --listen "$c" --peers "$c" --secret-file "$dir/secret" \
-    $(of "$dir/live") 2>"$dir/$c.log" &
+    $(of "$dir/live" "$dir/live") --tls-client-auth 2>"$dir/$c.log" &
 pids+=($!)
 for _ in $(seq 100); do grep -q 'node running' "$dir/$c.log" && break; sleep 0.1; done
 # shellcheck disable=SC2046
-calls() { "$bin" call --node "$c" --secret-file "$dir/secret" --timeout 3s $(of "$dir/$1") echo hi; }
-[ "$(calls pki1)" = hi ] || fail "call with the first CA"
-if calls pki2 >/dev/null 2>&1; then fail "the second CA was trusted before the reload"; fi
+calls() { "$bin" call --node "$c" --secret-file "$dir/secret" --timeout 3s $(of "$dir/$1" "$dir/$2") echo hi; }
+[ "$(calls pki1 pki1)" = hi ] || fail "call with the first CA"
+if calls pki2 pki2 >/dev/null 2>&1; then fail "the second CA's client got in before the reload"; fi
 for f in "${c/:/_}.crt" "${c/:/_}.key" ca.crt; do
     cp "$dir/pki2/$f" "$dir/live/$f.new" && mv -f "$dir/live/$f.new" "$dir/live/$f"
 done
 kill -HUP "${pids[-1]}"
 for _ in $(seq 50); do grep -q 'SIGHUP: TLS .* reloaded' "$dir/$c.log" && break; sleep 0.1; done
 grep -q 'SIGHUP: TLS .* reloaded' "$dir/$c.log" || fail "no reload on SIGHUP"
-[ "$(calls pki2)" = hi ] || fail "call with the second CA after SIGHUP"
-if calls pki1 >/dev/null 2>&1; then fail "the first CA still trusted after SIGHUP"; fi
+[ "$(calls pki2 pki2)" = hi ] || fail "call with the second CA after SIGHUP"
+if calls pki1 pki2 >/dev/null 2>&1; then fail "a client certificate of the first CA still got in"; fi
+if calls pki1 pki1 >/dev/null 2>&1; then fail "the first CA's client got in after SIGHUP"; fi
 kill -TERM "${pids[-1]}"
 status=0
 wait "${pids[-1]}" || status=$?

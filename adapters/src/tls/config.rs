@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rustls::client::Resumption;
@@ -89,6 +89,8 @@ struct Files {
     cert: PathBuf,
     key: PathBuf,
     ca: PathBuf,
+    /// Held while a reload reads and builds.
+    reloading: Mutex<()>,
 }
 
 impl fmt::Debug for TlsConfig {
@@ -129,6 +131,7 @@ impl TlsConfig {
             cert: cert_chain.as_ref().to_owned(),
             key: key.as_ref().to_owned(),
             ca: ca.as_ref().to_owned(),
+            reloading: Mutex::new(()),
         };
         let sides = files.build(client_auth)?;
         Ok(Self(Arc::new(Inner {
@@ -147,6 +150,12 @@ impl TlsConfig {
         let Some(files) = &self.0.files else {
             return Ok(());
         };
+        // One at a time (a signal's and the watcher's): the later one read
+        // the files later, and its identity is the one that stays.
+        let _one = files
+            .reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let sides = files.build(self.0.client_auth)?;
         *self
             .0

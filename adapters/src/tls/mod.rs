@@ -16,9 +16,13 @@
 
 mod config;
 mod socket;
+mod watch;
 
 pub use config::{ClientAuth, TlsConfig, TlsError};
+
+use crate::runtime::Socket;
 pub(crate) use socket::{accept, connect, server_name};
+pub(crate) use watch::watch_files;
 
 /// Runs the dialer's TLS handshake over `socket` with `tls`'s identity,
 /// checking the acceptor's certificate against `server_name` (a DNS name
@@ -69,50 +73,5 @@ fn server_name_of(name: &str) -> std::io::Result<rustls_pki_types::ServerName<'s
     match rustls_pki_types::ServerName::try_from(name.to_owned()) {
         Ok(n) => Ok(n),
         Err(_) => server_name(name),
-    }
-}
-
-use std::sync::Arc;
-use std::time::Instant;
-
-use tracing::{info, warn};
-
-use crate::grid::Node;
-use crate::runtime::Socket;
-
-/// Reloads the node's TLS identity whenever its files change, until the
-/// node shuts down. A change that does not load (a file half written,
-/// a key that does not match) is retried at the next look; the identity
-/// in use stays meanwhile.
-pub(crate) async fn watch_files(node: Arc<Node>) {
-    let Some(tls) = node.tls.clone() else {
-        return;
-    };
-    let Some(every) = tls.watch_interval() else {
-        return;
-    };
-    let mut failed = None;
-    loop {
-        let pause = node.sleep_until(Instant::now() + every);
-        if node.shutdown.run(pause).await.is_none() {
-            return;
-        }
-        let now = tls.files_stamp();
-        if now.is_none() || now == tls.loaded_stamp() {
-            continue;
-        }
-        match tls.reload() {
-            Ok(()) => {
-                info!("TLS certificate, key and CA reloaded: new connections use them");
-                failed = None;
-            }
-            Err(e) => {
-                // Once per state of the files.
-                if failed != now {
-                    warn!(%e, "changed TLS files do not load: the identity in use stays");
-                    failed = now;
-                }
-            }
-        }
     }
 }

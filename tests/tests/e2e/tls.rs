@@ -26,6 +26,7 @@ suite!(
     garbage_silence_and_giant_records_at_a_tls_port,
     certificates_rotate_while_traffic_flows,
     a_dialer_refused_under_mutual_tls_learns_why,
+    a_look_at_files_that_blocks_holds_no_worker,
 );
 
 const ECHO: u8 = 1;
@@ -371,4 +372,62 @@ async fn a_dialer_refused_under_mutual_tls_learns_why(env: Env) {
     let error = env.within(Duration::from_secs(5), read).await.unwrap_err();
     assert!(error.to_string().contains("alert"), "{error}");
     assert!(server.await.is_err(), "the acceptor refused");
+}
+
+/// Review (SIGHUP reload): reading the files may block (a key replaced by
+/// a FIFO nobody writes, a hung mount). The watcher's look does that on a
+/// thread of its own: with both nodes' looks stuck (each would hold one
+/// of the runtime's two workers), the nodes still answer and stop.
+async fn a_look_at_files_that_blocks_holds_no_worker(env: Env) {
+    let ca = ThrowawayCa::new("fifo");
+    let dir = ScratchDir::new("fifo");
+    for i in 0..2 {
+        put_identity(&dir, i, &ca.issue(LOOPBACK));
+        dir.put(&format!("n{i}.ca"), &ca.pem());
+    }
+    let root = dir.0.clone();
+    let c = env.start(2, |i, b| {
+        let (cert, key, ca) = identity_files(&root, i);
+        let tls = TlsConfig::from_files(cert, key, ca, ClientAuth::None)
+            .unwrap()
+            .watch(Some(Duration::from_millis(20)));
+        b.handler(ECHO, |_, p| async move { Ok(p) }).tls(tls)
+    });
+    links(&c).await;
+    let keys: Vec<PathBuf> = (0..2).map(|i| dir.path(&format!("n{i}.key"))).collect();
+    for key in &keys {
+        std::fs::remove_file(key).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(key)
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo");
+    }
+    // Several looks: each opens its key and waits for a writer.
+    env.sleep(Duration::from_millis(200)).await;
+    let peer = c.peer(0, 1);
+    let answered = env
+        .maybe_within(Duration::from_secs(3), async {
+            peer.request(ECHO, "still").await
+        })
+        .await;
+    // The looks' threads go on: a writer that comes and goes ends their
+    // wait, and the keys are files again for the next looks.
+    let writers: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(key)
+                .unwrap()
+        })
+        .collect();
+    for i in 0..2 {
+        put_identity(&dir, i, &ca.issue(LOOPBACK));
+    }
+    drop(writers);
+    let answer = answered.expect("an answer while the looks wait");
+    assert_eq!(&answer.unwrap()[..], b"still");
+    env.within(Duration::from_secs(5), c.shutdown()).await;
 }
