@@ -15,6 +15,7 @@ mod secrets;
 mod sign;
 mod tls_args;
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -281,7 +282,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gridmux: {e}");
+            // Not `eprintln!`: a stderr nobody reads must not turn the
+            // failure into a panic (status 101).
+            let _ = writeln!(std::io::stderr(), "gridmux: {e}");
             ExitCode::FAILURE
         }
     }

@@ -61,7 +61,7 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
         let loaded = Arc::clone(&loaded);
         Box::new(move || loaded.get().map_or((), reload)) as rt::Reload
     });
-    let stop = rt::on_signals(reload_tls)?;
+    let signals = rt::on_signals(reload_tls)?;
     let secrets = secrets::read(&opts.secret_file)?;
     let client_secrets = match &opts.clients {
         Clients::Secrets(file) => Some(secrets::read(file)?),
@@ -108,7 +108,9 @@ pub(crate) fn run(opts: Options) -> Result<(), String> {
         let grid = builder.start(runtime).map_err(|e| e.to_string())?;
         info!(name = %opts.name, listen = %grid.local_addr(), runtime = ?opts.runtime,
               "node running; Ctrl-C stops it");
-        stop.cancelled().await;
+        // From here on a stop signal stops the node gracefully.
+        signals.started();
+        signals.stop.cancelled().await;
         info!("stopping");
         grid.shutdown(Duration::from_secs(2)).await;
         Ok(())

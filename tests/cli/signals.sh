@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `gridmux node` stops gracefully on SIGTERM as on Ctrl-C: exit status 0,
-# and its peer sees a clean close. Every process stops by itself.
+# and its peer sees a clean close; SIGHUP too without TLS; a start that
+# blocks on its files still ends on SIGTERM. Every process stops by itself.
 set -euo pipefail
 bin=${1:-./target/release/gridmux}
 dir=$(mktemp -d)
@@ -31,4 +32,26 @@ wait "${pids[0]}" || status=$?
 [ "$status" = 0 ] || fail "SIGTERM: exit status $status"
 for _ in $(seq 50); do grep -q 'link down' "$dir/$b.log" && break; sleep 0.1; done
 grep 'link down' "$dir/$b.log" | grep -q 'Clean' || fail "the peer saw no clean close"
-echo "gridmux node: SIGTERM stops it cleanly"
+# SIGHUP stops a node without TLS cleanly too.
+c=127.0.0.1:$((base + 2))
+timeout --foreground 60 "$bin" node --listen "$c" --peers "$c" --secret-file "$dir/secret" \
+    2>"$dir/$c.log" &
+pids+=($!)
+for _ in $(seq 100); do grep -q 'node running' "$dir/$c.log" && break; sleep 0.1; done
+kill -HUP "${pids[-1]}"
+status=0
+wait "${pids[-1]}" || status=$?
+[ "$status" = 0 ] || fail "SIGHUP without TLS: exit status $status"
+# A start that blocks (the secret file a FIFO nobody writes) still ends on
+# SIGTERM, at once, with the signal's status (128 + 15).
+mkfifo "$dir/blocking-secret"
+d=127.0.0.1:$((base + 3))
+timeout --foreground 60 "$bin" node --listen "$d" --peers "$d" --secret-file "$dir/blocking-secret" \
+    2>"$dir/$d.log" &
+pids+=($!)
+sleep 0.5
+kill -TERM "${pids[-1]}"
+status=0
+wait "${pids[-1]}" || status=$?
+[ "$status" = 143 ] || fail "SIGTERM to a start that blocks: exit status $status"
+echo "gridmux node: SIGTERM and SIGHUP stop it cleanly, a blocked start too"

@@ -79,8 +79,17 @@ grep -q 'SIGHUP: TLS .* reloaded' "$dir/$c.log" || fail "no reload on SIGHUP"
 [ "$(calls pki2 pki2)" = hi ] || fail "call with the second CA after SIGHUP"
 if calls pki1 pki2 >/dev/null 2>&1; then fail "a client certificate of the first CA still got in"; fi
 if calls pki1 pki1 >/dev/null 2>&1; then fail "the first CA's client got in after SIGHUP"; fi
+# A reload that blocks (the key a FIFO nobody writes) holds up neither the
+# next SIGHUP (it is told to wait) nor stopping.
+rm "$dir/live/${c/:/_}.key"
+mkfifo "$dir/live/${c/:/_}.key"
+kill -HUP "${pids[-1]}"
+sleep 0.3
+kill -HUP "${pids[-1]}"
+for _ in $(seq 50); do grep -q 'reload has not ended' "$dir/$c.log" && break; sleep 0.1; done
+grep -q 'reload has not ended' "$dir/$c.log" || fail "no word of the stuck reload"
 kill -TERM "${pids[-1]}"
 status=0
 wait "${pids[-1]}" || status=$?
-[ "$status" = 0 ] || fail "the node did not stop cleanly after SIGHUP: status $status"
+[ "$status" = 0 ] || fail "the node did not stop cleanly with a reload stuck: status $status"
 echo "gridmux TLS: certs, mutual TLS between nodes, call, fetch, curl, and reload on SIGHUP"

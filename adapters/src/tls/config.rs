@@ -3,7 +3,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rustls::client::Resumption;
@@ -75,6 +76,8 @@ struct Inner {
     client_auth: ClientAuth,
     /// How often a node looks for changed files.
     watch: RwLock<Option<Duration>>,
+    /// Reloads begun so far.
+    reloads: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -83,14 +86,14 @@ struct Sides {
     client: Arc<ClientConfig>,
     /// A hash of the files' bytes these were built from.
     stamp: Option<u64>,
+    /// The reload that built these (0: the first load).
+    reload: u64,
 }
 
 struct Files {
     cert: PathBuf,
     key: PathBuf,
     ca: PathBuf,
-    /// Held while a reload reads and builds.
-    reloading: Mutex<()>,
 }
 
 impl fmt::Debug for TlsConfig {
@@ -117,6 +120,7 @@ impl TlsConfig {
             files: None,
             client_auth,
             watch: RwLock::new(None),
+            reloads: AtomicU64::new(0),
         })))
     }
 
@@ -131,7 +135,6 @@ impl TlsConfig {
             cert: cert_chain.as_ref().to_owned(),
             key: key.as_ref().to_owned(),
             ca: ca.as_ref().to_owned(),
-            reloading: Mutex::new(()),
         };
         let sides = files.build(client_auth)?;
         Ok(Self(Arc::new(Inner {
@@ -139,29 +142,34 @@ impl TlsConfig {
             files: Some(files),
             client_auth,
             watch: RwLock::new(Some(DEFAULT_WATCH)),
+            reloads: AtomicU64::new(0),
         })))
     }
 
     /// Reads the files again; connections made from now on use what they
     /// hold, connections already up keep their session. On an error the
     /// identity in use stays. An identity made from PEM text has nothing
-    /// to reload (`Ok`).
+    /// to reload (`Ok`). The files are read on the calling thread, and a
+    /// file may block (a FIFO, a hung mount): from async code, call it
+    /// on a thread of its own. A reload that blocks holds up no other.
     pub fn reload(&self) -> Result<(), TlsError> {
         let Some(files) = &self.0.files else {
             return Ok(());
         };
-        // One at a time (a signal's and the watcher's): the later one read
-        // the files later, and its identity is the one that stays.
-        let _one = files
-            .reloading
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let sides = files.build(self.0.client_auth)?;
-        *self
+        // Reloads may overlap (a signal's and the watcher's) and one may
+        // block on its files: none waits for another, and of those that
+        // finish, the one that began reading last is the one that stays.
+        let began = self.0.reloads.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut sides = files.build(self.0.client_auth)?;
+        sides.reload = began;
+        let mut current = self
             .0
             .current
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = sides;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.reload < began {
+            *current = sides;
+        }
         Ok(())
     }
 
@@ -323,5 +331,10 @@ fn build(
         server: Arc::new(server),
         client: Arc::new(client),
         stamp: None,
+        reload: 0,
     })
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

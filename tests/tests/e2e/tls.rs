@@ -403,8 +403,14 @@ async fn a_look_at_files_that_blocks_holds_no_worker(env: Env) {
             .unwrap();
         assert!(made.success(), "mkfifo");
     }
-    // Several looks: each opens its key and waits for a writer.
-    env.sleep(Duration::from_millis(200)).await;
+    // Each node's next look opens its key and waits for a writer, on a
+    // thread of its own (or, before, on one of the runtime's workers).
+    env.within(Duration::from_secs(5), async {
+        while threads_named("gridmux-tls-wat") < 2 {
+            env.sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
     let peer = c.peer(0, 1);
     let answered = env
         .maybe_within(Duration::from_secs(3), async {
@@ -430,4 +436,17 @@ async fn a_look_at_files_that_blocks_holds_no_worker(env: Env) {
     let answer = answered.expect("an answer while the looks wait");
     assert_eq!(&answer.unwrap()[..], b"still");
     env.within(Duration::from_secs(5), c.shutdown()).await;
+}
+
+/// Threads of this process named `name` (as Linux keeps it: 15 bytes).
+fn threads_named(name: &str) -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+        })
+        .count()
 }
