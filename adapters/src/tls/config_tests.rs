@@ -6,34 +6,8 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-
 use super::{ClientAuth, TlsConfig};
-
-/// A CA's certificate, and a certificate for 127.0.0.1 it signed with
-/// its key (PEM).
-struct Identity {
-    cert: String,
-    key: String,
-    ca: String,
-}
-
-fn identity() -> Identity {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    Identity {
-        cert: cert.pem(),
-        key: key.serialize_pem(),
-        ca: ca.pem(),
-    }
-}
+use crate::tls::test_identity::identity;
 
 /// Replaces `path` at once (written beside it, then renamed).
 fn put(path: &Path, text: &str) {

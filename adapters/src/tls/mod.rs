@@ -16,6 +16,8 @@
 
 mod config;
 mod socket;
+#[cfg(test)]
+mod test_identity;
 mod watch;
 
 pub use config::{ClientAuth, TlsConfig, TlsError};

@@ -6,31 +6,17 @@ use std::task::{ready, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 
 use super::{accept, connect, server_name, TlsSocket};
 use crate::runtime::Socket;
+use crate::tls::test_identity::identity;
 use crate::tls::{ClientAuth, TlsConfig};
 
 /// A CA and a certificate for 127.0.0.1 it signed, as one identity.
 fn loopback_identity() -> TlsConfig {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    let (leaf, key, ca) = (leaf.pem(), key.serialize_pem(), ca.pem());
-    TlsConfig::from_pem(
-        leaf.as_bytes(),
-        key.as_bytes(),
-        ca.as_bytes(),
-        ClientAuth::None,
-    )
-    .unwrap()
+    let id = identity();
+    let (cert, key, ca) = (id.cert.as_bytes(), id.key.as_bytes(), id.ca.as_bytes());
+    TlsConfig::from_pem(cert, key, ca, ClientAuth::None).unwrap()
 }
 
 /// A dialer's and an acceptor's session over loopback TCP.
