@@ -381,8 +381,8 @@ fn payload_len(b1: u8, buf: &[u8]) -> Option<(u64, usize)> {
 }
 
 /// The length on the wire (header and payload) of the frame whose header
-/// starts `buf`, once its header is whole; nothing is checked (the
-/// decoder does that). An adapter can size the frame's buffer from it
+/// starts `buf`, once the header's length field is whole (its mask key
+/// need not be); nothing is checked (the decoder does that). An adapter can size the frame's buffer from it
 /// before its payload arrives.
 ///
 /// ```
