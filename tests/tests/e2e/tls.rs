@@ -257,6 +257,25 @@ fn identity_files(dir: &Path, i: usize) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
+/// Two echo nodes whose identities (issued by `ca`) are files in a
+/// scratch directory of their own, looked at every `every`.
+fn watched_pair(env: &Env, what: &str, ca: &ThrowawayCa, every: Duration) -> (ScratchDir, Cluster) {
+    let dir = ScratchDir::new(what);
+    for i in 0..2 {
+        put_identity(&dir, i, &ca.issue(LOOPBACK));
+        dir.put(&format!("n{i}.ca"), &ca.pem());
+    }
+    let root = dir.0.clone();
+    let c = env.start(2, |i, b| {
+        let (cert, key, ca) = identity_files(&root, i);
+        let tls = TlsConfig::from_files(cert, key, ca, ClientAuth::None)
+            .unwrap()
+            .watch(Some(every));
+        b.handler(ECHO, |_, p| async move { Ok(p) }).tls(tls)
+    });
+    (dir, c)
+}
+
 /// Files replaced under running nodes: links up keep running (no failed
 /// exchange), and the next link is made with the new files. The proof
 /// that both reloaded: the acceptor's new certificate is signed by a new
@@ -264,19 +283,7 @@ fn identity_files(dir: &Path, i: usize) -> (PathBuf, PathBuf, PathBuf) {
 /// bundle alone trusts (the nodes link again).
 async fn certificates_rotate_while_traffic_flows(env: Env) {
     let (first, second) = (ThrowawayCa::new("first"), ThrowawayCa::new("second"));
-    let dir = ScratchDir::new("rotate");
-    for i in 0..2 {
-        put_identity(&dir, i, &first.issue(LOOPBACK));
-        dir.put(&format!("n{i}.ca"), &first.pem());
-    }
-    let root = dir.0.clone();
-    let c = env.start(2, |i, b| {
-        let (cert, key, ca) = identity_files(&root, i);
-        let tls = TlsConfig::from_files(cert, key, ca, ClientAuth::None)
-            .unwrap()
-            .watch(Some(Duration::from_millis(50)));
-        b.handler(ECHO, |_, p| async move { Ok(p) }).tls(tls)
-    });
+    let (dir, c) = watched_pair(&env, "rotate", &first, Duration::from_millis(50));
     links(&c).await;
     let dialer = usize::from(!should_dial(&c.names[0], &c.names[1]));
     let acceptor = 1 - dialer;
@@ -380,19 +387,7 @@ async fn a_dialer_refused_under_mutual_tls_learns_why(env: Env) {
 /// of the runtime's two workers), the nodes still answer and stop.
 async fn a_look_at_files_that_blocks_holds_no_worker(env: Env) {
     let ca = ThrowawayCa::new("fifo");
-    let dir = ScratchDir::new("fifo");
-    for i in 0..2 {
-        put_identity(&dir, i, &ca.issue(LOOPBACK));
-        dir.put(&format!("n{i}.ca"), &ca.pem());
-    }
-    let root = dir.0.clone();
-    let c = env.start(2, |i, b| {
-        let (cert, key, ca) = identity_files(&root, i);
-        let tls = TlsConfig::from_files(cert, key, ca, ClientAuth::None)
-            .unwrap()
-            .watch(Some(Duration::from_millis(20)));
-        b.handler(ECHO, |_, p| async move { Ok(p) }).tls(tls)
-    });
+    let (dir, c) = watched_pair(&env, "fifo", &ca, Duration::from_millis(20));
     links(&c).await;
     let keys: Vec<PathBuf> = (0..2).map(|i| dir.path(&format!("n{i}.key"))).collect();
     for key in &keys {
